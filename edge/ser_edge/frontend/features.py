@@ -31,9 +31,7 @@ def check_pcm(pcm: object, sample_rate: int, cfg: FrontendConfig, *, allow_empty
         hint = " (scale floats by 32768 and round, or read files with ser_edge.audio_io)"
         raise ValueError(f"audio must be int16 PCM, got {pcm.dtype} samples{hint}")
     if pcm.ndim != 1:
-        raise ValueError(
-            f"audio must be mono (a 1-D array), got shape {pcm.shape}; mix channels down first"
-        )
+        raise ValueError(f"audio must be mono (a 1-D array), got shape {pcm.shape}; mix channels down first")
     if sample_rate != cfg.sample_rate:
         raise ValueError(
             f"audio is {sample_rate} Hz but the front end expects {cfg.sample_rate} Hz; resample first"

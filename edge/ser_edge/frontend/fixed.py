@@ -15,7 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from .config import FrontendConfig
-from .tables import LOG_FRAC_BITS, LOG_TABLE_BITS, MEL_WEIGHT_BITS, POWER_SHIFT, Tables
+from .tables import (
+    LOG_FRAC_BITS,
+    LOG_TABLE_BITS,
+    MEL_WEIGHT_BITS,
+    NORM_BITS,
+    POWER_SHIFT,
+    SPECTRUM_SHIFT,
+    Tables,
+)
 
 Carrier = type[np.floating] | type[np.integer]
 
@@ -76,14 +84,14 @@ def msb(x: np.ndarray) -> np.ndarray:
 
 def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Block floating point: u = round(v * 2^s), s per frame so the peak of |u| is in
-    [2^14, 2^15].
+    [2^22, 2^23] (NORM_BITS).
 
     The exact windowed products are rounded only here, relative to each frame's own
     peak, so a quiet frame keeps the same FFT precision as a loud one; s is undone
     exactly in the log domain.
     """
     peak = np.abs(v).max(axis=1)
-    shift = np.where(peak > 0, 14 - msb(np.maximum(peak, 1)), 0)
+    shift = np.where(peak > 0, NORM_BITS - msb(np.maximum(peak, 1)), 0)
     if _is_float(v):
         v *= np.exp2(shift)[:, None]
         v += 0.5
@@ -94,17 +102,20 @@ def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_fft(u: np.ndarray, n_fft: int, t: Tables) -> tuple[np.ndarray, np.ndarray]:
-    """Real FFT of the zero-padded frames, doubled: 2X[k], X = sum u[n] e^{-2 pi i kn/N}.
+    """Real FFT of the zero-padded frames: Y[k] = 2X[k] / 2^SPECTRUM_SHIFT, where
+    X[k] = sum u[n] e^{-2 pi i kn/N}.
 
     The N real samples are packed into M = N/2 complex ones z[m] = u[2m] + i u[2m+1]
     (m = r2*n1 + n2, M = r1*r2) and transformed in two passes of small DFTs with Q15
-    coefficients, each followed by a rounding shift of 15:
+    coefficients, each followed by one rounding shift:
 
-        A[k1, n2] = sum_n1 z[r2*n1 + n2] W_r1^(n1*k1)
-        2X[k]     = sum_n2 A[k1, n2] alpha(n2, k) + conj(A[-k1, n2]) beta(n2, k)
+        A[k1, n2] = sum_n1 z[r2*n1 + n2] W_r1^(n1*k1)                       >> 15
+        Y[k]      = sum_n2 A[k1, n2] alpha(n2, k) + conj(A[-k1, n2]) beta(n2, k)
+                                                                      >> 15 + 8
 
     for k = k1 + r1*k2; the second pass folds in the twiddles and the split of the
-    packed transform into the real spectrum (tables._second_pass). |2X| < 2^25.
+    packed transform into the real spectrum (tables._second_pass). With |u| <= 2^23:
+    |A| < 2^28, accumulators < 2^50, |Y| < 2^25.
     """
     n_frames, r1, r2, half = u.shape[0], t.radix1, t.radix2, n_fft // 2
     dtype = u.dtype
@@ -117,17 +128,14 @@ def real_fft(u: np.ndarray, n_fft: int, t: Tables) -> tuple[np.ndarray, np.ndarr
     a = a.reshape(2, r1, n_frames, r2).transpose(1, 2, 0, 3).reshape(r1, n_frames, 2 * r2)
     x2 = np.matmul(a, t.pass2_direct_q15.astype(dtype))
     x2 += np.matmul(a[t.mirror], t.pass2_mirror_q15.astype(dtype))
-    x2 = shr_round(x2, 15).reshape(r1, n_frames, 2, r2 + 1)
+    x2 = shr_round(x2, 15 + SPECTRUM_SHIFT).reshape(r1, n_frames, 2, r2 + 1)
     x2 = x2.transpose(2, 1, 3, 0).reshape(2, n_frames, r1 * (r2 + 1))[:, :, : half + 1]
     return x2[0], x2[1]
 
 
-def mel_energies(xr2: np.ndarray, xi2: np.ndarray, t: Tables) -> np.ndarray:
-    """Mel band energies: (|X|^2 >> POWER_SHIFT) times Q10 weights, summed per band.
-
-    Takes the doubled spectrum 2X, so the shift is two more: |2X|^2 = 4|X|^2.
-    """
-    power = shr_floor(xr2 * xr2 + xi2 * xi2, POWER_SHIFT + 2)
+def mel_energies(yr: np.ndarray, yi: np.ndarray, t: Tables) -> np.ndarray:
+    """Mel band energies: (|Y|^2 >> POWER_SHIFT) times Q10 weights, summed per band."""
+    power = shr_floor(yr * yr + yi * yi, POWER_SHIFT)
     return np.matmul(power, t.mel_q10.astype(power.dtype))
 
 
@@ -153,11 +161,12 @@ def log2_q10(x: np.ndarray, t: Tables) -> np.ndarray:
 def log_mel(mel: np.ndarray, shift: np.ndarray, cfg: FrontendConfig, t: Tables) -> np.ndarray:
     """log2 of the mel energies of the unnormalised signal at full scale 1.0, Q10, floored.
 
-    The spectrum is 2^(45 + s) times the float spectrum of x/32768 (Q15 sample, Q15
-    pre-emphasis, Q15 window, normalisation shift s), so mel = E * 2^(90 + 2s -
-    POWER_SHIFT + MEL_WEIGHT_BITS) with E the float mel energy.
+    Y is 2^(46 + s - SPECTRUM_SHIFT) times the float spectrum of x/32768 (Q15 sample,
+    Q15 pre-emphasis, Q15 window, normalisation shift s, doubling), so mel = E *
+    2^(2 (46 - SPECTRUM_SHIFT + s) - POWER_SHIFT + MEL_WEIGHT_BITS), E the float energy.
     """
-    offset = (90 - POWER_SHIFT + MEL_WEIGHT_BITS + 2 * shift[:, None]) << LOG_FRAC_BITS
+    scale = 2 * (46 - SPECTRUM_SHIFT) - POWER_SHIFT + MEL_WEIGHT_BITS
+    offset = (scale + 2 * shift[:, None]) << LOG_FRAC_BITS
     return np.maximum(log2_q10(mel, t) - offset, cfg.log_floor << LOG_FRAC_BITS)
 
 

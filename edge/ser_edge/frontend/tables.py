@@ -18,6 +18,10 @@ Q15 = 1 << 15
 LOG_FRAC_BITS = 10
 #: Segments of the log2 mantissa table (linear interpolation between entries).
 LOG_TABLE_BITS = 6
+#: Normalised frames peak in [2^NORM_BITS, 2^(NORM_BITS+1)).
+NORM_BITS = 22
+#: The FFT's second pass rounds its output down by this many bits beyond Q15.
+SPECTRUM_SHIFT = 8
 #: The power spectrum is shifted right by this before the mel filterbank.
 POWER_SHIFT = 12
 #: Mel filter weights are Q10.
@@ -72,12 +76,8 @@ def _second_pass(r1: int, r2: int) -> tuple[np.ndarray, np.ndarray]:
     w = np.exp(-2j * np.pi * k / n)
     alpha, beta = rot * (1 - 1j * w), rot * (1 + 1j * w)
     ar, ai, br, bi = (_q15(v) for v in (alpha.real, alpha.imag, beta.real, beta.imag))
-    direct = np.concatenate(
-        [np.concatenate([ar, ai], axis=2), np.concatenate([-ai, ar], axis=2)], axis=1
-    )
-    mirror = np.concatenate(
-        [np.concatenate([br, bi], axis=2), np.concatenate([bi, -br], axis=2)], axis=1
-    )
+    direct = np.concatenate([np.concatenate([ar, ai], axis=2), np.concatenate([-ai, ar], axis=2)], axis=1)
+    mirror = np.concatenate([np.concatenate([br, bi], axis=2), np.concatenate([bi, -br], axis=2)], axis=1)
     return direct, mirror
 
 
@@ -148,11 +148,17 @@ def tables_for(cfg: FrontendConfig) -> Tables:
 
 def _check_bounds(cfg: FrontendConfig, t: Tables) -> None:
     """Refuse a config whose worst case would leave the exactly representable range."""
-    spectrum_max = cfg.window_samples * Q15  # |X_k| <= sum |u[n]| with |u[n]| <= 2^15
-    power_max = (2 * spectrum_max**2) >> POWER_SHIFT
-    mel_max = power_max * int(t.mel_q10.sum(axis=0).max())
-    if mel_max >= EXACT_LIMIT:
-        raise ValueError(
-            f"front-end config overflows the mel accumulator ({mel_max:.3g} >= 2^53): "
-            f"shorten window_samples or use more, narrower mel filters"
-        )
+    peak = 1 << (NORM_BITS + 1)  # |u[n]|
+    stages = {
+        "pass 1": 2 * t.radix1 * peak * Q15,
+        "pass 2": 4 * t.radix2 * (t.radix1 * peak * 3 // 2) * 2 * Q15,  # |A| <= r1 * peak * sqrt 2
+    }
+    spectrum_max = (2 * cfg.window_samples * peak) >> SPECTRUM_SHIFT  # |2X| / 2^SPECTRUM_SHIFT
+    stages["power"] = 2 * spectrum_max**2
+    stages["mel"] = (stages["power"] >> POWER_SHIFT) * int(t.mel_q10.sum(axis=0).max())
+    for stage, worst in stages.items():
+        if worst >= EXACT_LIMIT:
+            raise ValueError(
+                f"front-end config overflows the {stage} accumulator ({worst:.3g} >= 2^53): "
+                f"shorten window_samples or use more, narrower mel filters"
+            )

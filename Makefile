@@ -1,0 +1,28 @@
+# The two commands: `make demo` (the main job on the bundled samples) and `make test`.
+VENV := .venv
+STAMP := $(VENV)/.setup-done
+
+.PHONY: demo test bench lint format setup
+
+demo: $(STAMP)
+	$(VENV)/bin/ser-edge features deploy/samples/*.flac
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check edge training tests
+	$(VENV)/bin/ruff format --check edge training tests
+	$(VENV)/bin/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(VENV)/bin/ser-edge bench frontend
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edge training tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format edge training tests
+
+setup: $(STAMP)
+
+$(STAMP): deploy/dev/setup.sh deploy/dev/requirements-dev.txt edge/pyproject.toml training/pyproject.toml
+	deploy/dev/setup.sh
+	touch $@

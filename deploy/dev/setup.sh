@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prepare a machine for development and tests: the Debian packages the tests use
+# (installed only when missing) and the project venv .venv holding ser-edge and
+# ser-training editable, with the test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+APT_PACKAGES=(libsndfile1)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+echo "setup: installing ser-edge, ser-training and the test tools into .venv"
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e "edge[bench,serial]" -e training -r deploy/dev/requirements-dev.txt \
+  2>&1 | grep -v "is ignored" || true
+.venv/bin/python -c "import ser_edge, ser_training" # fail here, not in the tests, if the install broke

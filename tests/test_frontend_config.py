@@ -1,0 +1,72 @@
+"""The front-end config: validation, round trip and a hash that bundles can rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
+
+
+def test_default_hash_is_pinned() -> None:
+    # A change here means every model bundle made so far would be refused.
+    assert FrontendConfig().hash == "f2a44641c768"
+
+
+def test_hash_is_short_hex_and_changes_with_every_field() -> None:
+    base = FrontendConfig()
+    assert len(base.hash) == 12 and int(base.hash, 16) >= 0
+    changed = {
+        "sample_rate": 22050, "window_samples": 400, "hop_samples": 160, "n_fft": 1024,
+        "preemphasis": 0.95, "n_mels": 32, "fmin_hz": 20.0, "fmax_hz": 8000.0, "n_mfcc": 20,
+        "channels": ("logmel",), "log_floor": -30, "logmel_step_shift": 3,
+        "mfcc_step_shift": 2, "c0_step_shift": 1,
+    }  # fmt: skip
+    assert set(changed) == {f.name for f in dataclasses.fields(FrontendConfig)}
+    hashes = {dataclasses.replace(base, **{k: v}).hash for k, v in changed.items()}
+    assert len(hashes) == len(changed) and base.hash not in hashes
+
+
+def test_round_trip_through_dict() -> None:
+    cfg = FrontendConfig(channels=("logmel", "zcr"), n_mels=32)
+    again = FrontendConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.hash == cfg.hash
+
+
+def test_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULT_CONFIG.n_mels = 20  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_fft": 500}, "n_fft must be a power of two"),
+        ({"window_samples": 1024}, "window_samples (1024) must not exceed n_fft (512)"),
+        ({"hop_samples": 0}, "hop_samples must be positive"),
+        ({"n_mels": "40"}, "n_mels must be an integer"),
+        ({"fmax_hz": 9000.0}, "fmax_hz <= sample_rate/2"),
+        ({"n_mfcc": 50}, "n_mfcc (50) must not exceed n_mels (40)"),
+        ({"channels": ("mfcc", "pitch")}, "unknown channel(s) ['pitch']"),
+        ({"channels": ("mfcc", "mfcc")}, "channels must not repeat"),
+        ({"preemphasis": 1.5}, "preemphasis must be in [0, 1)"),
+        ({"log_floor": 3}, "log_floor must be between -40 and 0"),
+    ],
+)
+def test_invalid_values_are_named(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="invalid front-end config") as err:
+        FrontendConfig(**change)
+    assert message in str(err.value)
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown front-end config key.*n_mel\\b"):
+        FrontendConfig.from_dict({"n_mel": 40})
+
+
+def test_too_many_mels_for_the_fft_is_refused_when_tables_are_built() -> None:
+    from ser_edge.frontend.tables import tables_for
+
+    with pytest.raises(ValueError, match="cover no FFT bin"):
+        tables_for(FrontendConfig(n_mels=128, n_fft=256, window_samples=256, hop_samples=128))
