@@ -1,6 +1,9 @@
 # The two commands: `make demo` (the main job on the bundled samples) and `make test`.
 VENV := .venv
 STAMP := $(VENV)/.setup-done
+# Where the shared corpora live (RAVDESS, TESS, CREMA-D metadata); override on the command line.
+SER_DATASETS ?= $(abspath ../shared/datasets)
+export SER_DATASETS
 
 .PHONY: demo test bench lint format setup
 

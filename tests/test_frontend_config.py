@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
 
 
@@ -61,7 +60,7 @@ def test_invalid_values_are_named(change: dict, message: str) -> None:
 
 
 def test_unknown_key_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown front-end config key.*n_mel\\b"):
+    with pytest.raises(ValueError, match=r"unknown front-end config key.*n_mel\b"):
         FrontendConfig.from_dict({"n_mel": 40})
 
 

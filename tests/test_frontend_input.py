@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, StreamingFrontend, compute_features
-from ser_edge.frontend import compute_features_batch
+from ser_edge.frontend import (
+    DEFAULT_CONFIG,
+    FrontendConfig,
+    StreamingFrontend,
+    compute_features,
+    compute_features_batch,
+)
 
 ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
 SECOND = 16000

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, StreamingFrontend, compute_features, compute_features_batch
 
@@ -19,7 +20,7 @@ BATCH = compute_features(CLIP, cfg=ALL)
 def _stream(pcm: np.ndarray, cuts: list[int], cfg: FrontendConfig) -> np.ndarray:
     stream = StreamingFrontend(cfg)
     bounds = [0, *sorted(cuts), pcm.size]
-    parts = [stream.push(pcm[a:b]) for a, b in zip(bounds, bounds[1:])]
+    parts = [stream.push(pcm[a:b]) for a, b in pairwise(bounds)]
     return np.concatenate(parts)
 
 
@@ -58,5 +59,5 @@ def test_reset_starts_a_new_stream() -> None:
 
 def test_batch_equals_one_clip_at_a_time() -> None:
     clips = [read_audio(p) for p in SAMPLES]
-    for clip, out in zip(clips, compute_features_batch(clips, cfg=ALL)):
+    for clip, out in zip(clips, compute_features_batch(clips, cfg=ALL), strict=True):
         assert np.array_equal(out, compute_features(clip, cfg=ALL))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,10 @@ def bench_frontend(
     compute_features(clips[0], cfg.sample_rate, cfg)
 
     single_fixed, single_librosa = [], []
-    for pcm, y in zip(clips, floats):
+    for pcm, y in zip(clips, floats, strict=True):
         # Alternate the two so that machine noise falls on both alike.
-        single_fixed.append(_median_ms(lambda: compute_features(pcm, cfg.sample_rate, cfg), repeat))
-        single_librosa.append(_median_ms(lambda: mfcc(y), repeat))
+        single_fixed.append(_median_ms(partial(compute_features, pcm, cfg.sample_rate, cfg), repeat))
+        single_librosa.append(_median_ms(partial(mfcc, y), repeat))
     batch_fixed = _median_ms(lambda: compute_features_batch(clips, cfg.sample_rate, cfg), 5) / len(clips)
     batch_librosa = _median_ms(lambda: mfcc(stack), 5) / len(clips)
     return {

@@ -25,7 +25,7 @@ def _features(args: argparse.Namespace) -> int:
     print(f"front end {cfg.hash}: {cfg.window_ms:g} ms window, {cfg.hop_ms:g} ms hop, "
           f"{cfg.n_mels} mels -> {cfg.n_features} int8 columns {list(cfg.channels)}")  # fmt: skip
     print(f"{'file':<34} {'seconds':>7} {'frames':>6} {'c0 mean':>8} {'c0 max':>7}")
-    for path, pcm, f in zip(args.files, clips, feats):
+    for path, pcm, f in zip(args.files, clips, feats, strict=True):
         c0 = f[:, 0].astype(int) if f.size else np.zeros(1, int)
         print(f"{Path(path).name:<34} {pcm.size / cfg.sample_rate:7.2f} {f.shape[0]:6d} "
               f"{c0.mean():8.1f} {c0.max():7d}")  # fmt: skip

@@ -131,7 +131,7 @@ class FrontendConfig:
 def _problems(c: FrontendConfig):
     ints = ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels", "n_mfcc")
     shifts = ("logmel_step_shift", "mfcc_step_shift", "c0_step_shift")
-    for name in ints + ("log_floor",) + shifts:
+    for name in (*ints, "log_floor", *shifts):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int):
             yield f"{name} must be an integer, got {value!r}"

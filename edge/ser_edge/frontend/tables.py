@@ -129,7 +129,7 @@ def tables_for(cfg: FrontendConfig) -> Tables:
     direct, mirror = _second_pass(r1, r2)
     window = np.minimum(_q15(hann_window(cfg.window_samples)), Q15 - 1)
     tables = Tables(
-        preemphasis_q15=int(round(cfg.preemphasis * Q15)),
+        preemphasis_q15=round(cfg.preemphasis * Q15),
         window_q15=window,
         radix1=r1,
         radix2=r2,
@@ -140,7 +140,7 @@ def tables_for(cfg: FrontendConfig) -> Tables:
         mel_q10=mel_q10,
         log2_q16=np.round(np.log2(1.0 + np.arange(65) / 64.0) * (1 << 16)).astype(np.int64),
         dct_q15=_q15(dct_matrix(cfg.n_mfcc, cfg.n_mels)),
-        log2_window_q10=int(round(np.log2(cfg.window_samples) * (1 << LOG_FRAC_BITS))),
+        log2_window_q10=round(float(np.log2(cfg.window_samples)) * (1 << LOG_FRAC_BITS)),
     )
     _check_bounds(cfg, tables)
     return tables
