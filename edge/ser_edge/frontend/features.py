@@ -18,7 +18,7 @@ from .tables import tables_for
 DEFAULT_CONFIG = FrontendConfig()
 
 #: Frames processed per call of the core; bounds memory for long batches.
-_CHUNK_FRAMES = 4096
+_CHUNK_FRAMES = 256
 
 
 def check_pcm(pcm: object, sample_rate: int, cfg: FrontendConfig, *, allow_empty: bool = False) -> np.ndarray:

@@ -63,18 +63,16 @@ def matmul_shr(a: np.ndarray, b: np.ndarray, bits: int = 15) -> np.ndarray:
     return shr_round(np.matmul(a, b), bits)
 
 
-def preemphasise(frames: np.ndarray, prev: np.ndarray, t: Tables) -> np.ndarray:
-    """y = (x[n] << 15) - a * x[n-1], exact; Q15 of the sample, |y| < 2^31 (fits int32)."""
-    y = frames * (1 << 15)
-    y[:, 1:] -= frames[:, :-1] * t.preemphasis_q15
-    y[:, 0] -= prev * t.preemphasis_q15
-    return y
+def emphasise_and_window(frames: np.ndarray, prev: np.ndarray, t: Tables) -> np.ndarray:
+    """v[n] = ((x[n] << 15) - a x[n-1]) w[n], exact: pre-emphasis with a in Q15, then the
+    Q15 periodic Hann window; |v| < 2^46 (int64).
 
-
-def apply_window(y: np.ndarray, t: Tables) -> np.ndarray:
-    """v = y * w with w the Q15 periodic Hann window, exact; |v| < 2^46 (int64)."""
-    y *= t.window_q15
-    return y
+    Computed as x[n] (2^15 w[n]) - x[n-1] (a w[n]) to save passes over the frames.
+    """
+    v = frames * (t.window_q15 << 15)
+    v[:, 1:] -= frames[:, :-1] * (t.window_q15[1:] * t.preemphasis_q15)
+    v[:, 0] -= prev * (t.window_q15[0] * t.preemphasis_q15)
+    return v
 
 
 def msb(x: np.ndarray) -> np.ndarray:
@@ -127,7 +125,7 @@ def real_fft(u: np.ndarray, n_fft: int, t: Tables) -> tuple[np.ndarray, np.ndarr
     # Pass 2: per group k1, rows (frame), columns [re n2, im n2] -> [re k2, im k2].
     a = a.reshape(2, r1, n_frames, r2).transpose(1, 2, 0, 3).reshape(r1, n_frames, 2 * r2)
     x2 = np.matmul(a, t.pass2_direct_q15.astype(dtype))
-    x2 += np.matmul(a[t.mirror], t.pass2_mirror_q15.astype(dtype))
+    x2 += np.matmul(a, t.pass2_mirror_q15.astype(dtype))[t.mirror]
     x2 = shr_round(x2, 15 + SPECTRUM_SHIFT).reshape(r1, n_frames, 2, r2 + 1)
     x2 = x2.transpose(2, 1, 3, 0).reshape(2, n_frames, r1 * (r2 + 1))[:, :, : half + 1]
     return x2[0], x2[1]
@@ -195,7 +193,7 @@ def features_from_frames(
 ) -> np.ndarray:
     """int8 features of raw int16 frames (F, window); prev[f] is the sample before frame f."""
     x = frames.astype(carrier)
-    v = apply_window(preemphasise(x, prev.astype(carrier), t), t)
+    v = emphasise_and_window(x, prev.astype(carrier), t)
     u, shift = normalise(v)
     xr, xi = real_fft(u, cfg.n_fft, t)
     logmel = log_mel(mel_energies(xr, xi, t), shift, cfg, t)  # int64 Q10

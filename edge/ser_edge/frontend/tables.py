@@ -40,7 +40,7 @@ class Tables:
     radix2: int  # second-pass DFT size (n2 axis)
     pass1_q15: np.ndarray  # (2*radix1, 2*radix1) real block form of the radix1 DFT
     pass2_direct_q15: np.ndarray  # (radix1, 2*radix2, 2*(radix2+1)), see real_fft
-    pass2_mirror_q15: np.ndarray  # same shape, applied to the mirrored group
+    pass2_mirror_q15: np.ndarray  # same shape; entry j serves output group (-j) mod radix1
     mirror: np.ndarray  # (radix1,) (-k1) mod radix1
     mel_q10: np.ndarray  # (n_fft/2 + 1, n_mels)
     log2_q16: np.ndarray  # (2**LOG_TABLE_BITS + 1,) log2(1 + i/64) in Q16
@@ -135,7 +135,7 @@ def tables_for(cfg: FrontendConfig) -> Tables:
         radix2=r2,
         pass1_q15=_first_pass(r1),
         pass2_direct_q15=direct,
-        pass2_mirror_q15=mirror,
+        pass2_mirror_q15=mirror[(-np.arange(r1)) % r1],
         mirror=(-np.arange(r1)) % r1,
         mel_q10=mel_q10,
         log2_q16=np.round(np.log2(1.0 + np.arange(65) / 64.0) * (1 << 16)).astype(np.int64),
