@@ -12,6 +12,7 @@ import numpy as np
 from . import __version__
 from .audio_io import AudioFileError, read_audio
 from .frontend import DEFAULT_CONFIG, compute_features_batch
+from .memory import keep_freed_memory
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except (ValueError, OSError) as e:  # AudioFileError and bad input: one line, no traceback
