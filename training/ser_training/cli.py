@@ -1,0 +1,109 @@
+"""`ser-train`: parses arguments, runs the job, reports a user's mistake in one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ser_edge.memory import keep_freed_memory
+
+from .config import ConfigError, load_config
+from .corpora import Manifest, check_audio, counts, load_crema, load_folder, load_ravdess, load_tess
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    manifest = Manifest()
+    if args.ravdess:
+        manifest.extend(load_ravdess(args.ravdess))
+    if args.tess:
+        manifest.extend(load_tess(args.tess))
+    if args.crema:
+        manifest.extend(load_crema(args.crema, args.crema_meta, verify=args.verify))
+    for folder in args.folder or []:
+        manifest.extend(load_folder(folder))
+    if not (args.ravdess or args.tess or args.crema or args.folder):
+        raise ValueError("name at least one dataset: --ravdess, --tess, --crema or --folder")
+    manifest = check_audio(manifest)
+    if not manifest.clips:
+        raise ValueError("no usable clips found in the given folders")
+    for key in ("corpus", "label", "gender", "speaker"):
+        table = counts(manifest.clips, key)
+        print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in table.items()))
+    print(f"{len(manifest.clips)} usable clips; {len(manifest.problems)} problem(s)")
+    for problem in manifest.problems:
+        print(f"  problem: {problem}")
+    return 0
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from .metrics import format_report
+    from .pipeline import cross_validate, make_folds, prepare
+
+    cfg = load_config(args.config)
+    clips, bank = prepare(cfg, args.cache)
+    folds = make_folds(cfg, clips)
+    if args.folds:
+        folds = [folds[i - 1] for i in args.folds]
+    results = cross_validate(cfg, clips, bank, folds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cv.json").write_text(json.dumps(results, indent=1) + "\n")
+    for kind in ("float", "int8"):
+        print(f"pooled {kind}: " + format_report(results["pooled"][kind]))
+    print(f"results in {args.out / 'cv.json'}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .pipeline import prepare, train_and_export
+
+    cfg = load_config(args.config)
+    evaluation = json.loads(args.cv.read_text()) if args.cv else {"note": "no cross-validation given"}
+    clips, bank = prepare(cfg, args.cache)
+    manifest = train_and_export(cfg, clips, bank, args.out, evaluation)
+    print(json.dumps(manifest["verification"], indent=1))
+    print(f"bundle written to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser-train", description="Train and export ser-edge emotion models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="count clips per corpus, label, speaker and gender; list problems")
+    p.add_argument("--ravdess", type=Path, help="RAVDESS speech folder (Actor_*/...)")
+    p.add_argument("--tess", type=Path, help="TESS folder (<SPEAKER>_<emotion>/...)")
+    p.add_argument("--crema", type=Path, help="CREMA-D folder holding AudioWAV/")
+    p.add_argument("--crema-meta", type=Path, help="folder with VideoDemographics.csv (default: --crema)")
+    p.add_argument("--verify", action="store_true", help="check CREMA-D files against their SHA-256 list")
+    p.add_argument("--folder", type=Path, action="append", help="a folder of <label>/<file> recordings")
+    p.set_defaults(func=_datasets)
+
+    for name, func, text in (("cv", _cv, "speaker-independent cross-validation"),
+                             ("train", _train, "train the final model and export its bundle")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)"
+        )
+        p.add_argument("--out", type=Path, required=True, help="output folder")
+        p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder")
+        p.set_defaults(func=func)
+    cv = sub.choices["cv"]
+    cv.add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
+    sub.choices["train"].add_argument("--cv", type=Path, help="cv.json to record as the bundle's evaluation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    keep_freed_memory()
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"ser-train: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,162 @@
+"""Training configuration: one YAML file per model (training/configs/), read into frozen
+dataclasses. Unknown keys and wrong types are errors that name the key path."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ser_edge.frontend import FrontendConfig
+
+from .augment import AugmentConfig
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "ds_cnn"
+    """ds_cnn (the tiny default), cnn (the starting point's baseline) or cnn_lstm."""
+    filters: int = 48
+    """Channels of the convolutions (ds_cnn, cnn_lstm)."""
+    blocks: int = 4
+    """Depthwise-separable blocks (ds_cnn)."""
+    first_kernel: tuple[int, int] = (10, 4)
+    """First convolution's kernel over (frames, coefficients) (ds_cnn)."""
+    first_stride: tuple[int, int] = (2, 2)
+    lstm_units: int = 32
+    """cnn_lstm only."""
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    frames: int = 149
+    """Frames per scoring window (149 = 3 s at the default 20 ms hop)."""
+    hop: int = 50
+    """Frames between scoring windows of one utterance."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    ravdess: str = "${SER_DATASETS}/ravdess-16k"
+    """RAVDESS root: the evaluation corpus (speaker folds over its actors)."""
+    tess: str | None = "${SER_DATASETS}/tess"
+    crema: str | None = None
+    folder: str | None = None
+    """A user's own <label>/<file> recordings (training side only)."""
+    extra_training: tuple[str, ...] = ("tess",)
+    """Corpora added to the training side only."""
+    cache: str = ".cache/features"
+    """Where featurised clips are cached (relative to the working directory)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 0.002
+    early_stopping_patience: int = 15
+    reduce_lr_patience: int = 6
+    label_smoothing: float = 0.1
+    p_original: float = 0.25
+    """Chance that an epoch uses a clip's original instead of a rendering."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CvConfig:
+    folds: int = 5
+    validation_per_gender: int = 1
+    """Validation speakers of each gender carved from each fold's training speakers."""
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "ser-tiny"
+    version: str = "0.1.0"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cv: CvConfig = field(default_factory=CvConfig)
+
+
+def expand(path: str) -> Path:
+    """${VAR} and ~ in a configured path; an unset variable is an error naming it."""
+
+    def env(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"path {path!r} uses ${{{name}}}, which is not set")
+        return os.environ[name]
+
+    return Path(re.sub(r"\$\{(\w+)\}", env, path)).expanduser()
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        return _convert(value, next(o for o in options if o is not type(None)), where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(hint)
+        inner = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        if len(inner) != len(value):
+            raise ConfigError(f"{where}: expected {len(inner)} values, got {len(value)}")
+        return tuple(
+            _convert(v, h, f"{where}[{i}]") for i, (v, h) in enumerate(zip(value, inner, strict=True))
+        )
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: Any, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(
+            f"{where + '.' if where else ''}{unknown[0]}: unknown key (known: {', '.join(hints)})"
+        )
+    values = {k: _convert(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise ConfigError(f"{where or 'config'}: {e}") from None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    try:
+        return _build(Config, data, "")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

@@ -1,0 +1,123 @@
+"""From clips to int8 feature matrices (through the device's own front end) and from
+those to the fixed-length windows the models eat."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ser_edge.audio_io import read_audio
+from ser_edge.frontend import FrontendConfig, compute_features
+from ser_edge.scoring import utterance_windows
+from tqdm import tqdm
+
+from .augment import AugmentConfig, render
+from .corpora import EMOTIONS, Clip
+
+
+@dataclass
+class FeatureBank:
+    """int8 features of each clip (by path), and of its augmented renderings."""
+
+    originals: dict[Path, np.ndarray]
+    renderings: dict[Path, list[np.ndarray]]
+
+
+def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None]) -> tuple[np.ndarray, list[np.ndarray]]:
+    path, fe, aug = job
+    pcm = read_audio(path, fe.sample_rate)
+    extra = render(pcm, path.name, aug, fe.sample_rate) if aug and aug.renderings else []
+    return compute_features(pcm, cfg=fe), [compute_features(x, cfg=fe) for x in extra]
+
+
+def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+    return np.concatenate(arrays), lengths
+
+
+def _unpack(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return np.split(rows, np.cumsum(lengths)[:-1])
+
+
+def featurise(
+    clips: Sequence[Clip],
+    fe: FrontendConfig,
+    aug: AugmentConfig | None,
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    label: str = "featurising",
+) -> FeatureBank:
+    """Features of the clips (and their renderings when ``aug``), cached in cache_dir."""
+    paths = sorted({c.path for c in clips})
+    tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
+    digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    cache = cache_dir / f"{tag}-{digest}.npz" if cache_dir else None
+    if cache and cache.is_file():
+        data = np.load(cache)
+        originals = _unpack(data["rows"], data["lengths"])
+        per = int(data["per_clip"])
+        flat = _unpack(data["aug_rows"], data["aug_lengths"])
+        renderings = [flat[i * per : (i + 1) * per] for i in range(len(paths))]
+    else:
+        jobs = [(p, fe, aug) for p in paths]
+        if workers > 1:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                results = list(tqdm(pool.imap(_work, jobs, chunksize=8), total=len(jobs), desc=label))
+        else:
+            results = [_work(j) for j in tqdm(jobs, desc=label)]
+        originals = [r[0] for r in results]
+        renderings = [r[1] for r in results]
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            flat = [x for r in renderings for x in r] or [np.zeros((0, fe.n_features), np.int8)]
+            rows, lengths = _pack(originals)
+            aug_rows, aug_lengths = _pack(flat)
+            per = len(renderings[0]) if renderings else 0
+            np.savez(
+                cache, rows=rows, lengths=lengths, aug_rows=aug_rows, aug_lengths=aug_lengths, per_clip=per
+            )
+    return FeatureBank(dict(zip(paths, originals, strict=True)), dict(zip(paths, renderings, strict=True)))
+
+
+def label_index(clips: Sequence[Clip]) -> np.ndarray:
+    return np.array([EMOTIONS.index(c.label) for c in clips], dtype=np.int64)
+
+
+def crop(features: np.ndarray, window: int, start: int, pad: np.ndarray) -> np.ndarray:
+    if features.shape[0] < window:
+        filler = np.broadcast_to(pad, (window - features.shape[0], features.shape[1]))
+        return np.concatenate([features, filler])
+    return features[start : start + window]
+
+
+def training_windows(
+    clips: Sequence[Clip], bank: FeatureBank, window: int, pad: np.ndarray, rng: np.random.Generator,
+    p_original: float,
+) -> np.ndarray:  # fmt: skip
+    """One window per training clip for one epoch: the original or a random rendering,
+    cropped at a random start (the time shift)."""
+    out = np.empty((len(clips), window, pad.shape[0]), np.int8)
+    for i, clip in enumerate(clips):
+        extra = bank.renderings[clip.path]
+        use_original = not extra or rng.random() < p_original
+        source = bank.originals[clip.path] if use_original else extra[rng.integers(len(extra))]
+        start = int(rng.integers(max(source.shape[0] - window, 0) + 1))
+        out[i] = crop(source, window, start, pad)
+    return out
+
+
+def evaluation_windows(
+    clips: Sequence[Clip], bank: FeatureBank, window: int, hop: int, pad: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """All scoring windows of the original (never augmented) clips, and for each window
+    the index of its clip."""
+    parts, owners = [], []
+    for i, clip in enumerate(clips):
+        w = utterance_windows(bank.originals[clip.path], window, hop, pad)
+        parts.append(w)
+        owners.append(np.full(len(w), i))
+    return np.concatenate(parts), np.concatenate(owners)

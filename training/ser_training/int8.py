@@ -1,0 +1,113 @@
+"""Full-integer conversion, and running the result under TFLite and TFLite Micro."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ConversionError(RuntimeError):
+    """The converter's output is not the int8 model the device needs."""
+
+
+def anchor_range(windows: np.ndarray) -> np.ndarray:
+    """A copy of the first window holding -128 and 127, so calibration gives the input
+    tensor exactly the front end's int8 scale (1.0) and zero point (0)."""
+    anchor = windows[0].copy()
+    anchor[0, 0], anchor[-1, -1] = -128, 127
+    return np.concatenate([anchor[None], windows])
+
+
+def convert(model, representative: np.ndarray) -> bytes:
+    """int8-in, int8-out TFLite flatbuffer, names stripped, calibrated on training windows."""
+    import tensorflow as tf
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    samples = anchor_range(representative).astype(np.float32)
+
+    def dataset():
+        for x in samples:
+            yield [x[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    flat = flatbuffer_utils.convert_bytearray_to_object(converter.convert())
+    flatbuffer_utils.strip_strings(flat)
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
+    scale, zero = input_quantisation(data)
+    if (scale, zero) != (1.0, 0):
+        raise ConversionError(f"input quantisation is scale {scale}, zero point {zero}; need 1.0 and 0")
+    return data
+
+
+def _interpreter(model: bytes, reference: bool = False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    return interp
+
+
+def input_quantisation(model: bytes) -> tuple[float, int]:
+    scale, zero = _interpreter(model).get_input_details()[0]["quantization"]
+    return float(scale), int(zero)
+
+
+def ops(model: bytes) -> list[str]:
+    interp = _interpreter(model)
+    return sorted({op["op_name"] for op in interp._get_ops_details()})
+
+
+def tflite_outputs(model: bytes, windows: np.ndarray, reference: bool = False) -> np.ndarray:
+    """Raw int8 outputs, one row per window; state (LSTM) is reset before each."""
+    interp = _interpreter(model, reference)
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    rows = []
+    for w in windows:
+        interp.reset_all_variables()
+        interp.set_tensor(inp, w[None].astype(np.int8))
+        interp.invoke()
+        rows.append(interp.get_tensor(out)[0].copy())
+    return np.array(rows)
+
+
+def dequantise_scores(model: bytes, raw: np.ndarray) -> np.ndarray:
+    scale, zero = _interpreter(model).get_output_details()[0]["quantization"]
+    return (raw.astype(np.float64) - zero) * scale
+
+
+def tflm_outputs(model: bytes, windows: np.ndarray, arena: int) -> np.ndarray:
+    from tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+    rows = []
+    for w in windows:
+        interp.reset()
+        interp.set_input(w[None].astype(np.int8), 0)
+        interp.invoke()
+        rows.append(interp.get_output(0)[0].copy())
+    return np.array(rows)
+
+
+def tflm_min_arena(model: bytes, high: int = 1 << 20) -> int:
+    """Smallest TFLM arena (16-byte steps) that allocates the model's tensors."""
+    from tflite_micro import runtime
+
+    def fits(size: int) -> bool:
+        try:
+            runtime.Interpreter.from_bytes(model, arena_size=size)
+        except RuntimeError:
+            return False
+        return True
+
+    if not fits(high):
+        raise ConversionError(f"the model does not fit a {high}-byte TFLite Micro arena")
+    low = 0
+    while high - low > 16:
+        mid = (low + high) // 32 * 16
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return high

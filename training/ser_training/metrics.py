@@ -1,0 +1,64 @@
+"""Scores of an emotion classifier over utterances: pure functions of labels and predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .corpora import EMOTIONS
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(EMOTIONS)) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m
+
+
+def report(y_true: np.ndarray, y_pred: np.ndarray, speakers: Sequence[str]) -> dict:
+    """WA, UAR, macro-F1, confusion matrix, per-class precision/recall/F1, per-speaker accuracy.
+
+    UAR and macro-F1 average over the classes present in y_true.
+    """
+    m = confusion(y_true, y_pred)
+    support = m.sum(axis=1)
+    predicted = m.sum(axis=0)
+    tp = np.diag(m).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / support, np.nan)
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = support > 0
+    speakers_arr = np.asarray(speakers)
+    per_speaker = {
+        s: float(np.mean(y_true[speakers_arr == s] == y_pred[speakers_arr == s]))
+        for s in sorted(set(speakers))
+    }
+    return {
+        "n": len(y_true),
+        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else float("nan"),
+        "uar": float(np.nanmean(recall[present])),
+        "macro_f1": float(np.mean(f1[present])),
+        "confusion": m.tolist(),
+        "classes": {
+            EMOTIONS[i]: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }  # fmt: skip
+            for i in range(len(EMOTIONS))
+            if present[i]
+        },
+        "per_speaker": per_speaker,
+    }
+
+
+def format_report(r: dict) -> str:
+    lines = [f"accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  macro-F1 {r['macro_f1']:.3f}  (n={r['n']})"]
+    lines.append(f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
+    for name, c in r["classes"].items():
+        lines.append(f"{name:>10} {c['precision']:9.3f} {c['recall']:7.3f} {c['f1']:6.3f} {c['support']:5d}")
+    lines.append("per speaker: " + "  ".join(f"{s} {a:.2f}" for s, a in r["per_speaker"].items()))
+    return "\n".join(lines)

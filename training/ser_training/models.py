@@ -1,0 +1,68 @@
+"""The three model families, built from a ModelConfig.
+
+Every model takes a window of int8 front-end rows as float values (q, not dequantised),
+normalises them with per-column statistics of the training speakers, and ends in a
+softmax over the eight emotions. ``keras`` is a parameter: Keras 3 for training,
+tf_keras (legacy Keras 2) to export the LSTM, which only it converts to the fused int8
+UNIDIRECTIONAL_SEQUENCE_LSTM op.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from .config import ModelConfig
+from .corpora import EMOTIONS
+
+
+def _ds_cnn(k: ModuleType, x, m: ModelConfig):
+    L = k.layers
+    x = L.Reshape((*x.shape[1:], 1))(x)
+    x = L.Conv2D(m.filters, m.first_kernel, strides=m.first_stride, padding="same", use_bias=False)(x)
+    x = L.ReLU()(L.BatchNormalization()(x))
+    for _ in range(m.blocks):
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.Conv2D(m.filters, 1, use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.GlobalAveragePooling2D()(x)
+    return L.Dropout(m.dropout)(x)
+
+
+def _cnn(k: ModuleType, x, m: ModelConfig):
+    """The starting point's Conv1D network, as a baseline."""
+    L = k.layers
+    for filters, kernel in ((256, 5), (128, 3), (64, 3)):
+        x = L.Conv1D(filters, kernel, padding="same")(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.MaxPooling1D(2)(x)
+    x = L.Dense(1024, activation="relu")(L.Flatten()(x))
+    return L.Dropout(0.5)(x)
+
+
+def _cnn_lstm(k: ModuleType, x, m: ModelConfig):
+    L = k.layers
+    for _ in range(2):
+        x = L.Conv1D(m.filters, 5, padding="same", use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.MaxPooling1D(2)(x)
+    x = L.LSTM(m.lstm_units)(x)
+    return L.Dropout(m.dropout)(x)
+
+
+BUILDERS = {"ds_cnn": _ds_cnn, "cnn": _cnn, "cnn_lstm": _cnn_lstm}
+
+
+def build(
+    keras: ModuleType, m: ModelConfig, frames: int, columns: int, mean: np.ndarray, variance: np.ndarray,
+    batch_size: int | None = None,
+):  # fmt: skip
+    if m.kind not in BUILDERS:
+        raise ValueError(f"model.kind: unknown model {m.kind!r}; choose from {', '.join(BUILDERS)}")
+    inputs = keras.Input((frames, columns), batch_size=batch_size, name="features")
+    x = keras.layers.Normalization(mean=mean, variance=variance)(inputs)
+    x = BUILDERS[m.kind](keras, x, m)
+    outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name=m.kind)

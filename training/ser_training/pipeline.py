@@ -1,0 +1,139 @@
+"""The jobs behind `ser-train`: load the corpora, cross-validate by speaker, train the
+final model and export it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from ser_edge.scoring import silence_row
+
+from .config import Config, expand
+from .corpora import Clip, Manifest, check_audio, load_crema, load_folder, load_ravdess, load_tess
+from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
+from .export import exportable, write_bundle
+from .int8 import convert
+from .metrics import format_report, report
+from .splits import Fold, speaker_folds, split
+from .train import fit, int8_scorer, keras_scorer, utterance_scores
+
+EVAL_CORPUS = "ravdess"
+
+
+def load_corpora(cfg: Config, verify_crema: bool = False) -> Manifest:
+    """RAVDESS plus the configured extra training corpora, checked file by file."""
+    manifest = load_ravdess(expand(cfg.data.ravdess))
+    loaders = {
+        "tess": load_tess,
+        "crema": lambda p: load_crema(p, verify=verify_crema),
+        "folder": load_folder,
+    }
+    for name in cfg.data.extra_training:
+        root = getattr(cfg.data, name, None) if name in loaders else None
+        if root is None:
+            raise ValueError(f"data.extra_training: {name!r} has no configured folder (data.{name})")
+        manifest.extend(loaders[name](expand(root)))
+    return check_audio(manifest)
+
+
+def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: int = 300) -> np.ndarray:
+    """Calibration windows from training clips (originals, random crops)."""
+    rng = np.random.default_rng(cfg.train.seed)
+    chosen = [clips[i] for i in rng.choice(len(clips), size=min(n, len(clips)), replace=False)]
+    return training_windows(chosen, bank, cfg.window.frames, silence_row(cfg.frontend), rng, p_original=1.0)
+
+
+def _predictions(scores: np.ndarray) -> np.ndarray:
+    return scores.argmax(axis=1)
+
+
+def cross_validate(
+    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print
+) -> dict:
+    """Speaker-independent k-fold: float and int8 results per fold and pooled."""
+    per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
+    for fold in folds:
+        start = time.time()
+        sp = split(clips, fold, EVAL_CORPUS)
+        log(f"fold {fold.index + 1}/{len(folds)}: test {sorted(fold.test)}, validation {sorted(fold.validation)}, "
+            f"{len(sp.train)} training clips")  # fmt: skip
+        model, history = fit(cfg, sp.train, sp.validation, bank)
+        model_bytes = convert(exportable(model, cfg), _representative(cfg, sp.train, bank))
+        truth = label_index(sp.test)
+        speakers = [c.speaker for c in sp.test]
+        results = {}
+        for kind, scorer in (("float", keras_scorer(model)), ("int8", int8_scorer(model_bytes))):
+            predicted = _predictions(utterance_scores(scorer, sp.test, bank, cfg))
+            results[kind] = report(truth, predicted, speakers)
+            pooled[kind].append(predicted)
+        pooled["true"].append(truth)
+        pooled["speakers"] += speakers
+        per_fold.append({
+            "fold": fold.index, "test_speakers": sorted(fold.test), "validation_speakers": sorted(fold.validation),
+            "float": results["float"], "int8": results["int8"], "history": history,
+            "epochs": len(history["loss"]), "seconds": round(time.time() - start, 1),
+            "tflite_bytes": len(model_bytes), "parameters": int(model.count_params()),
+        })  # fmt: skip
+        log(f"fold {fold.index + 1}: int8 {format_report(results['int8']).splitlines()[0]}; "
+            f"float accuracy {results['float']['accuracy']:.3f}; {per_fold[-1]['seconds']:.0f} s")  # fmt: skip
+    truth = np.concatenate(pooled["true"])
+    return {
+        "protocol": protocol(cfg, folds),
+        "folds": per_fold,
+        "pooled": {
+            k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")
+        },
+    }
+
+
+def protocol(cfg: Config, folds: Sequence[Fold]) -> dict:
+    return {
+        "kind": f"{len(folds)}-fold speaker-independent cross-validation over {EVAL_CORPUS} actors",
+        "folds": [sorted(f.test) for f in folds],
+        "validation": "early stopping and checkpoint on speakers carved from each fold's training speakers",
+        "extra_training_corpora": list(cfg.data.extra_training),
+        "augmentation": asdict(cfg.augment),
+        "normalisation": "per-column mean/variance of the training speakers' frames",
+    }
+
+
+def prepare(cfg: Config, cache: Path | None, verify_crema: bool = False) -> tuple[list[Clip], FeatureBank]:
+    manifest = load_corpora(cfg, verify_crema)
+    for problem in manifest.problems:
+        print(f"skipped: {problem}")
+    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache)
+    return manifest.clips, bank
+
+
+def make_folds(cfg: Config, clips: Sequence[Clip]) -> list[Fold]:
+    return speaker_folds(clips, EVAL_CORPUS, cfg.cv.folds, cfg.cv.validation_per_gender, cfg.train.seed)
+
+
+def train_and_export(
+    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, out: Path, evaluation: dict
+) -> dict:
+    """The shipped model: all evaluation speakers but a validation pair, plus extra corpora."""
+    validation = make_folds(cfg, clips)[0].validation
+    final = Fold(-1, frozenset(), validation)
+    sp = split(clips, final, EVAL_CORPUS)
+    model, history = fit(cfg, sp.train, sp.validation, bank)
+    windows, _ = evaluation_windows(
+        sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend)
+    )
+    training = {
+        "corpora": sorted({c.corpus for c in sp.train}),
+        "speakers": sorted({c.speaker for c in sp.train}),
+        "validation_speakers": sorted(validation),
+        "clips": len(sp.train),
+        "epochs": len(history["loss"]),
+        "history": history,
+    }
+    manifest = write_bundle(
+        out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation
+    )
+    (out / "history.json").write_text(json.dumps(history) + "\n")
+    return manifest

@@ -1,0 +1,108 @@
+"""Fitting one model, and scoring utterances with it (float or int8) by the shared rule."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ser_edge.scoring import silence_row
+
+from .config import Config
+from .corpora import EMOTIONS, Clip
+from .dataset import FeatureBank, evaluation_windows, label_index, training_windows
+from .int8 import dequantise_scores, tflite_outputs
+from .models import build
+
+
+def normalisation(clips: Sequence[Clip], bank: FeatureBank) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and variance over the training clips' own frames only."""
+    rows = np.concatenate([bank.originals[c.path] for c in clips]).astype(np.float64)
+    return rows.mean(axis=0), np.maximum(rows.var(axis=0), 1e-6)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Inverse class frequency, 1.0 on average over the classes present."""
+    present = np.unique(labels)
+    counts = np.array([np.sum(labels == k) for k in present], dtype=float)
+    weights = counts.sum() / (len(present) * counts)
+    return {int(k): float(w) for k, w in zip(present, weights, strict=True)}
+
+
+def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 2):
+    """A Keras 3 model trained on ``train`` with early stopping and checkpointing on
+    ``validation``; returns (model, history)."""
+    import keras
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    frames, pad = cfg.window.frames, silence_row(cfg.frontend)
+    model = build(keras, cfg.model, frames, cfg.frontend.n_features, *normalisation(train, bank))
+    labels = label_index(train)
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)
+    rng = np.random.default_rng(cfg.train.seed)
+
+    class Epochs(keras.utils.PyDataset):
+        """A fresh rendering and crop of every training clip each epoch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = np.arange(len(train))
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return -(-len(train) // cfg.train.batch_size)
+
+        def on_epoch_end(self) -> None:
+            self.x = training_windows(train, bank, frames, pad, rng, cfg.train.p_original).astype(np.float32)
+            self.order = rng.permutation(len(train))
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * cfg.train.batch_size : (i + 1) * cfg.train.batch_size]
+            weights = np.array([class_w[labels[j]] for j in idx], dtype=np.float32)
+            return self.x[idx], onehot[labels[idx]], weights
+
+    class_w = class_weights(labels)
+    val_x, owners = evaluation_windows(validation, bank, frames, cfg.window.hop, pad)
+    val_y = onehot[label_index(validation)[owners]]
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        metrics=["accuracy"],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        best = str(Path(tmp) / "best.weights.h5")
+        callbacks = [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=cfg.train.reduce_lr_patience
+            ),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
+            keras.callbacks.ModelCheckpoint(
+                best, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+            ),
+        ]
+        history = model.fit(
+            Epochs(), validation_data=(val_x.astype(np.float32), val_y), epochs=cfg.train.epochs,
+            callbacks=callbacks, verbose=verbose,
+        )  # fmt: skip
+        model.load_weights(best)
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def utterance_scores(
+    score_windows: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip], bank: FeatureBank, cfg: Config
+) -> np.ndarray:
+    """(n_clips, 8) mean window scores, the same rule as the daemon's."""
+    windows, owners = evaluation_windows(
+        clips, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend)
+    )
+    scores = score_windows(windows)
+    return np.stack([scores[owners == i].mean(axis=0) for i in range(len(clips))])
+
+
+def keras_scorer(model) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda w: model.predict(w.astype(np.float32), batch_size=256, verbose=0)
+
+
+def int8_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda w: dequantise_scores(model_bytes, tflite_outputs(model_bytes, w))
