@@ -92,8 +92,8 @@ def cross_validate(
 
 def protocol(cfg: Config, folds: Sequence[Fold]) -> dict:
     return {
-        "kind": f"{len(folds)}-fold speaker-independent cross-validation over {EVAL_CORPUS} actors",
-        "folds": [sorted(f.test) for f in folds],
+        "kind": f"{cfg.cv.folds}-fold speaker-independent cross-validation over {EVAL_CORPUS} actors",
+        "folds_run": {f.index + 1: sorted(f.test) for f in folds},
         "validation": "early stopping and checkpoint on speakers carved from each fold's training speakers",
         "extra_training_corpora": list(cfg.data.extra_training),
         "augmentation": asdict(cfg.augment),

@@ -1,0 +1,48 @@
+"""Augmented renderings feed training windows only; evaluation sees originals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ser_training.augment import AugmentConfig, render
+from ser_training.corpora import Clip
+from ser_training.dataset import FeatureBank, evaluation_windows, training_windows
+
+from .conftest import SAMPLES
+
+PAD = np.zeros(13, np.int8)
+
+
+def _bank(clips: list[Clip]) -> FeatureBank:
+    originals = {c.path: np.zeros((200, 13), np.int8) for c in clips}  # originals are all 0
+    renderings = {c.path: [np.full((200, 13), 7, np.int8)] * 3 for c in clips}  # renderings all 7
+    return FeatureBank(originals, renderings)
+
+
+def test_evaluation_windows_never_contain_renderings() -> None:
+    clips = [Clip(Path(f"{i}.wav"), "sad", f"ravdess/{i}", "ravdess") for i in range(5)]
+    windows, owners = evaluation_windows(clips, _bank(clips), 149, 50, PAD)
+    assert (windows == 0).all() and sorted(set(owners)) == list(range(5))
+
+
+def test_training_windows_draw_renderings_and_originals() -> None:
+    clips = [Clip(Path(f"{i}.wav"), "sad", f"ravdess/{i}", "ravdess") for i in range(400)]
+    rng = np.random.default_rng(0)
+    windows = training_windows(clips, _bank(clips), 149, PAD, rng, p_original=0.25)
+    from_original = (windows == 0).all(axis=(1, 2))
+    assert 0.15 < from_original.mean() < 0.35 and ((windows == 7).all(axis=(1, 2)) | from_original).all()
+
+
+def test_renderings_are_seeded_and_differ_from_the_original() -> None:
+    from ser_edge.audio_io import read_audio
+
+    pcm = read_audio(SAMPLES[0])
+    cfg = AugmentConfig(renderings=2, p=1.0)
+    first, again = render(pcm, "x", cfg), render(pcm, "x", cfg)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], first[1])
+    assert all(r.dtype == np.int16 and abs(r.size - pcm.size) < 0.3 * pcm.size for r in first)
+    other = render(pcm, "y", cfg)
+    assert not np.array_equal(first[0], other[0])

@@ -1,0 +1,131 @@
+"""End to end on a few real clips: cross-validation, training, int8 export, and the
+bundle checked under TFLite and TFLite Micro. Small and short: the real training runs
+are in the docs, not in CI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_edge.frontend import DEFAULT_CONFIG
+
+ACTORS = ["01", "02", "03", "04", "05", "06", "07", "08"]
+
+
+@pytest.fixture(scope="module")
+def work(ravdess: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight actors, eight clips each (links to the real files), and a 2-epoch config."""
+    root = tmp_path_factory.mktemp("smoke")
+    for actor in ACTORS:
+        folder = root / "ravdess" / f"Actor_{actor}"
+        folder.mkdir(parents=True)
+        for clip in sorted((ravdess / f"Actor_{actor}").glob("*.flac"))[::7][:8]:
+            (folder / clip.name).symlink_to(clip)
+    (root / "smoke.yaml").write_text(
+        f"name: ser-smoke\nversion: 0.0.1\nmodel: {{kind: ds_cnn, filters: 16, blocks: 1}}\n"
+        f"data: {{ravdess: {root / 'ravdess'}, tess: null, extra_training: []}}\n"
+        "augment: {renderings: 1}\ntrain: {epochs: 2, batch_size: 16}\ncv: {folds: 2}\n"
+    )
+    return root
+
+
+def ser_train(*args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "ser_training", *args], capture_output=True, text=True, timeout=900
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def cv(work: Path) -> dict:
+    ser_train("cv", "--config", str(work / "smoke.yaml"), "--out", str(work / "cv"), "--cache", str(work / "cache"),
+              "--folds", "1")  # fmt: skip
+    return json.loads((work / "cv" / "cv.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bundle(work: Path, cv: dict) -> Path:
+    out = work / "bundle"
+    ser_train("train", "--config", str(work / "smoke.yaml"), "--out", str(out), "--cache", str(work / "cache"),
+              "--cv", str(work / "cv" / "cv.json"))  # fmt: skip
+    return out
+
+
+def test_cv_reports_float_and_int8_per_fold_and_pooled(cv: dict) -> None:
+    fold = cv["folds"][0]
+    assert len(fold["test_speakers"]) == 4 and not set(fold["test_speakers"]) & set(
+        fold["validation_speakers"]
+    )
+    for kind in ("float", "int8"):
+        r = fold[kind]
+        assert r["n"] == sum(r["classes"][c]["support"] for c in r["classes"]) > 0
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["uar"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
+        assert np.array(r["confusion"]).sum() == r["n"]
+        assert set(r["per_speaker"]) == set(fold["test_speakers"])
+    assert cv["pooled"]["int8"]["n"] == fold["int8"]["n"]
+    assert len(fold["history"]["loss"]) == 2
+
+
+def test_bundle_is_valid_and_verified(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = (bundle / "model.tflite").read_bytes()
+    assert manifest["model"]["sha256"] == hashlib.sha256(model).hexdigest()
+    assert manifest["frontend"]["hash"] == DEFAULT_CONFIG.hash
+    assert manifest["input"] == {"shape": [1, 149, 13], "dtype": "int8", "scale": 1.0, "zero_point": 0}
+    assert manifest["labels"] == [
+        "neutral",
+        "calm",
+        "happy",
+        "sad",
+        "angry",
+        "fearful",
+        "disgust",
+        "surprised",
+    ]
+    v = manifest["verification"]
+    assert (
+        v["tflm_equals_tflite_reference"]
+        and v["verified_windows"] > 0
+        and 1000 < v["tflm_arena_bytes"] < 1 << 20
+    )
+    assert "non-commercial" in manifest["licence"]
+    assert manifest["evaluation"]["protocol"]["kind"].startswith("2-fold speaker-independent")
+    assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["validation_speakers"])
+    source = (bundle / "model_data.c").read_text()
+    assert f"g_ser_model_len = {len(model)};" in source and source.count("0x") == len(model)
+
+
+def test_bundle_runs_under_tflite_and_tflite_micro(bundle: Path) -> None:
+    from tflite_micro import runtime
+
+    from ser_edge.audio_io import read_audio
+    from ser_edge.frontend import compute_features
+    from ser_edge.scoring import silence_row, utterance_windows
+    from ser_training.int8 import tflite_outputs
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = (bundle / "model.tflite").read_bytes()
+    sample = Path(__file__).resolve().parents[1] / "deploy" / "samples" / "03-01-05-02-01-01-07.flac"
+    windows = utterance_windows(compute_features(read_audio(sample)), 149, 50, silence_row(DEFAULT_CONFIG))
+    lite = tflite_outputs(model, windows, reference=True)
+    micro = runtime.Interpreter.from_bytes(model, arena_size=manifest["verification"]["tflm_arena_bytes"])
+    for window, expected in zip(windows, lite, strict=True):
+        micro.reset()
+        micro.set_input(window[None], 0)
+        micro.invoke()
+        assert np.array_equal(micro.get_output(0)[0], expected)
+
+
+def test_bad_config_is_one_line(work: Path) -> None:
+    bad = work / "bad.yaml"
+    bad.write_text("model: {kind: ds_cnn, filterz: 3}\n")
+    r = subprocess.run([sys.executable, "-m", "ser_training", "cv", "--config", str(bad), "--out", str(work / "x")],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and "model.filterz: unknown key" in r.stderr and "Traceback" not in r.stderr
