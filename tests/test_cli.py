@@ -13,9 +13,7 @@ from .conftest import SAMPLES
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ser_edge", *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "ser_edge", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_features_prints_a_summary_and_writes_int8_matrices(tmp_path: Path) -> None:
@@ -41,9 +39,7 @@ def test_unreadable_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_bench_frontend_prints_both_timings_and_their_ratio() -> None:
     r = run("bench", "frontend", str(SAMPLES[0]), str(SAMPLES[1]), "--repeat", "3")
     assert r.returncode == 0, r.stderr
-    one = re.search(
-        r"one clip per call\s+fixed-point\s+([\d.]+) ms.*?([\d.]+) ms\s+ratio ([\d.]+)x", r.stdout
-    )
+    one = re.search(r"one clip per call\s+fixed-point\s+([\d.]+) ms.*?([\d.]+) ms\s+ratio ([\d.]+)x", r.stdout)
     assert one, r.stdout
     fixed_ms, librosa_ms, ratio = map(float, one.groups())
     assert fixed_ms > 0 and librosa_ms > 0

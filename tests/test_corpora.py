@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ser_training.corpora import (
     EMOTIONS,
     check_audio,
@@ -97,9 +96,7 @@ def test_user_folder_and_its_mistakes(tmp_path: Path) -> None:
 
 
 def _ser_train(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ser_training", *args], capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "ser_training", *args], capture_output=True, text=True, timeout=600)
 
 
 def test_datasets_command_counts_and_reports(ravdess: Path, tmp_path: Path) -> None:

@@ -94,6 +94,4 @@ def test_clip_shorter_than_one_window_has_no_frames() -> None:
 def test_frame_count_follows_window_and_hop() -> None:
     cfg = DEFAULT_CONFIG
     for n in (cfg.window_samples, cfg.window_samples + cfg.hop_samples - 1, 3 * SECOND):
-        assert (
-            compute_features(np.ones(n, np.int16)).shape[0] == 1 + (n - cfg.window_samples) // cfg.hop_samples
-        )
+        assert compute_features(np.ones(n, np.int16)).shape[0] == 1 + (n - cfg.window_samples) // cfg.hop_samples

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from ser_training.corpora import Clip
 from ser_training.splits import speaker_folds, split
 
@@ -50,9 +49,7 @@ def test_no_speaker_on_both_sides_and_every_speaker_tested_once(speakers, k, ext
 @given(st.integers(1, 6), st.integers(0, 2**31))
 def test_folds_are_balanced_by_gender(per_gender: int, seed: int) -> None:
     k = 2
-    speakers = {f"m{i}": "male" for i in range(per_gender * k)} | {
-        f"f{i}": "female" for i in range(per_gender * k)
-    }
+    speakers = {f"m{i}": "male" for i in range(per_gender * k)} | {f"f{i}": "female" for i in range(per_gender * k)}
     folds = speaker_folds(_clips(speakers, 0), k=k, seed=seed)
     for fold in folds:
         assert sum(s.startswith("ravdess/m") for s in fold.test) == per_gender

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ser_edge.frontend import DEFAULT_CONFIG
 
 ACTORS = ["01", "02", "03", "04", "05", "06", "07", "08"]
@@ -36,9 +35,7 @@ def work(ravdess: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ser_train(*args: str) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "ser_training", *args], capture_output=True, text=True, timeout=900
-    )
+    r = subprocess.run([sys.executable, "-m", "ser_training", *args], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -60,9 +57,7 @@ def bundle(work: Path, cv: dict) -> Path:
 
 def test_cv_reports_float_and_int8_per_fold_and_pooled(cv: dict) -> None:
     fold = cv["folds"][0]
-    assert len(fold["test_speakers"]) == 4 and not set(fold["test_speakers"]) & set(
-        fold["validation_speakers"]
-    )
+    assert len(fold["test_speakers"]) == 4 and not set(fold["test_speakers"]) & set(fold["validation_speakers"])
     for kind in ("float", "int8"):
         r = fold[kind]
         assert r["n"] == sum(r["classes"][c]["support"] for c in r["classes"]) > 0
@@ -90,11 +85,7 @@ def test_bundle_is_valid_and_verified(bundle: Path) -> None:
         "surprised",
     ]
     v = manifest["verification"]
-    assert (
-        v["tflm_equals_tflite_reference"]
-        and v["verified_windows"] > 0
-        and 1000 < v["tflm_arena_bytes"] < 1 << 20
-    )
+    assert v["tflm_equals_tflite_reference"] and v["verified_windows"] > 0 and 1000 < v["tflm_arena_bytes"] < 1 << 20
     assert "non-commercial" in manifest["licence"]
     assert manifest["evaluation"]["protocol"]["kind"].startswith("2-fold speaker-independent")
     assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["validation_speakers"])
@@ -103,12 +94,11 @@ def test_bundle_is_valid_and_verified(bundle: Path) -> None:
 
 
 def test_bundle_runs_under_tflite_and_tflite_micro(bundle: Path) -> None:
-    from tflite_micro import runtime
-
     from ser_edge.audio_io import read_audio
     from ser_edge.frontend import compute_features
     from ser_edge.scoring import silence_row, utterance_windows
     from ser_training.int8 import tflite_outputs
+    from tflite_micro import runtime
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     model = (bundle / "model.tflite").read_bytes()

@@ -80,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bench)
     p = bench.add_parser("accuracy", help="fixed-point error against the float64 reference")
     p.add_argument("files", nargs="+", type=Path, help="real speech clips")
-    p.add_argument(
-        "--channels", nargs="+", default=["mfcc", "logmel", "zcr", "rms"], help="columns to measure"
-    )
+    p.add_argument("--channels", nargs="+", default=["mfcc", "logmel", "zcr", "rms"], help="columns to measure")
     p.set_defaults(func=_accuracy)
     return parser
 

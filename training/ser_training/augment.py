@@ -46,9 +46,7 @@ def _augmenter(cfg: AugmentConfig):
 
     return A.Compose(
         [
-            A.TimeStretch(
-                min_rate=cfg.stretch[0], max_rate=cfg.stretch[1], leave_length_unchanged=False, p=cfg.p
-            ),
+            A.TimeStretch(min_rate=cfg.stretch[0], max_rate=cfg.stretch[1], leave_length_unchanged=False, p=cfg.p),
             A.PitchShift(min_semitones=cfg.semitones[0], max_semitones=cfg.semitones[1], p=cfg.p),
             A.AddGaussianSNR(min_snr_db=cfg.snr_db[0], max_snr_db=cfg.snr_db[1], p=cfg.p),
             A.Gain(min_gain_db=cfg.gain_db[0], max_gain_db=cfg.gain_db[1], p=cfg.p),

@@ -70,9 +70,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ser-train", description="Train and export ser-edge emotion models."
-    )
+    parser = argparse.ArgumentParser(prog="ser-train", description="Train and export ser-edge emotion models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="count clips per corpus, label, speaker and gender; list problems")
@@ -87,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (("cv", _cv, "speaker-independent cross-validation"),
                              ("train", _train, "train the final model and export its bundle")):  # fmt: skip
         p = sub.add_parser(name, help=text)
-        p.add_argument(
-            "--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)"
-        )
+        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)")
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder")
         p.set_defaults(func=func)

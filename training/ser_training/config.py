@@ -119,9 +119,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         inner = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
         if len(inner) != len(value):
             raise ConfigError(f"{where}: expected {len(inner)} values, got {len(value)}")
-        return tuple(
-            _convert(v, h, f"{where}[{i}]") for i, (v, h) in enumerate(zip(value, inner, strict=True))
-        )
+        return tuple(_convert(v, h, f"{where}[{i}]") for i, (v, h) in enumerate(zip(value, inner, strict=True)))
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -139,9 +137,7 @@ def _build(cls: Any, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
-        raise ConfigError(
-            f"{where + '.' if where else ''}{unknown[0]}: unknown key (known: {', '.join(hints)})"
-        )
+        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key (known: {', '.join(hints)})")
     values = {k: _convert(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in data.items()}
     try:
         return cls(**values)

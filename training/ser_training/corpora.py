@@ -18,13 +18,24 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 
 _RAVDESS_EMOTION = dict(zip(("01", "02", "03", "04", "05", "06", "07", "08"), EMOTIONS, strict=True))
 _TESS_EMOTION = {
-    "angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
-    "neutral": "neutral", "sad": "sad", "ps": "surprised", "pleasant_surprise": "surprised",
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "ps": "surprised",
+    "pleasant_surprise": "surprised",
     "pleasant_surprised": "surprised",
-}  # fmt: skip
+}
 _CREMA_EMOTION = {
-    "ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad",
-}  # fmt: skip
+    "ANG": "angry",
+    "DIS": "disgust",
+    "FEA": "fearful",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
 
 
@@ -88,7 +99,7 @@ def load_ravdess(root: Path) -> Manifest:
                     gender="male" if int(actor) % 2 else "female",
                     intensity="strong" if intensity == "02" else "normal",
                     statement="dogs" if statement == "02" else "kids",
-                )  # fmt: skip
+                )
             )
     return out
 
@@ -166,7 +177,7 @@ def load_crema(root: Path, meta: Path | None = None, verify: bool = False) -> Ma
                     gender=genders[actor],
                     intensity=level,
                     statement=sentence,
-                )  # fmt: skip
+                )
             )
     return out
 

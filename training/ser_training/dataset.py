@@ -77,9 +77,7 @@ def featurise(
             rows, lengths = _pack(originals)
             aug_rows, aug_lengths = _pack(flat)
             per = len(renderings[0]) if renderings else 0
-            np.savez(
-                cache, rows=rows, lengths=lengths, aug_rows=aug_rows, aug_lengths=aug_lengths, per_clip=per
-            )
+            np.savez(cache, rows=rows, lengths=lengths, aug_rows=aug_rows, aug_lengths=aug_lengths, per_clip=per)
     return FeatureBank(dict(zip(paths, originals, strict=True)), dict(zip(paths, renderings, strict=True)))
 
 

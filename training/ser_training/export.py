@@ -87,9 +87,14 @@ def c_array(model_bytes: bytes, name: str = "g_ser_model") -> tuple[str, str]:
 
 
 def write_bundle(
-    out: Path, model, cfg: Config, representative: np.ndarray, check_windows: np.ndarray, training: dict,
+    out: Path,
+    model,
+    cfg: Config,
+    representative: np.ndarray,
+    check_windows: np.ndarray,
+    training: dict,
     evaluation: dict,
-) -> dict:  # fmt: skip
+) -> dict:
     """Convert, verify and write model.tflite, manifest.json and model_data.{h,c}."""
     model_bytes = convert(exportable(model, cfg), representative)
     checks = verify(model_bytes, check_windows)
@@ -110,19 +115,19 @@ def write_bundle(
             "dtype": "int8",
             "scale": scale,
             "zero_point": zero,
-        },  # fmt: skip
+        },
         "scoring": {
             "window_frames": cfg.window.frames,
             "hop_frames": cfg.window.hop,
             "rule": "mean of window scores; windows padded with silence rows",
-        },  # fmt: skip
+        },
         "model": {
             "kind": cfg.model.kind,
             "config": asdict(cfg.model),
             "parameters": int(model.count_params()),
             "tflite_bytes": len(model_bytes),
             "sha256": hashlib.sha256(model_bytes).hexdigest(),
-        },  # fmt: skip
+        },
         "verification": checks,
         "training": training,
         "evaluation": evaluation,

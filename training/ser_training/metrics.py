@@ -32,8 +32,7 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, speakers: Sequence[str]) -> d
     present = support > 0
     speakers_arr = np.asarray(speakers)
     per_speaker = {
-        s: float(np.mean(y_true[speakers_arr == s] == y_pred[speakers_arr == s]))
-        for s in sorted(set(speakers))
+        s: float(np.mean(y_true[speakers_arr == s] == y_pred[speakers_arr == s])) for s in sorted(set(speakers))
     }
     return {
         "n": len(y_true),
@@ -47,7 +46,7 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, speakers: Sequence[str]) -> d
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
                 "support": int(support[i]),
-            }  # fmt: skip
+            }
             for i in range(len(EMOTIONS))
             if present[i]
         },

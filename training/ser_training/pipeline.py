@@ -51,9 +51,7 @@ def _predictions(scores: np.ndarray) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-def cross_validate(
-    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print
-) -> dict:
+def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print) -> dict:
     """Speaker-independent k-fold: float and int8 results per fold and pooled."""
     per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
     for fold in folds:
@@ -84,9 +82,7 @@ def cross_validate(
     return {
         "protocol": protocol(cfg, folds),
         "folds": per_fold,
-        "pooled": {
-            k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")
-        },
+        "pooled": {k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")},
     }
 
 
@@ -113,17 +109,13 @@ def make_folds(cfg: Config, clips: Sequence[Clip]) -> list[Fold]:
     return speaker_folds(clips, EVAL_CORPUS, cfg.cv.folds, cfg.cv.validation_per_gender, cfg.train.seed)
 
 
-def train_and_export(
-    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, out: Path, evaluation: dict
-) -> dict:
+def train_and_export(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, out: Path, evaluation: dict) -> dict:
     """The shipped model: all evaluation speakers but a validation pair, plus extra corpora."""
     validation = make_folds(cfg, clips)[0].validation
     final = Fold(-1, frozenset(), validation)
     sp = split(clips, final, EVAL_CORPUS)
     model, history = fit(cfg, sp.train, sp.validation, bank)
-    windows, _ = evaluation_windows(
-        sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend)
-    )
+    windows, _ = evaluation_windows(sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
     training = {
         "corpora": sorted({c.corpus for c in sp.train}),
         "speakers": sorted({c.speaker for c in sp.train}),
@@ -132,8 +124,6 @@ def train_and_export(
         "epochs": len(history["loss"]),
         "history": history,
     }
-    manifest = write_bundle(
-        out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation
-    )
+    manifest = write_bundle(out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation)
     (out / "history.json").write_text(json.dumps(history) + "\n")
     return manifest

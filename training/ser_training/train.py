@@ -73,13 +73,9 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
     with tempfile.TemporaryDirectory() as tmp:
         best = str(Path(tmp) / "best.weights.h5")
         callbacks = [
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=cfg.train.reduce_lr_patience
-            ),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.train.reduce_lr_patience),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
-            keras.callbacks.ModelCheckpoint(
-                best, monitor="val_accuracy", save_best_only=True, save_weights_only=True
-            ),
+            keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True),
         ]
         history = model.fit(
             Epochs(), validation_data=(val_x.astype(np.float32), val_y), epochs=cfg.train.epochs,
@@ -93,9 +89,7 @@ def utterance_scores(
     score_windows: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip], bank: FeatureBank, cfg: Config
 ) -> np.ndarray:
     """(n_clips, 8) mean window scores, the same rule as the daemon's."""
-    windows, owners = evaluation_windows(
-        clips, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend)
-    )
+    windows, owners = evaluation_windows(clips, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
     scores = score_windows(windows)
     return np.stack([scores[owners == i].mean(axis=0) for i in range(len(clips))])
 

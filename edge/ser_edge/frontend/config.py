@@ -122,9 +122,7 @@ class FrontendConfig:
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit digest of the parameters and the algorithm version."""
-        payload = json.dumps(
-            {"algorithm": ALGORITHM_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":")
-        )
+        payload = json.dumps({"algorithm": ALGORITHM_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -33,9 +33,7 @@ def check_pcm(pcm: object, sample_rate: int, cfg: FrontendConfig, *, allow_empty
     if pcm.ndim != 1:
         raise ValueError(f"audio must be mono (a 1-D array), got shape {pcm.shape}; mix channels down first")
     if sample_rate != cfg.sample_rate:
-        raise ValueError(
-            f"audio is {sample_rate} Hz but the front end expects {cfg.sample_rate} Hz; resample first"
-        )
+        raise ValueError(f"audio is {sample_rate} Hz but the front end expects {cfg.sample_rate} Hz; resample first")
     if pcm.size == 0 and not allow_empty:
         raise ValueError("audio is empty (0 samples)")
     return pcm
@@ -63,9 +61,7 @@ def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig) -> np.ndarr
     return np.concatenate(parts)
 
 
-def compute_features(
-    pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG
-) -> np.ndarray:
+def compute_features(pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG) -> np.ndarray:
     """int8 features (frames x cfg.n_features) of one int16 mono clip.
 
     A clip shorter than one window gives zero frames; see edge/docs/frontend.md for

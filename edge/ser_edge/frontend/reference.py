@@ -14,9 +14,7 @@ from .features import DEFAULT_CONFIG, _frame, check_pcm
 from .tables import dct_matrix, hann_window, mel_filterbank
 
 
-def reference_features(
-    pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG
-) -> np.ndarray:
+def reference_features(pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG) -> np.ndarray:
     """float64 features (frames x n_features) in the units of ``dequantise``."""
     frames, prev = _frame(check_pcm(pcm, sample_rate, cfg), cfg)
     x = frames.astype(np.float64) / 32768.0
