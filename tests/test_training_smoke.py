@@ -49,9 +49,12 @@ def cv(work: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def bundle(work: Path, cv: dict) -> Path:
+    common = ["--cache", str(work / "cache")]
+    ser_train("train", "--config", str(work / "smoke.yaml"), "--out", str(work / "run"), *common)
     out = work / "bundle"
-    ser_train("train", "--config", str(work / "smoke.yaml"), "--out", str(out), "--cache", str(work / "cache"),
-              "--cv", str(work / "cv" / "cv.json"))  # fmt: skip
+    cv_json = str(work / "cv" / "cv.json")
+    r = ser_train("export", "--run", str(work / "run"), "--out", str(out), "--cv", cv_json, *common)
+    assert "TFLM arena" in r.stdout
     return out
 
 
@@ -111,6 +114,13 @@ def test_bundle_runs_under_tflite_and_tflite_micro(bundle: Path) -> None:
         micro.set_input(window[None], 0)
         micro.invoke()
         assert np.array_equal(micro.get_output(0)[0], expected)
+
+
+def test_evaluate_scores_the_bundle_on_held_out_actors(work: Path, bundle: Path, ravdess: Path) -> None:
+    r = ser_train("evaluate", str(bundle), "--ravdess", str(ravdess / "Actor_19"), "--json")
+    result = json.loads(r.stdout[r.stdout.index("{") :])
+    assert result["n"] == 60 and set(result["per_speaker"]) == {"ravdess/19"}
+    assert np.array(result["confusion"]).sum() == 60
 
 
 def test_bad_config_is_one_line(work: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def _datasets(args: argparse.Namespace) -> int:
 def _cv(args: argparse.Namespace) -> int:
     from .metrics import format_report
     from .pipeline import cross_validate, make_folds, prepare
+    from .plots import confusion_png, curves_png
 
     cfg = load_config(args.config)
     clips, bank = prepare(cfg, args.cache)
@@ -53,19 +55,53 @@ def _cv(args: argparse.Namespace) -> int:
     (args.out / "cv.json").write_text(json.dumps(results, indent=1) + "\n")
     for kind in ("float", "int8"):
         print(f"pooled {kind}: " + format_report(results["pooled"][kind]))
+        confusion_png(results["pooled"][kind]["confusion"], args.out / f"confusion_{kind}.png",
+                      f"{cfg.name}: pooled {kind} confusion, speaker-independent CV")  # fmt: skip
+    curves_png([f["history"] for f in results["folds"]], args.out / "learning_curves.png", f"{cfg.name}: CV folds")
     print(f"results in {args.out / 'cv.json'}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .pipeline import prepare, train_and_export
+    from .pipeline import prepare, train_final
 
     cfg = load_config(args.config)
+    clips, bank = prepare(cfg, args.cache)
+    training = train_final(cfg, clips, bank, args.out)
+    shutil.copy(args.config, args.out / "config.yaml")
+    print(f"trained on {training['clips']} clips of {len(training['speakers'])} speakers, "
+          f"{training['epochs']} epochs; model in {args.out}; next: ser-train export --run {args.out}")  # fmt: skip
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .pipeline import export_run, prepare
+
+    cfg = load_config(args.run / "config.yaml")
     evaluation = json.loads(args.cv.read_text()) if args.cv else {"note": "no cross-validation given"}
     clips, bank = prepare(cfg, args.cache)
-    manifest = train_and_export(cfg, clips, bank, args.out, evaluation)
-    print(json.dumps(manifest["verification"], indent=1))
-    print(f"bundle written to {args.out}")
+    manifest = export_run(cfg, clips, bank, args.run, args.out, evaluation)
+    v, m = manifest["verification"], manifest["model"]
+    print(f"{args.out}/model.tflite: {m['tflite_bytes']} bytes, {m['parameters']} parameters, "
+          f"TFLM arena {v['tflm_arena_bytes']} bytes, TFLM == TFLite reference on {v['verified_windows']} "
+          f"windows: {v['tflm_equals_tflite_reference']} (max diff {v['tflm_max_abs_diff_steps']} step)")  # fmt: skip
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_bundle
+    from .metrics import format_report
+
+    manifest = Manifest()
+    if args.ravdess:
+        manifest.extend(load_ravdess(args.ravdess))
+    for folder in args.folder or []:
+        manifest.extend(load_folder(folder))
+    clips = [c for c in check_audio(manifest).clips if not args.speakers or c.speaker in args.speakers]
+    if not clips:
+        raise ValueError("no clips to evaluate: give --ravdess and/or --folder (and matching --speakers)")
+    result = evaluate_bundle(args.bundle, clips)
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
 
@@ -83,15 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_datasets)
 
     for name, func, text in (("cv", _cv, "speaker-independent cross-validation"),
-                             ("train", _train, "train the final model and export its bundle")):  # fmt: skip
+                             ("train", _train, "train the model to ship (then: export)"),
+                             ("export", _export, "convert a trained run to a verified int8 bundle")):  # fmt: skip
         p = sub.add_parser(name, help=text)
-        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)")
+        if name == "export":
+            p.add_argument("--run", type=Path, required=True, help="folder written by `ser-train train`")
+            p.add_argument("--cv", type=Path, help="cv.json to record as the bundle's evaluation")
+        else:
+            p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)")
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder")
         p.set_defaults(func=func)
-    cv = sub.choices["cv"]
-    cv.add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
-    sub.choices["train"].add_argument("--cv", type=Path, help="cv.json to record as the bundle's evaluation")
+    sub.choices["cv"].add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
+
+    p = sub.add_parser("evaluate", help="score a bundle's int8 model on labelled clips (the daemon's rule)")
+    p.add_argument("bundle", type=Path, help="model bundle folder")
+    p.add_argument("--ravdess", type=Path, help="RAVDESS folder")
+    p.add_argument("--folder", type=Path, action="append", help="a folder of <label>/<file> recordings")
+    p.add_argument("--speakers", nargs="+", help="only these speakers, e.g. ravdess/03 ravdess/04")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(func=_evaluate)
     return parser
 
 

@@ -18,7 +18,7 @@ from .dataset import FeatureBank, evaluation_windows, featurise, label_index, tr
 from .export import exportable, write_bundle
 from .int8 import convert
 from .metrics import format_report, report
-from .splits import Fold, speaker_folds, split
+from .splits import Fold, Split, speaker_folds, split
 from .train import fit, int8_scorer, keras_scorer, utterance_scores
 
 EVAL_CORPUS = "ravdess"
@@ -109,21 +109,39 @@ def make_folds(cfg: Config, clips: Sequence[Clip]) -> list[Fold]:
     return speaker_folds(clips, EVAL_CORPUS, cfg.cv.folds, cfg.cv.validation_per_gender, cfg.train.seed)
 
 
-def train_and_export(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, out: Path, evaluation: dict) -> dict:
-    """The shipped model: all evaluation speakers but a validation pair, plus extra corpora."""
-    validation = make_folds(cfg, clips)[0].validation
-    final = Fold(-1, frozenset(), validation)
-    sp = split(clips, final, EVAL_CORPUS)
+def final_split(cfg: Config, clips: Sequence[Clip]) -> Split:
+    """The shipped model's data: every evaluation speaker but one validation pair, plus
+    the extra corpora."""
+    return split(clips, Fold(-1, frozenset(), make_folds(cfg, clips)[0].validation), EVAL_CORPUS)
+
+
+def train_final(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path) -> dict:
+    """Train the model to ship; save it with what export needs into ``run``."""
+    sp = final_split(cfg, clips)
     model, history = fit(cfg, sp.train, sp.validation, bank)
-    windows, _ = evaluation_windows(sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
+    run.mkdir(parents=True, exist_ok=True)
+    model.save(run / "model.keras")
     training = {
         "corpora": sorted({c.corpus for c in sp.train}),
         "speakers": sorted({c.speaker for c in sp.train}),
-        "validation_speakers": sorted(validation),
+        "validation_speakers": sorted({c.speaker for c in sp.validation}),
         "clips": len(sp.train),
         "epochs": len(history["loss"]),
         "history": history,
     }
-    manifest = write_bundle(out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation)
-    (out / "history.json").write_text(json.dumps(history) + "\n")
-    return manifest
+    (run / "training.json").write_text(json.dumps(training, indent=1) + "\n")
+    return training
+
+
+def export_run(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path, out: Path, evaluation: dict) -> dict:
+    """Convert a trained run to a verified bundle: calibrated on its training clips,
+    checked on its validation clips."""
+    import keras
+
+    if not (run / "model.keras").is_file():
+        raise FileNotFoundError(f"{run}: no trained model (model.keras); run `ser-train train` first")
+    model = keras.models.load_model(run / "model.keras")
+    training = json.loads((run / "training.json").read_text())
+    sp = final_split(cfg, clips)
+    windows, _ = evaluation_windows(sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
+    return write_bundle(out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation)

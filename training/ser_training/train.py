@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,11 +31,12 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {int(k): float(w) for k, w in zip(present, weights, strict=True)}
 
 
-def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 2):
+def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 0):
     """A Keras 3 model trained on ``train`` with early stopping and checkpointing on
     ``validation``; returns (model, history)."""
     import keras
 
+    Progress = _progress_callback()
     keras.utils.set_random_seed(cfg.train.seed)
     frames, pad = cfg.window.frames, silence_row(cfg.frontend)
     model = build(keras, cfg.model, frames, cfg.frontend.n_features, *normalisation(train, bank))
@@ -73,6 +75,7 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
     with tempfile.TemporaryDirectory() as tmp:
         best = str(Path(tmp) / "best.weights.h5")
         callbacks = [
+            Progress(cfg.train.epochs),
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.train.reduce_lr_patience),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
             keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True),
@@ -83,6 +86,32 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
         )  # fmt: skip
         model.load_weights(best)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _progress_callback():
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        """One line per epoch with the elapsed time and an ETA (early stopping may end sooner)."""
+
+        def __init__(self, epochs: int) -> None:
+            super().__init__()
+            self.epochs = epochs
+
+        def on_train_begin(self, logs=None) -> None:
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            done, elapsed = epoch + 1, time.time() - self.start
+            eta = elapsed / done * (self.epochs - done)
+            logs = logs or {}
+            print(
+                f"  epoch {done}/{self.epochs}: accuracy {logs.get('accuracy', 0):.3f}, "
+                f"val {logs.get('val_accuracy', 0):.3f}; {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+                flush=True,
+            )
+
+    return Progress
 
 
 def utterance_scores(
