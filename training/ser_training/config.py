@@ -70,6 +70,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     p_original: float = 0.25
     """Chance that an epoch uses a clip's original instead of a rendering."""
+    extra_per_epoch: int | None = 700
+    """Clips of the extra training corpora (TESS ...) drawn afresh for each epoch; None: all."""
     seed: int = 0
 
 

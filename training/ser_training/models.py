@@ -17,16 +17,23 @@ from .config import ModelConfig
 from .corpora import EMOTIONS
 
 
+def _bn(k: ModuleType):
+    """Batch norm whose moving statistics settle within an epoch or two: with ~50 steps
+    per epoch, Keras's default momentum (0.99) left them far from the batch statistics
+    and the first epochs' models predicted one class for everything."""
+    return k.layers.BatchNormalization(momentum=0.9)
+
+
 def _ds_cnn(k: ModuleType, x, m: ModelConfig):
     L = k.layers
     x = L.Reshape((*x.shape[1:], 1))(x)
     x = L.Conv2D(m.filters, m.first_kernel, strides=m.first_stride, padding="same", use_bias=False)(x)
-    x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.ReLU()(_bn(k)(x))
     for _ in range(m.blocks):
         x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(_bn(k)(x))
         x = L.Conv2D(m.filters, 1, use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(_bn(k)(x))
     x = L.GlobalAveragePooling2D()(x)
     return L.Dropout(m.dropout)(x)
 
@@ -36,7 +43,7 @@ def _cnn(k: ModuleType, x, m: ModelConfig):
     L = k.layers
     for filters, kernel in ((256, 5), (128, 3), (64, 3)):
         x = L.Conv1D(filters, kernel, padding="same")(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(_bn(k)(x))
         x = L.MaxPooling1D(2)(x)
     x = L.Dense(1024, activation="relu")(L.Flatten()(x))
     return L.Dropout(0.5)(x)
@@ -46,7 +53,7 @@ def _cnn_lstm(k: ModuleType, x, m: ModelConfig):
     L = k.layers
     for _ in range(2):
         x = L.Conv1D(m.filters, 5, padding="same", use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(_bn(k)(x))
         x = L.MaxPooling1D(2)(x)
     x = L.LSTM(m.lstm_units)(x)
     return L.Dropout(m.dropout)(x)

@@ -31,7 +31,7 @@ def _by_gender(speakers: dict[str, str | None], rng: np.random.Generator) -> lis
     groups: dict[str | None, list[str]] = {}
     for speaker, gender in sorted(speakers.items()):
         groups.setdefault(gender, []).append(speaker)
-    return [list(rng.permutation(g)) for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+    return [[str(s) for s in rng.permutation(g)] for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
 
 
 def speaker_folds(

@@ -23,11 +23,13 @@ def normalisation(clips: Sequence[Clip], bank: FeatureBank) -> tuple[np.ndarray,
     return rows.mean(axis=0), np.maximum(rows.var(axis=0), 1e-6)
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Inverse class frequency, 1.0 on average over the classes present."""
-    present = np.unique(labels)
-    counts = np.array([np.sum(labels == k) for k in present], dtype=float)
-    weights = counts.sum() / (len(present) * counts)
+def class_weights(labels: np.ndarray, extra: np.ndarray, extra_share: float) -> dict[int, float]:
+    """Inverse class frequency of an average epoch (all of ``labels``, ``extra_share`` of
+    ``extra``), 1.0 on average over the classes present."""
+    n = len(EMOTIONS)
+    counts = np.bincount(labels, minlength=n) + extra_share * np.bincount(extra, minlength=n)
+    present = np.flatnonzero(counts)
+    weights = counts[present].sum() / (len(present) * counts[present])
     return {int(k): float(w) for k, w in zip(present, weights, strict=True)}
 
 
@@ -40,31 +42,36 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
     keras.utils.set_random_seed(cfg.train.seed)
     frames, pad = cfg.window.frames, silence_row(cfg.frontend)
     model = build(keras, cfg.model, frames, cfg.frontend.n_features, *normalisation(train, bank))
-    labels = label_index(train)
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)
     rng = np.random.default_rng(cfg.train.seed)
+    main = [c for c in train if c.corpus == validation[0].corpus] if validation else list(train)
+    extra = [c for c in train if c.corpus != validation[0].corpus] if validation else []
+    n_extra = len(extra) if cfg.train.extra_per_epoch is None else min(cfg.train.extra_per_epoch, len(extra))
+    class_w = class_weights(label_index(main), label_index(extra), n_extra / max(len(extra), 1))
+    batch = cfg.train.batch_size
 
     class Epochs(keras.utils.PyDataset):
-        """A fresh rendering and crop of every training clip each epoch."""
+        """Every clip of the evaluation corpus plus a fresh draw of the extra corpora, each
+        as a new rendering and crop, every epoch."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.order = np.arange(len(train))
             self.on_epoch_end()
 
         def __len__(self) -> int:
-            return -(-len(train) // cfg.train.batch_size)
+            return -(-(len(main) + n_extra) // batch)
 
         def on_epoch_end(self) -> None:
-            self.x = training_windows(train, bank, frames, pad, rng, cfg.train.p_original).astype(np.float32)
-            self.order = rng.permutation(len(train))
+            drawn = [extra[i] for i in rng.choice(len(extra), n_extra, replace=False)] if n_extra else []
+            clips = rng.permutation(np.array(main + drawn, dtype=object))
+            self.y = label_index(clips)
+            self.w = np.array([class_w[k] for k in self.y], dtype=np.float32)
+            self.x = training_windows(clips, bank, frames, pad, rng, cfg.train.p_original).astype(np.float32)
 
         def __getitem__(self, i: int):
-            idx = self.order[i * cfg.train.batch_size : (i + 1) * cfg.train.batch_size]
-            weights = np.array([class_w[labels[j]] for j in idx], dtype=np.float32)
-            return self.x[idx], onehot[labels[idx]], weights
+            part = slice(i * batch, (i + 1) * batch)
+            return self.x[part], onehot[self.y[part]], self.w[part]
 
-    class_w = class_weights(labels)
     val_x, owners = evaluation_windows(validation, bank, frames, cfg.window.hop, pad)
     val_y = onehot[label_index(validation)[owners]]
     model.compile(
