@@ -47,10 +47,6 @@ def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: in
     return training_windows(chosen, bank, cfg.window.frames, silence_row(cfg.frontend), rng, p_original=1.0)
 
 
-def _predictions(scores: np.ndarray) -> np.ndarray:
-    return scores.argmax(axis=1)
-
-
 def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print) -> dict:
     """Speaker-independent k-fold: float and int8 results per fold and pooled."""
     per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
@@ -65,7 +61,7 @@ def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds:
         speakers = [c.speaker for c in sp.test]
         results = {}
         for kind, scorer in (("float", keras_scorer(model)), ("int8", int8_scorer(model_bytes))):
-            predicted = _predictions(utterance_scores(scorer, sp.test, bank, cfg))
+            predicted = utterance_scores(scorer, sp.test, bank, cfg).argmax(axis=1)
             results[kind] = report(truth, predicted, speakers)
             pooled[kind].append(predicted)
         pooled["true"].append(truth)

@@ -1,0 +1,55 @@
+"""Training YAML: every shipped config loads; mistakes name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ser_training.config import ConfigError, expand, load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.window.frames == cfg.frontend.n_frames(3 * cfg.frontend.sample_rate)  # 3 s windows
+    assert cfg.model.kind in ("ds_cnn", "cnn", "cnn_lstm")
+
+
+def test_the_default_is_the_tiny_model_with_tess() -> None:
+    cfg = load_config(next(p for p in CONFIGS if p.name == "tiny.yaml"))
+    assert cfg.model.kind == "ds_cnn" and cfg.data.extra_training == ("tess",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: {kind: ds_cnn, filterz: 3}", "model.filterz: unknown key"),
+        ("train: {epochs: many}", "train.epochs: expected int, got 'many'"),
+        ("window: [1, 2]", "window: expected a mapping"),
+        ("model: {first_kernel: [3]}", "model.first_kernel: expected 2 values, got 1"),
+        (
+            "frontend: {n_mels: 7, n_mfcc: 13}",
+            "frontend: invalid front-end config: n_mfcc (13) must not exceed n_mels (7)",
+        ),
+        ("augment: {snr_db: 5}", "augment.snr_db: expected a list"),
+        ("model: {kind: ds_cnn\n", "not valid YAML"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_file_and_unset_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+    monkeypatch.delenv("SER_NOWHERE", raising=False)
+    with pytest.raises(ConfigError, match=r"uses \$\{SER_NOWHERE\}, which is not set"):
+        expand("${SER_NOWHERE}/x")
+    monkeypatch.setenv("SER_NOWHERE", "/data")
+    assert expand("${SER_NOWHERE}/x") == Path("/data/x")
