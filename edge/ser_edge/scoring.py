@@ -28,11 +28,16 @@ def window_starts(n_frames: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def pad_to(features: np.ndarray, frames: int, pad: np.ndarray) -> np.ndarray:
+    """features extended with ``pad`` rows to at least ``frames`` rows."""
+    if features.shape[0] >= frames:
+        return features
+    return np.concatenate([features, np.broadcast_to(pad, (frames - features.shape[0], features.shape[1]))])
+
+
 def utterance_windows(features: np.ndarray, window: int, hop: int, pad: np.ndarray) -> np.ndarray:
     """(n_windows, window, columns) int8 windows of one utterance's features."""
-    if features.shape[0] < window:
-        filler = np.broadcast_to(pad, (window - features.shape[0], features.shape[1]))
-        features = np.concatenate([features, filler])
+    features = pad_to(features, window, pad)
     starts = window_starts(features.shape[0], window, hop)
     return np.stack([features[s : s + window] for s in starts])
 

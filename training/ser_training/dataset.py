@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
-from ser_edge.scoring import utterance_windows
+from ser_edge.scoring import pad_to, utterance_windows
 from tqdm import tqdm
 
 from .augment import AugmentConfig, render
@@ -85,13 +85,6 @@ def label_index(clips: Sequence[Clip]) -> np.ndarray:
     return np.array([EMOTIONS.index(c.label) for c in clips], dtype=np.int64)
 
 
-def crop(features: np.ndarray, window: int, start: int, pad: np.ndarray) -> np.ndarray:
-    if features.shape[0] < window:
-        filler = np.broadcast_to(pad, (window - features.shape[0], features.shape[1]))
-        return np.concatenate([features, filler])
-    return features[start : start + window]
-
-
 def training_windows(
     clips: Sequence[Clip], bank: FeatureBank, window: int, pad: np.ndarray, rng: np.random.Generator,
     p_original: float,
@@ -104,7 +97,7 @@ def training_windows(
         use_original = not extra or rng.random() < p_original
         source = bank.originals[clip.path] if use_original else extra[rng.integers(len(extra))]
         start = int(rng.integers(max(source.shape[0] - window, 0) + 1))
-        out[i] = crop(source, window, start, pad)
+        out[i] = pad_to(source[start : start + window], window, pad)
     return out
 
 

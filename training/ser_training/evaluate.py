@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from ser_edge.frontend import FrontendConfig
-from ser_edge.scoring import silence_row
+from ser_edge.scoring import silence_row, utterance_score
 
 from .corpora import EMOTIONS, Clip
 from .dataset import evaluation_windows, featurise, label_index
@@ -24,7 +24,7 @@ def evaluate_bundle(bundle: Path, clips: Sequence[Clip]) -> dict:
     bank = featurise(clips, fe, None, workers=1, label="featurising")
     windows, owners = evaluation_windows(clips, bank, scoring["window_frames"], scoring["hop_frames"], silence_row(fe))
     scores = dequantise_scores(model, tflite_outputs(model, windows))
-    utterance = np.stack([scores[owners == i].mean(axis=0) for i in range(len(clips))])
+    utterance = np.stack([utterance_score(scores[owners == i]) for i in range(len(clips))])
     labels = manifest["labels"]
     predicted = np.array([EMOTIONS.index(labels[i]) for i in utterance.argmax(axis=1)])
     return report(label_index(clips), predicted, [c.speaker for c in clips])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from ser_edge.scoring import silence_row
+from ser_edge.scoring import silence_row, utterance_score
 
 from .config import Config
 from .corpora import EMOTIONS, Clip
@@ -127,7 +127,7 @@ def utterance_scores(
     """(n_clips, 8) mean window scores, the same rule as the daemon's."""
     windows, owners = evaluation_windows(clips, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
     scores = score_windows(windows)
-    return np.stack([scores[owners == i].mean(axis=0) for i in range(len(clips))])
+    return np.stack([utterance_score(scores[owners == i]) for i in range(len(clips))])
 
 
 def keras_scorer(model) -> Callable[[np.ndarray], np.ndarray]:
