@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from ser_edge.audio_io import AudioFileError, read_audio
 
 from .conftest import SAMPLES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from ser_training.augment import AugmentConfig, render
 from ser_training.corpora import Clip
 from ser_training.dataset import FeatureBank, evaluation_windows, training_windows

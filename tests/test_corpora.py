@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from ser_training.corpora import (
     EMOTIONS,
     check_audio,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
 
 

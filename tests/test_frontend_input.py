@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ser_edge.frontend import (
     DEFAULT_CONFIG,
     FrontendConfig,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ser_training.corpora import Clip
 from ser_training.splits import speaker_folds, split
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ser_edge.frontend import DEFAULT_CONFIG
 
 ACTORS = ["01", "02", "03", "04", "05", "06", "07", "08"]
@@ -97,11 +98,12 @@ def test_bundle_is_valid_and_verified(bundle: Path) -> None:
 
 
 def test_bundle_runs_under_tflite_and_tflite_micro(bundle: Path) -> None:
+    from tflite_micro import runtime
+
     from ser_edge.audio_io import read_audio
     from ser_edge.frontend import compute_features
     from ser_edge.scoring import silence_row, utterance_windows
     from ser_training.int8 import tflite_outputs
-    from tflite_micro import runtime
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     model = (bundle / "model.tflite").read_bytes()

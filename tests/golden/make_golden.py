@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 

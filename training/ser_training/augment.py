@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+
 from ser_edge.audio_io import to_int16
 
 

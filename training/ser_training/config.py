@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from ser_edge.frontend import FrontendConfig
 
 from .augment import AugmentConfig

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 from ser_edge.scoring import pad_to, utterance_windows
-from tqdm import tqdm
 
 from .augment import AugmentConfig, render
 from .corpora import EMOTIONS, Clip

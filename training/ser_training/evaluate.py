@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from ser_edge.frontend import FrontendConfig
 from ser_edge.scoring import silence_row, utterance_score
 

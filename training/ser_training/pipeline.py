@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
 from ser_edge.scoring import silence_row
 
 from .config import Config, expand

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from ser_edge.scoring import silence_row, utterance_score
 
 from .config import Config
