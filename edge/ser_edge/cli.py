@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,8 +13,11 @@ import numpy as np
 
 from . import __version__
 from .audio_io import AudioFileError, read_audio
-from .frontend import DEFAULT_CONFIG, compute_features_batch
+from .frontend import DEFAULT_CONFIG, compute_features, compute_features_batch
 from .memory import keep_freed_memory
+
+#: The shipped model when running from a checkout; SER_BUNDLE overrides it.
+DEFAULT_BUNDLE = Path(os.environ.get("SER_BUNDLE", Path(__file__).resolve().parents[2] / "deploy/models/ser-tiny"))
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -38,6 +43,31 @@ def _features(args: argparse.Namespace) -> int:
           f"featurised in {feat_s * 1000:.0f} ms ({total / max(feat_s, 1e-9):.0f}x real time)")  # fmt: skip
     if args.out:
         print(f"int8 feature matrices written to {args.out}/")
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .model import EmotionModel
+
+    model = EmotionModel(load_bundle(args.bundle))
+    labels = model.bundle.labels
+    results = []
+    for path in args.files:
+        pcm = read_audio(path, model.bundle.frontend.sample_rate)
+        scores = model.utterance_scores(compute_features(pcm, cfg=model.bundle.frontend))
+        best = int(np.argmax(scores))
+        results.append({
+            "file": str(path), "emotion": labels[best], "confidence": round(float(scores[best]), 4),
+            "scores": {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)},
+            "seconds": round(pcm.size / model.bundle.frontend.sample_rate, 2),
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps({"model": f"{model.bundle.name} {model.bundle.version}", "results": results}, indent=1))
+        return 0
+    print(f"model {model.bundle.name} {model.bundle.version} ({args.bundle})")
+    for r in results:
+        print(f"{Path(r['file']).name:<34} {r['emotion']:<10} {r['confidence']:.2f}")
     return 0
 
 
@@ -70,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, help="WAV/FLAC/AIFF files, any rate and channels")
     p.add_argument("--out", type=Path, help="directory for one int8 .npy matrix per file")
     p.set_defaults(func=_features)
+
+    p = sub.add_parser("classify", help="the emotion of each audio file, through the device pipeline")
+    p.add_argument("files", nargs="+", type=Path, help="WAV/FLAC/AIFF files, any rate and channels")
+    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help=f"model bundle (default: {DEFAULT_BUNDLE})")
+    p.add_argument("--json", action="store_true", help="machine-readable output with all scores")
+    p.set_defaults(func=_classify)
 
     p = sub.add_parser("bench", help="print benchmark figures")
     bench = p.add_subparsers(dest="target", required=True)

@@ -1,0 +1,56 @@
+"""The model stage: int8 windows of front-end rows in, emotion scores out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+from .scoring import silence_row, utterance_score, utterance_windows
+
+
+def _interpreter_class():
+    """LiteRT where it exists; tflite-runtime on 32-bit Pi OS."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter
+
+
+class EmotionModel:
+    """Runs a bundle's int8 model with the shared scoring rule."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        try:
+            self._interp = _interpreter_class()(model_content=bundle.model)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise BundleError(f"{bundle.path}: the interpreter cannot load model.tflite ({e})") from None
+        inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+        expected = (1, bundle.window_frames, bundle.frontend.n_features)
+        if inp["dtype"] != np.int8 or tuple(inp["shape"]) != expected or inp["quantization"] != (1.0, 0):
+            raise BundleError(
+                f"{bundle.path}: model input is {inp['dtype'].__name__} {tuple(inp['shape'])} "
+                f"{inp['quantization']}; need int8 {expected} with scale 1, zero point 0"
+            )
+        if out["shape"][-1] != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: model has {out['shape'][-1]} outputs for {len(bundle.labels)} labels")
+        self._in, self._out = inp["index"], out["index"]
+        self._scale, self._zero = out["quantization"]
+        self._pad = silence_row(bundle.frontend)
+
+    def window_scores(self, windows: np.ndarray) -> np.ndarray:
+        """(n, labels) scores; recurrent state is reset before each window."""
+        raw = np.empty((len(windows), len(self.bundle.labels)), np.int8)
+        for i, window in enumerate(windows):
+            self._interp.reset_all_variables()
+            self._interp.set_tensor(self._in, window[None])
+            self._interp.invoke()
+            raw[i] = self._interp.get_tensor(self._out)[0]
+        return (raw.astype(np.float64) - self._zero) * self._scale
+
+    def utterance_scores(self, features: np.ndarray) -> np.ndarray:
+        """Scores of one utterance's int8 front-end rows: the mean over its windows."""
+        windows = utterance_windows(features, self.bundle.window_frames, self.bundle.hop_frames, self._pad)
+        return utterance_score(self.window_scores(windows))
