@@ -52,7 +52,7 @@ def test_corrupt_model_is_refused(copy: Path) -> None:
     data = bytearray((copy / "model.tflite").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy / "model.tflite").write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="SHA-256 .* does not match the manifest"):
+    with pytest.raises(BundleError, match=r"SHA-256 .* does not match the manifest"):
         load_bundle(copy)
 
 
@@ -62,7 +62,7 @@ def test_truncated_model_with_matching_sha_is_refused_by_the_interpreter(copy: P
     data = (copy / "model.tflite").read_bytes()[:200]
     (copy / "model.tflite").write_bytes(data)
     _edit(copy, lambda m: m["model"].update(sha256=hashlib.sha256(data).hexdigest()))
-    with pytest.raises(BundleError, match="cannot load model.tflite"):
+    with pytest.raises(BundleError, match=r"cannot load model\.tflite"):
         EmotionModel(load_bundle(copy))
 
 
