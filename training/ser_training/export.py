@@ -40,7 +40,7 @@ def exportable(model, cfg: Config):
 
 
 @contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """TFLite Micro prints every failed allocation to file descriptor 2."""
     saved = os.dup(2)
     with open(os.devnull, "wb") as null:
@@ -55,7 +55,7 @@ def _quiet_stderr() -> Iterator[None]:
 def verify(model_bytes: bytes, windows: np.ndarray) -> dict:
     """Run the int8 model under TFLite (reference kernels) and TFLite Micro; measure the
     minimum arena. Returns the figures; TFLM vs reference differences are counted."""
-    with _quiet_stderr():
+    with quiet_stderr():
         arena = tflm_min_arena(model_bytes)
     reference = tflite_outputs(model_bytes, windows, reference=True)
     micro = tflm_outputs(model_bytes, windows, arena)

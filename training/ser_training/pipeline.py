@@ -16,8 +16,8 @@ from ser_edge.scoring import silence_row
 from .config import Config, expand
 from .corpora import Clip, Manifest, check_audio, load_crema, load_folder, load_ravdess, load_tess
 from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
-from .export import exportable, write_bundle
-from .int8 import convert
+from .export import exportable, quiet_stderr, write_bundle
+from .int8 import convert, tflm_min_arena
 from .metrics import format_report, report
 from .splits import Fold, Split, speaker_folds, split
 from .train import fit, int8_scorer, keras_scorer, utterance_scores
@@ -51,6 +51,7 @@ def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: in
 def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print) -> dict:
     """Speaker-independent k-fold: float and int8 results per fold and pooled."""
     per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
+    size: dict = {}
     for fold in folds:
         start = time.time()
         sp = split(clips, fold, EVAL_CORPUS)
@@ -58,6 +59,11 @@ def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds:
             f"{len(sp.train)} training clips")  # fmt: skip
         model, history = fit(cfg, sp.train, sp.validation, bank)
         model_bytes = convert(exportable(model, cfg), _representative(cfg, sp.train, bank))
+        if not size:  # the same architecture in every fold: measure once
+            with quiet_stderr():
+                arena = tflm_min_arena(model_bytes)
+            size = {"parameters": int(model.count_params()), "tflite_bytes": len(model_bytes),
+                    "tflm_arena_bytes": arena}  # fmt: skip
         truth = label_index(sp.test)
         speakers = [c.speaker for c in sp.test]
         results = {}
@@ -78,6 +84,7 @@ def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds:
     truth = np.concatenate(pooled["true"])
     return {
         "protocol": protocol(cfg, folds),
+        "model": size,
         "folds": per_fold,
         "pooled": {k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")},
     }
