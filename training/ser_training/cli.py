@@ -105,6 +105,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from .metrics import cv_table
+
+    print(cv_table({path.parent.name: json.loads(path.read_text()) for path in args.results}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-train", description="Train and export ser-edge emotion models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", nargs="+", help="only these speakers, e.g. ravdess/03 ravdess/04")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("summary", help="markdown table of cross-validation results")
+    p.add_argument("results", nargs="+", type=Path, help="cv.json files (named by their folder)")
+    p.set_defaults(func=_summary)
     return parser
 
 

@@ -61,3 +61,21 @@ def format_report(r: dict) -> str:
         lines.append(f"{name:>10} {c['precision']:9.3f} {c['recall']:7.3f} {c['f1']:6.3f} {c['support']:5d}")
     lines.append("per speaker: " + "  ".join(f"{s} {a:.2f}" for s, a in r["per_speaker"].items()))
     return "\n".join(lines)
+
+
+def cv_table(results: dict[str, dict]) -> str:
+    """Markdown table of cross-validation results (name -> cv.json contents)."""
+    rows = [
+        "| model | params | int8 KB | arena KB | float acc | float UAR | int8 acc | int8 UAR | int8 F1 | int8 folds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        size = r.get("model", {})
+        fl, q = r["pooled"]["float"], r["pooled"]["int8"]
+        folds = " ".join(f"{f['int8']['accuracy']:.2f}" for f in r["folds"])
+        rows.append(
+            f"| {name} | {size.get('parameters', '?')} | {size.get('tflite_bytes', 0) / 1024:.1f} | "
+            f"{size.get('tflm_arena_bytes', 0) / 1024:.1f} | {fl['accuracy']:.3f} | {fl['uar']:.3f} | "
+            f"{q['accuracy']:.3f} | {q['uar']:.3f} | {q['macro_f1']:.3f} | {folds} |"
+        )
+    return "\n".join(rows)
