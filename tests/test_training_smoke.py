@@ -131,3 +131,11 @@ def test_bad_config_is_one_line(work: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "ser_training", "cv", "--config", str(bad), "--out", str(work / "x")],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 2 and "model.filterz: unknown key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_summary_table_lists_the_run(work: Path, cv: dict) -> None:
+    r = ser_train("summary", str(work / "cv" / "cv.json"))
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| cv |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1]) == cv["model"]["parameters"] > 0
+    assert float(cells[6]) == round(cv["pooled"]["int8"]["accuracy"], 3)
