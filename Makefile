@@ -9,6 +9,7 @@ export SER_DATASETS
 
 demo: $(STAMP)
 	$(VENV)/bin/ser-edge features deploy/samples/*.flac
+	$(VENV)/bin/ser-edge classify deploy/samples/*.flac --bundle deploy/models/ser-tiny
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check edge training tests
