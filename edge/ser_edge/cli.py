@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import numpy as np
 
 from . import __version__
 from .audio_io import AudioFileError, read_audio
+from .command import run
 from .frontend import DEFAULT_CONFIG, compute_features, compute_features_batch
-from .memory import keep_freed_memory
 
 #: The shipped model when running from a checkout; SER_BUNDLE overrides it.
 DEFAULT_BUNDLE = Path(os.environ.get("SER_BUNDLE", Path(__file__).resolve().parents[2] / "deploy/models/ser-tiny"))
@@ -122,10 +121,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    keep_freed_memory()
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as e:  # AudioFileError and bad input: one line, no traceback
-        print(f"ser-edge: error: {e}", file=sys.stderr)
-        return 2
+    # AudioFileError, BundleError and bad input are ValueErrors; unreadable paths OSErrors.
+    return run(build_parser(), argv, (ValueError, OSError))

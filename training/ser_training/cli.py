@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from ser_edge.memory import keep_freed_memory
+from ser_edge.command import run
 
 from .config import ConfigError, load_config
 from .corpora import Manifest, check_audio, counts, load_crema, load_folder, load_ravdess, load_tess
@@ -154,10 +153,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    keep_freed_memory()
-    try:
-        return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"ser-train: error: {e}", file=sys.stderr)
-        return 2
+    return run(build_parser(), argv, (ConfigError, ValueError, FileNotFoundError))

@@ -37,6 +37,10 @@ class ModelConfig:
     lstm_units: int = 32
     """cnn_lstm only."""
     dropout: float = 0.3
+    window_mean: bool = False
+    """Subtract each window's per-coefficient mean over time (cepstral mean normalisation
+    inside the model: MEAN and SUB ops), removing the speaker's and channel's average
+    spectral shape."""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ def build(
         raise ValueError(f"model.kind: unknown model {m.kind!r}; choose from {', '.join(BUILDERS)}")
     inputs = keras.Input((frames, columns), batch_size=batch_size, name="features")
     x = keras.layers.Normalization(mean=mean, variance=variance)(inputs)
+    if m.window_mean:
+        x = keras.layers.Subtract()([x, keras.layers.GlobalAveragePooling1D(keepdims=True)(x)])
     x = BUILDERS[m.kind](keras, x, m)
     outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name=m.kind)
