@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -94,20 +96,33 @@ def tflm_outputs(model: bytes, windows: np.ndarray, arena: int) -> np.ndarray:
 
 
 def tflm_min_arena(model: bytes, high: int = 1 << 20) -> int:
-    """Smallest TFLM arena (16-byte steps) that allocates the model's tensors."""
+    """TFLite Micro's own count of the arena the model uses ("Arena allocation total",
+    from print_allocations), confirmed by allocating exactly that much.
+
+    Probing smaller arenas is not safe: below a few kilobytes TFLite Micro crashes
+    instead of reporting the failure.
+    """
+    import re
+    import tempfile
+
     from tflite_micro import runtime
 
-    def fits(size: int) -> bool:
+    try:
+        interp = runtime.Interpreter.from_bytes(model, arena_size=high)
+    except RuntimeError:
+        raise ConversionError(f"the model does not fit a {high}-byte TFLite Micro arena") from None
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # TFLM prints to the C-level stderr
         try:
-            runtime.Interpreter.from_bytes(model, arena_size=size)
-        except RuntimeError:
-            return False
-        return True
-
-    if not fits(high):
-        raise ConversionError(f"the model does not fit a {high}-byte TFLite Micro arena")
-    low = 0
-    while high - low > 16:
-        mid = (low + high) // 32 * 16
-        low, high = (low, mid) if fits(mid) else (mid, high)
-    return high
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        found = re.search(rb"Arena allocation total (\d+) bytes", log.read())
+    if not found:
+        raise ConversionError("TFLite Micro did not report its arena allocation")
+    total = int(found.group(1))
+    runtime.Interpreter.from_bytes(model, arena_size=total)  # raises if the count were short
+    return total

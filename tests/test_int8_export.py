@@ -1,0 +1,60 @@
+"""Each model family converts to a full-int8 model that TFLite Micro runs like TFLite.
+
+Untrained weights are enough: this is about the converter and the interpreters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ser_training.config import Config, ModelConfig
+from ser_training.export import exportable, quiet_stderr, verify
+from ser_training.int8 import ConversionError, convert, input_quantisation
+from ser_training.models import build
+
+
+def _model(model: ModelConfig):
+    import keras
+
+    rng = np.random.default_rng(0)
+    windows = rng.integers(-128, 100, (40, 149, 13)).astype(np.int8)
+    flat = windows.reshape(-1, 13).astype(float)
+    net = build(keras, model, 149, 13, flat.mean(0), flat.var(0))
+    net.compile("adam", "categorical_crossentropy")
+    net.fit(windows.astype(np.float32), np.eye(8)[rng.integers(0, 8, 40)], epochs=1, verbose=0)  # moves BN stats
+    return net, windows
+
+
+@pytest.mark.parametrize(
+    ("model", "must_have"),
+    [
+        (ModelConfig(kind="ds_cnn", filters=16, blocks=2, window_mean=True), {"DEPTHWISE_CONV_2D", "MEAN", "SUB"}),
+        (ModelConfig(kind="cnn_lstm", filters=16, lstm_units=16), {"UNIDIRECTIONAL_SEQUENCE_LSTM"}),
+    ],
+    ids=["ds_cnn+window_mean", "cnn_lstm"],
+)
+def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_have: set[str]) -> None:
+    net, windows = _model(model)
+    data = convert(exportable(net, Config(model=model)), windows[:30])
+    assert input_quantisation(data) == (1.0, 0)
+    checks = verify(data, windows[30:])
+    assert must_have <= set(checks["ops"])
+    assert "SHAPE" not in checks["ops"]  # static shapes: batch size 1
+    assert checks["tflm_max_abs_diff_steps"] <= (1 if model.kind == "cnn_lstm" else 0)
+    assert 1000 < checks["tflm_arena_bytes"] < 200_000
+
+
+def test_arena_is_the_smallest_that_allocates() -> None:
+    from tflite_micro import runtime
+
+    from ser_training.int8 import tflm_min_arena
+
+    model = ModelConfig(kind="ds_cnn", filters=16, blocks=1)
+    net, windows = _model(model)
+    data = convert(exportable(net, Config(model=model)), windows[:20])
+    arena = tflm_min_arena(data)
+    runtime.Interpreter.from_bytes(data, arena_size=arena)
+    with quiet_stderr(), pytest.raises(RuntimeError, match="failed to allocate"):
+        runtime.Interpreter.from_bytes(data, arena_size=arena - 256)
+    with pytest.raises(ConversionError, match="does not fit a 8192-byte"), quiet_stderr():
+        tflm_min_arena(data, high=8192)
