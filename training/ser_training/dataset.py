@@ -52,7 +52,11 @@ def featurise(
     workers: int = 2,
     label: str = "featurising",
 ) -> FeatureBank:
-    """Features of the clips (and their renderings when ``aug``), cached in cache_dir."""
+    """Features of the clips (and their renderings when ``aug``), cached in cache_dir.
+
+    The cache is keyed by the clips' paths, the front-end hash and the augmentation
+    settings, not by file contents: delete it after editing audio files in place.
+    """
     paths = sorted({c.path for c in clips})
     tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
