@@ -34,7 +34,9 @@ def load_corpora(cfg: Config, verify_crema: bool = False) -> Manifest:
         "folder": load_folder,
     }
     for name in cfg.data.extra_training:
-        root = getattr(cfg.data, name, None) if name in loaders else None
+        if name not in loaders:
+            raise ValueError(f"data.extra_training: unknown corpus {name!r}; choose from {', '.join(loaders)}")
+        root = getattr(cfg.data, name)
         if root is None:
             raise ValueError(f"data.extra_training: {name!r} has no configured folder (data.{name})")
         manifest.extend(loaders[name](expand(root)))
