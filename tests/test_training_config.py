@@ -54,3 +54,16 @@ def test_missing_file_and_unset_variable(tmp_path: Path, monkeypatch: pytest.Mon
         expand("${SER_NOWHERE}/x")
     monkeypatch.setenv("SER_NOWHERE", "/data")
     assert expand("${SER_NOWHERE}/x") == Path("/data/x")
+
+
+def test_extra_corpus_must_be_known_and_configured(ravdess: Path) -> None:
+    from dataclasses import replace
+
+    from ser_training.config import Config, DataConfig
+    from ser_training.pipeline import load_corpora
+
+    base = DataConfig(ravdess=str(ravdess), tess=None)
+    with pytest.raises(ValueError, match="unknown corpus 'timit'"):
+        load_corpora(Config(data=replace(base, extra_training=("timit",))))
+    with pytest.raises(ValueError, match=r"'tess' has no configured folder \(data.tess\)"):
+        load_corpora(Config(data=replace(base, extra_training=("tess",))))
