@@ -40,7 +40,7 @@ def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_h
     checks = verify(data, windows[30:])
     assert must_have <= set(checks["ops"])
     assert "SHAPE" not in checks["ops"]  # static shapes: batch size 1
-    assert checks["tflm_max_abs_diff_steps"] <= (1 if model.kind == "cnn_lstm" else 0)
+    assert checks["tflm_max_abs_diff_steps"] <= 1
     assert 1000 < checks["tflm_arena_bytes"] < 200_000
 
 
