@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -13,10 +14,7 @@ import numpy as np
 from . import __version__
 from .audio_io import AudioFileError, read_audio
 from .command import run
-from .frontend import DEFAULT_CONFIG, compute_features, compute_features_batch
-
-#: The shipped model when running from a checkout; SER_BUNDLE overrides it.
-DEFAULT_BUNDLE = Path(os.environ.get("SER_BUNDLE", Path(__file__).resolve().parents[2] / "deploy/models/ser-tiny"))
+from .frontend import DEFAULT_CONFIG, compute_features_batch
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -48,25 +46,83 @@ def _features(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
     from .model import EmotionModel
+    from .pipeline import recognise_file
 
-    model = EmotionModel(load_bundle(args.bundle))
-    labels = model.bundle.labels
+    settings = _settings(args.config)
+    model = EmotionModel(load_bundle(args.bundle or settings.model.bundle))
     results = []
     for path in args.files:
-        pcm = read_audio(path, model.bundle.frontend.sample_rate)
-        scores = model.utterance_scores(compute_features(pcm, cfg=model.bundle.frontend))
-        best = int(np.argmax(scores))
-        results.append({
-            "file": str(path), "emotion": labels[best], "confidence": round(float(scores[best]), 4),
-            "scores": {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)},
-            "seconds": round(pcm.size / model.bundle.frontend.sample_rate, 2),
-        })  # fmt: skip
+        for r in recognise_file(path, model, settings.gate, settings.model.threshold):
+            u = r.utterance
+            results.append({
+                "file": str(path), "start_s": round(u.start, 2), "end_s": round(u.end, 2),
+                "emotion": r.emotion, "confidence": r.confidence, "scores": r.scores, "event": r.emitted,
+            })  # fmt: skip
+        if not any(r["file"] == str(path) for r in results):
+            results.append({"file": str(path), "emotion": None, "note": "no speech found"})
     if args.json:
         print(json.dumps({"model": f"{model.bundle.name} {model.bundle.version}", "results": results}, indent=1))
         return 0
-    print(f"model {model.bundle.name} {model.bundle.version} ({args.bundle})")
+    print(f"model {model.bundle.name} {model.bundle.version} ({model.bundle.path})")
     for r in results:
-        print(f"{Path(r['file']).name:<34} {r['emotion']:<10} {r['confidence']:.2f}")
+        name = Path(r["file"]).name
+        if r["emotion"] is None:
+            print(f"{name:<34} {'':>12} no speech found")
+            continue
+        below = "" if r["event"] else "  (below the threshold: no event)"
+        print(f"{name:<34} {r['start_s']:5.2f}-{r['end_s']:5.2f} s {r['emotion']:<10} {r['confidence']:.2f}{below}")
+    return 0
+
+
+def _settings(config: Path | None):
+    from .settings import Settings, load_settings
+
+    return load_settings(config) if config else Settings()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    settings = _settings(args.config)
+    journald = bool(os.environ.get("JOURNAL_STREAM"))  # journald stamps the time itself
+    stamp = "" if journald else "%(asctime)s "
+    logging.basicConfig(level=args.log_level.upper(), format=stamp + "%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ser_edge").info("ser-edge %s starting, config %s", __version__, args.config or "(defaults)")
+    return Daemon(settings, args.config).run()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .configfile import ConfigError
+    from .publisher import read_password
+
+    settings = _settings(args.file)
+    try:
+        bundle = load_bundle(settings.model.bundle)
+    except ValueError as e:
+        raise ConfigError(f"model.bundle: {e}") from None
+    read_password(settings.mqtt)
+    tls = settings.mqtt.tls
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, name) if tls else None
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"mqtt.tls.{name}: cannot read {path}")
+    s = settings
+    print(f"{args.file}: OK. device {s.device.id}, source {s.source.kind}, model {bundle.name} {bundle.version}, "
+          f"broker {s.mqtt.host}:{s.mqtt.port} (MQTT {s.mqtt.protocol}{', TLS' if tls else ''}), "
+          f"spool {s.spool.path}")  # fmt: skip
+    return 0
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from .sources import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for index, name, channels in devices:
+        print(f"{index:3d}  {name}  ({channels} channel{'s' if channels > 1 else ''})")
     return 0
 
 
@@ -100,11 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="directory for one int8 .npy matrix per file")
     p.set_defaults(func=_features)
 
-    p = sub.add_parser("classify", help="the emotion of each audio file, through the device pipeline")
+    p = sub.add_parser("classify", help="the emotion of each utterance in audio files, through the device pipeline")
     p.add_argument("files", nargs="+", type=Path, help="WAV/FLAC/AIFF files, any rate and channels")
-    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help=f"model bundle (default: {DEFAULT_BUNDLE})")
+    p.add_argument("--bundle", type=Path, help="model bundle (default: the config's, else the shipped model)")
+    p.add_argument("--config", type=Path, help="daemon config whose gate and threshold to use")
     p.add_argument("--json", action="store_true", help="machine-readable output with all scores")
     p.set_defaults(func=_classify)
+
+    p = sub.add_parser("run", help="the daemon: listen, recognise, publish to MQTT")
+    p.add_argument("--config", type=Path, help="YAML config (see deploy/config/config.example.yaml)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("check-config", help="validate a daemon config file (exit 78 if it is invalid)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("devices", help="list the audio input devices")
+    p.set_defaults(func=_devices)
 
     p = sub.add_parser("bench", help="print benchmark figures")
     bench = p.add_subparsers(dest="target", required=True)
@@ -121,5 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .configfile import ConfigError
+
     # AudioFileError, BundleError and bad input are ValueErrors; unreadable paths OSErrors.
-    return run(build_parser(), argv, (ValueError, OSError))
+    return run(build_parser(), argv, (ValueError, OSError), (ConfigError,))

@@ -1,0 +1,236 @@
+"""The long-running process: wires the stages and runs them until told to stop.
+
+    source --(capture thread, bounded queue)--> gate -> recognise -> spool -> publisher
+
+The main thread runs the processing loop, so a hang there stops the systemd watchdog
+pings. SIGTERM/SIGINT: the open utterance is finished, the spool gets a few seconds to
+drain, ``offline`` is published, exit 0. SIGHUP: the config and the model bundle are
+re-read and validated together; on any problem the running ones stay and the log says
+why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+from .bundle import BundleError, load_bundle
+from .configfile import ConfigError
+from .decision import recognise
+from .discovery import discovery_payload
+from .events import event_payload, iso_utc
+from .model import EmotionModel
+from .notify import Notifier
+from .publisher import Publisher
+from .settings import Settings, load_settings
+from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
+from .spool import Spool
+from .stats import Stats
+from .vad import FRAME_SAMPLES, Gate, Utterance
+
+log = logging.getLogger(__name__)
+
+#: Sections a SIGHUP cannot change in a running process (they need a restart).
+RESTART_SECTIONS = ("device", "source", "mqtt", "spool")
+_END = object()  # the replay is over
+
+
+def load_model(settings: Settings) -> EmotionModel:
+    return EmotionModel(load_bundle(settings.model.bundle))
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: Path | None = None, notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.model = load_model(settings)
+        self.gate = Gate(settings.gate)
+        self.watch = FlatInputWatch(settings.source.dead_after_s)
+        self.stats = Stats()
+        self.spool = Spool(settings.spool.path, settings.spool.max_events)
+        self.publisher = Publisher(settings.mqtt, settings.device, self.spool)
+        self.publisher.set_discovery(self._discovery())
+        chunks = max(1, round(settings.source.queue_s * 1000 / settings.source.chunk_ms))
+        self._chunks: queue.Queue = queue.Queue(maxsize=chunks)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._last_event = "none yet"
+
+    def _discovery(self) -> str:
+        b = self.model.bundle
+        return discovery_payload(
+            self.settings.device.id, self.settings.device.name, self.publisher.topics, b.labels, f"{b.name} {b.version}"
+        )
+
+    # -- capture ------------------------------------------------------------------------
+
+    def _open_source(self):
+        s = self.settings.source
+        return ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
+
+    def _capture(self, source) -> None:
+        live = not (isinstance(source, ReplaySource) and not self.settings.source.realtime)
+        try:
+            for chunk in source:
+                if self._stop.is_set():
+                    break
+                if not live:  # a fast replay waits for the pipeline; live audio cannot
+                    self._chunks.put(chunk)
+                    continue
+                try:
+                    self._chunks.put_nowait(chunk)
+                except queue.Full:
+                    self.stats.dropped_frames += chunk.pcm.size // FRAME_SAMPLES
+            if isinstance(source, ReplaySource):
+                self.stats.skipped_files = len(source.skipped)
+        except Exception as e:  # a broken sound card must not leave the loop waiting forever
+            log.error("audio source failed: %s", e)
+        finally:
+            self._chunks.put(_END)
+
+    # -- processing ---------------------------------------------------------------------
+
+    def _process(self, chunk: Chunk) -> None:
+        change = self.watch.update(chunk.pcm)
+        if change is True:
+            log.warning("no signal: the input has been flat for %.0f s (microphone unplugged or muted?)",
+                        self.watch.flat_seconds)  # fmt: skip
+        elif change is False:
+            log.info("the input signal is back")
+        for utterance in self.gate.push(chunk.pcm, chunk.time):
+            self._utterance(utterance)
+
+    def _utterance(self, u: Utterance) -> None:
+        closed_at = time.monotonic()
+        r = recognise(self.model, u, self.settings.model.threshold)
+        self.stats.utterances += 1
+        self.stats.inference_ms.append(r.inference_ms)
+        if not r.emitted:
+            self.stats.undecided += 1
+            log.info("utterance %.1f s: %s %.2f is below the threshold; no event", u.seconds, r.emotion, r.confidence)
+            return
+        b = self.model.bundle
+        seq = self.spool.add(lambda n: event_payload(r, n, self.settings.device.id, b.name, b.version))
+        self.publisher.event_added(seq, closed_at)
+        self.stats.events += 1
+        state = {"emotion": r.emotion, "confidence": r.confidence, "time": iso_utc(u.end), "seq": seq}
+        self.publisher.publish_state(json.dumps(state))
+        self._last_event = f"{r.emotion} {r.confidence:.2f}"
+        log.info("event %d: %s %.2f (%.1f s utterance)", seq, r.emotion, r.confidence, u.seconds)
+
+    def _reload_now(self) -> None:
+        try:
+            new = load_settings(self.config_path) if self.config_path else self.settings
+            model = load_model(new)
+            gate = Gate(new.gate) if new.gate != self.settings.gate else self.gate
+        except (ConfigError, BundleError, ValueError, OSError) as e:
+            log.error("reload failed; keeping the running config and model: %s", e)
+            self.notifier.status(f"reload failed: {e}")
+            return
+        fixed = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(self.settings, name)]
+        if fixed:
+            log.warning("reload: changes to %s take effect after a restart", ", ".join(fixed))
+        self.settings = dataclasses.replace(self.settings, model=new.model, gate=new.gate)
+        self.model, self.gate = model, gate
+        self.publisher.set_discovery(self._discovery())
+        b = model.bundle
+        log.info("reloaded: model %s %s (%s), threshold %.2f", b.name, b.version, b.sha256[:12], new.model.threshold)
+
+    def _status(self) -> str:
+        link = "connected" if self.publisher.connected.is_set() else f"broker down ({self.publisher.last_error})"
+        mic = "; NO SIGNAL" if self.watch.dead else ""
+        return f"{self.stats.events} events, last {self._last_event}; {link}; {len(self.spool)} unsent{mic}"
+
+    def _stats(self) -> dict:
+        b = self.model.bundle
+        figures = self.stats.period(self.publisher.take_latencies())
+        return figures | {
+            "model": b.name, "model_version": b.version, "spool_depth": len(self.spool),
+            "spool_dropped": self.spool.dropped, "audio_queue": self._chunks.qsize(),
+            "input_level_db": round(self.gate.level_db, 1), "input_dead": self.watch.dead,
+            "broker_connects": self.publisher.connects,
+        }  # fmt: skip
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+
+    def request_reload(self, *_args) -> None:
+        self._reload.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        self.publisher.start()
+        source = self._open_source()
+        capture = threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True)
+        capture.start()
+        self.publisher.attempted.wait(timeout=10)
+        b = self.model.bundle
+        self.notifier.ready(f"listening with {b.name} {b.version}; {self._status()}")
+        log.info("ready: model %s %s, device %s, broker %s:%d", b.name, b.version, self.settings.device.id,
+                 self.settings.mqtt.host, self.settings.mqtt.port)  # fmt: skip
+        try:
+            self._loop()
+        finally:
+            self._shutdown(source)
+        return 0
+
+    def _loop(self) -> None:
+        interval = self.settings.mqtt.stats_interval_s
+        ping = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 0.0
+        next_stats = next_ping = next_status = time.monotonic()
+        ended = False
+        while not self._stop.is_set():
+            try:
+                item = self._chunks.get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            progressed = item is not None
+            if item is _END:
+                for utterance in self.gate.flush():
+                    self._utterance(utterance)
+                ended = True
+                log.info("the replay is over; delivering what is left, then exiting")
+            elif item is not None:
+                self._process(item)
+            if self._reload.is_set():
+                self._reload.clear()
+                self._reload_now()
+            now = time.monotonic()
+            if ping and now >= next_ping and (progressed or ended):
+                self.notifier.watchdog()
+                next_ping = now + ping
+            if now >= next_status:
+                self.notifier.status(self._status())
+                next_status = now + 5
+            if now >= next_stats:
+                self.publisher.publish_stats(self._stats())
+                next_stats = now + interval
+            if ended and len(self.spool) == 0:
+                return
+
+    def _shutdown(self, source) -> None:
+        self.notifier.stopping()
+        for utterance in self.gate.flush():
+            self._utterance(utterance)
+        self._stop.set()
+        deadline = time.monotonic() + 5
+        while len(self.spool) and self.publisher.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.publisher.publish_stats(self._stats())
+        self.publisher.stop()
+        if isinstance(source, MicrophoneSource):
+            source.close()
+        left = len(self.spool)
+        self.spool.close()
+        log.info("stopped; %d events stay in the spool for the next start", left) if left else log.info("stopped")

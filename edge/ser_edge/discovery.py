@@ -1,0 +1,89 @@
+"""MQTT topics of a device and its Home Assistant discovery message (pure functions).
+
+One device-based discovery message (``<prefix>/device/<id>/config``) declares:
+an ``event`` entity firing with the model's labels, an enum ``sensor`` with the last
+emotion, its confidence, and diagnostic sensors read from the stats topic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import __version__
+from .settings import MqttSettings
+
+#: Diagnostic sensors: (stats key, name, unit, icon).
+DIAGNOSTICS = (
+    ("latency_p95_ms", "Event latency p95", "ms", "mdi:timer-outline"),
+    ("cpu_percent", "CPU", "%", "mdi:cpu-64-bit"),
+    ("spool_depth", "Undelivered events", None, "mdi:tray-full"),
+    ("spool_dropped", "Dropped events", None, "mdi:tray-remove"),
+    ("dropped_frames", "Dropped audio frames", None, "mdi:waveform"),
+    ("input_level_db", "Input level", "dB", "mdi:microphone"),
+    ("uptime_s", "Uptime", "s", "mdi:clock-outline"),
+)
+
+
+@dataclass(frozen=True)
+class Topics:
+    base: str
+    """<base_topic>/<device id>"""
+
+    @classmethod
+    def of(cls, mqtt: MqttSettings, device_id: str) -> Topics:
+        return cls(f"{mqtt.base_topic}/{device_id}")
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}/stats"
+
+
+def discovery_topic(prefix: str, device_id: str) -> str:
+    return f"{prefix}/device/{device_id}/config"
+
+
+def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: tuple[str, ...], model: str) -> str:
+    """The device-based discovery JSON for Home Assistant."""
+    uid = f"ser_edge_{device_id}"
+    components: dict[str, dict] = {
+        f"{uid}_event": {
+            "p": "event", "name": "Emotion event", "unique_id": f"{uid}_event", "state_topic": topics.event,
+            "event_types": list(labels), "icon": "mdi:account-voice",
+        },
+        f"{uid}_emotion": {
+            "p": "sensor", "name": "Emotion", "unique_id": f"{uid}_emotion", "state_topic": topics.state,
+            "device_class": "enum", "options": list(labels), "value_template": "{{ value_json.emotion }}",
+            "json_attributes_topic": topics.state, "icon": "mdi:emoticon-outline",
+        },
+        f"{uid}_confidence": {
+            "p": "sensor", "name": "Emotion confidence", "unique_id": f"{uid}_confidence",
+            "state_topic": topics.state, "unit_of_measurement": "%",
+            "value_template": "{{ (value_json.confidence * 100) | round(0) }}", "icon": "mdi:gauge",
+        },
+    }  # fmt: skip
+    for key, name, unit, icon in DIAGNOSTICS:
+        components[f"{uid}_{key}"] = {
+            "p": "sensor", "name": name, "unique_id": f"{uid}_{key}", "state_topic": topics.stats,
+            "value_template": f"{{{{ value_json.{key} }}}}", "entity_category": "diagnostic", "icon": icon,
+            **({"unit_of_measurement": unit, "state_class": "measurement"} if unit else {}),
+        }  # fmt: skip
+    return json.dumps({
+        "dev": {"ids": [uid], "name": device_name, "mf": "ser-edge", "mdl": model, "sw": __version__},
+        "o": {"name": "ser-edge", "sw": __version__},
+        "availability_topic": topics.availability,
+        "qos": 1,
+        "cmps": components,
+    })  # fmt: skip

@@ -1,0 +1,215 @@
+"""The MQTT stage: spooled events to the broker, plus availability, state, stats and
+Home Assistant discovery (paho-mqtt 2.x).
+
+Delivery: a worker thread owns the map from MQTT message ids to spool sequence numbers.
+It hands the broker the spool's events in order (a bounded window in flight); paho
+re-sends unacknowledged ones itself after a reconnect; a PUBACK deletes the event from
+the spool. A restart hands over whatever the spool still holds, so an event is delivered
+at least once, in order, whatever happens to the broker or the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .configfile import ConfigError
+from .discovery import Topics, discovery_topic
+from .settings import DeviceSettings, MqttSettings
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+#: Events handed to paho and not yet acknowledged, at most.
+WINDOW = 50
+
+
+def read_password(mqtt_settings: MqttSettings) -> str | None:
+    """The broker password from its file (a bare name is a systemd credential)."""
+    path = mqtt_settings.password_file
+    if path is None:
+        return None
+    if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
+        path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"mqtt.password_file: cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
+
+
+class Publisher:
+    """Owns the broker connection; every method is safe to call from any thread."""
+
+    def __init__(self, m: MqttSettings, device: DeviceSettings, spool: Spool) -> None:
+        self.settings = m
+        self.topics = Topics.of(m, device.id)
+        self.spool = spool
+        self.discovery = ""
+        self.connected = threading.Event()
+        self.attempted = threading.Event()
+        """Set once the first connection attempt has succeeded or failed."""
+        self.connects = 0
+        self.last_error = ""
+        self.latencies_ms: list[float] = []
+        """Utterance end to PUBACK, for events acknowledged since the last ``take_latencies``."""
+        self._last_state: str | None = None
+        self._inbox: queue.Queue[tuple] = queue.Queue()
+        self._stop = threading.Event()
+        self._client = self._make_client(m, device)
+        self._worker = threading.Thread(target=self._run, name="mqtt-spool", daemon=True)
+
+    def _make_client(self, m: MqttSettings, device: DeviceSettings) -> mqtt.Client:
+        v5 = m.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"ser-edge-{device.id}",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
+        )  # fmt: skip
+        if m.username:
+            client.username_pw_set(m.username, read_password(m))
+        if m.tls is not None:
+            for name in ("ca_file", "cert_file", "key_file"):
+                path = getattr(m.tls, name)
+                if path is not None and not os.access(path, os.R_OK):
+                    raise ConfigError(f"mqtt.tls.{name}: cannot read {path}")
+            ca = str(m.tls.ca_file) if m.tls.ca_file else None
+            cert = str(m.tls.cert_file) if m.tls.cert_file else None
+            key = str(m.tls.key_file) if m.tls.key_file else None
+            try:
+                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, cert_reqs=ssl.CERT_REQUIRED)
+            except (ssl.SSLError, OSError) as e:
+                raise ConfigError(f"mqtt.tls: cannot use the certificate files ({e})") from None
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(1, m.reconnect_max_s)
+        client.max_inflight_messages_set(20)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = lambda _c, _u, mid, _rc, _p: self._inbox.put(("acked", mid, time.monotonic()))
+        client.on_message = self._on_message
+        return client
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker.start()
+        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publish ``offline`` (the will is not sent on a clean disconnect), then disconnect."""
+        self._stop.set()
+        self._inbox.put(("stop",))
+        if self.connected.is_set():
+            info = self._client.publish(self.topics.availability, "offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._worker.join(timeout)
+
+    # -- what the daemon sends ----------------------------------------------------------
+
+    def event_added(self, seq: int, closed_at: float) -> None:
+        """A new event is in the spool; ``closed_at`` is the monotonic time its utterance ended."""
+        self._inbox.put(("added", seq, closed_at))
+
+    def publish_state(self, payload: str) -> None:
+        """The last emotion, retained (re-sent on every connect)."""
+        self._last_state = payload
+        if self.connected.is_set():
+            self._client.publish(self.topics.state, payload, qos=1, retain=True)
+
+    def publish_stats(self, stats: dict) -> None:
+        if self.connected.is_set():
+            self._client.publish(self.topics.stats, json.dumps(stats), qos=0, retain=True)
+
+    def set_discovery(self, payload: str) -> None:
+        """Home Assistant's view of the device (it changes with the model's labels)."""
+        changed, self.discovery = payload != self.discovery, payload
+        if changed and self.connected.is_set() and self.settings.discovery:
+            self._send_discovery()
+
+    def take_latencies(self) -> list[float]:
+        out, self.latencies_ms = self.latencies_ms, []
+        return out
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u, _flags, reason, _props) -> None:
+        self.attempted.set()
+        if reason.is_failure:
+            hint = " (check mqtt.username and mqtt.password_file)" if reason.value in (0x86, 0x87, 4, 5) else ""
+            self._error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}{hint}")
+            return
+        self.connects += 1
+        self.last_error = ""
+        log.info("connected to %s:%d", self.settings.host, self.settings.port)
+        client.publish(self.topics.availability, "online", qos=1, retain=True)
+        if self.settings.discovery:
+            client.subscribe(f"{self.settings.discovery_prefix}/status", qos=1)
+            self._send_discovery()
+        if self._last_state is not None:
+            client.publish(self.topics.state, self._last_state, qos=1, retain=True)
+        self.connected.set()
+        self._inbox.put(("connected",))
+
+    def _on_connect_fail(self, _client, _u) -> None:
+        self.attempted.set()
+        self._error(f"cannot reach broker {self.settings.host}:{self.settings.port}; retrying")
+
+    def _on_disconnect(self, _client, _u, _flags, reason, _props) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._stop.is_set():
+            self._error(f"lost the broker connection ({reason}); reconnecting with backoff")
+
+    def _on_message(self, _client, _u, message: mqtt.MQTTMessage) -> None:
+        if message.payload == b"online":  # Home Assistant (re)started
+            log.info("Home Assistant is online: re-sending discovery")
+            self._send_discovery()
+
+    def _send_discovery(self) -> None:
+        topic = discovery_topic(self.settings.discovery_prefix, self.topics.base.rsplit("/", 1)[-1])
+        self._client.publish(topic, self.discovery, qos=1, retain=True)
+
+    def _error(self, message: str) -> None:
+        if message != self.last_error:
+            log.error("%s", message)
+        self.last_error = message
+
+    # -- the spool worker ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        mids: dict[int, int] = {}  # message id -> spool seq
+        closed_at: dict[int, float] = {}  # seq -> monotonic time the utterance ended
+        handed = 0  # highest seq handed to paho
+        while True:
+            message = self._inbox.get()
+            kind = message[0]
+            if kind == "stop":
+                return
+            if kind == "added":
+                closed_at[message[1]] = message[2]
+            elif kind == "acked":
+                seq = mids.pop(message[1], None)
+                if seq is None:
+                    continue  # availability, state, discovery
+                self.spool.delete(seq)
+                if seq in closed_at:
+                    self.latencies_ms.append((message[2] - closed_at.pop(seq)) * 1000)
+            if not self.connected.is_set() or len(mids) >= WINDOW:
+                continue
+            for seq, payload in self.spool.pending(handed, WINDOW - len(mids)):
+                info = self._client.publish(self.topics.event, payload, qos=1)
+                mids[info.mid] = seq
+                handed = seq

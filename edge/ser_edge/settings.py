@@ -1,0 +1,184 @@
+"""The daemon's settings: frozen dataclasses, one per stage, read from
+/etc/ser-edge/config.yaml by ``configfile`` (deploy/config/config.example.yaml documents
+every key). Defaults are what a Pi with a USB microphone and a local broker needs."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .configfile import check, load
+
+
+def _default_device_id() -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-") or "ser-edge"
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    id: str = ""
+    """Identifies this device in topics and Home Assistant; default: the host name."""
+    name: str = ""
+    """Human-readable name shown in Home Assistant; default: "Emotion sensor <id>"."""
+
+    def __post_init__(self) -> None:
+        if self.id and not re.fullmatch(r"[A-Za-z0-9_-]+", self.id):
+            raise ValueError(f"id {self.id!r} may only contain letters, digits, '_' and '-'")
+        object.__setattr__(self, "id", self.id or _default_device_id())
+        object.__setattr__(self, "name", self.name or f"Emotion sensor {self.id}")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    kind: str = field(default="microphone", metadata=check(choices=("microphone", "replay")))
+    """microphone (PyAudio) or replay (audio files, e.g. for demos and tests)."""
+    device: str = ""
+    """Microphone: input device name (substring) or index; empty: the system default."""
+    files: tuple[Path, ...] = ()
+    """Replay: audio files or directories of them, played in order."""
+    realtime: bool = True
+    """Replay: pace the audio as if it were live; false plays it as fast as possible."""
+    gap_s: float = field(default=1.0, metadata=check(0, 60))
+    """Replay: silence inserted between files."""
+    chunk_ms: int = field(default=100, metadata=check(10, 1000))
+    """Audio handed to the pipeline per read."""
+    dead_after_s: float = field(default=10.0, metadata=check(1, 3600))
+    """Warn that the microphone is dead after this long of all-zero or flat input."""
+    queue_s: float = field(default=5.0, metadata=check(1, 600))
+    """Audio buffered between capture and processing; beyond it frames are dropped and counted."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "replay" and not self.files:
+            raise ValueError("files must list audio files or directories when kind is replay")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    engine: str = field(default="energy", metadata=check(choices=("energy", "webrtcvad")))
+    """energy (fixed-point energy + zero crossings) or webrtcvad (needs the webrtcvad package)."""
+    start_db: float = field(default=12.0, metadata=check(1, 60))
+    """Speech starts when frame energy is this far above the noise floor."""
+    stop_db: float = field(default=6.0, metadata=check(0, 60))
+    """... and continues while it stays this far above it (hysteresis)."""
+    floor_db: float = field(default=-70.0, metadata=check(-96, 0))
+    """Initial noise floor, dB relative to full scale; it adapts from there."""
+    max_zcr: float = field(default=0.5, metadata=check(0, 1))
+    """Frames crossing zero more often than this (per sample) are hiss, not voice."""
+    webrtcvad_mode: int = field(default=2, metadata=check(0, 3))
+    """webrtcvad aggressiveness."""
+    onset_ms: int = field(default=60, metadata=check(20, 1000))
+    """Voiced time needed to open an utterance."""
+    hangover_ms: int = field(default=500, metadata=check(0, 5000))
+    """Unvoiced time that closes an utterance."""
+    preroll_ms: int = field(default=300, metadata=check(0, 2000))
+    """Audio kept from before the onset."""
+    min_utterance_ms: int = field(default=500, metadata=check(0, 60000))
+    """Shorter utterances are ignored (clicks, coughs)."""
+    max_utterance_ms: int = field(default=8000, metadata=check(500, 120000))
+    """Longer speech is cut into utterances of this length."""
+
+    def __post_init__(self) -> None:
+        if self.stop_db > self.start_db:
+            raise ValueError(f"stop_db ({self.stop_db:g}) must not exceed start_db ({self.start_db:g})")
+        if self.min_utterance_ms >= self.max_utterance_ms:
+            raise ValueError("min_utterance_ms must be below max_utterance_ms")
+
+
+def _default_bundle() -> Path:
+    checkout = Path(__file__).resolve().parents[2] / "deploy/models/ser-tiny"
+    return Path(os.environ.get("SER_BUNDLE", checkout))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    bundle: Path = field(default_factory=_default_bundle)
+    """Model bundle directory (model.tflite + manifest.json)."""
+    threshold: float = field(default=0.3, metadata=check(0, 1))
+    """Emit an event only when the winning emotion's score reaches this (see docs/daemon.md)."""
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    ca_file: Path | None = None
+    """CA certificate that signed the broker's certificate."""
+    cert_file: Path | None = None
+    """Client certificate, for brokers that require one."""
+    key_file: Path | None = None
+    """Client certificate's private key."""
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "localhost"
+    """Broker host name or address."""
+    port: int = field(default=1883, metadata=check(1, 65535))
+    """Broker port (8883 is usual with TLS)."""
+    protocol: str = field(default="5", metadata=check(choices=("5", "3.1.1")))
+    """MQTT protocol version."""
+    base_topic: str = "ser"
+    """Topics are <base_topic>/<device id>/{event,state,availability,stats}."""
+    username: str = ""
+    """Broker user name; empty: anonymous."""
+    password_file: Path | None = None
+    """File holding the password (never inline); a relative name is looked up in
+    $CREDENTIALS_DIRECTORY (systemd LoadCredential=)."""
+    tls: TlsSettings | None = None
+    """TLS to the broker; absent: plain TCP."""
+    keepalive_s: int = field(default=60, metadata=check(5, 3600))
+    """MQTT keepalive."""
+    reconnect_max_s: int = field(default=120, metadata=check(1, 3600))
+    """Longest wait between reconnection attempts (backoff starts at 1 s)."""
+    discovery: bool = True
+    """Publish Home Assistant MQTT discovery."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix; its birth message is <prefix>/status."""
+    stats_interval_s: int = field(default=60, metadata=check(1, 86400))
+    """Period of the stats topic."""
+
+    def __post_init__(self) -> None:
+        for name in ("base_topic", "discovery_prefix"):
+            value = getattr(self, name)
+            if not value or any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+                raise ValueError(f"{name} {value!r} must be a topic without wildcards or outer slashes")
+
+
+def _default_spool() -> Path:
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state or Path.home() / ".local/state/ser-edge") / "spool.sqlite"
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    path: Path = field(default_factory=_default_spool)
+    """SQLite file holding events until the broker acknowledges them; default
+    $STATE_DIRECTORY/spool.sqlite under systemd."""
+    max_events: int = field(default=10000, metadata=check(10, 10_000_000))
+    """When full, the oldest undelivered event is dropped (and counted) for each new one."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    """Who this device is."""
+    source: SourceSettings = field(default_factory=SourceSettings)
+    """Where audio comes from."""
+    gate: GateSettings = field(default_factory=GateSettings)
+    """How speech is cut into utterances."""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """Which model scores them and when an event is emitted."""
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    """Where events go."""
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
+    """Where events wait for the broker."""
+
+
+def load_settings(path: Path) -> Settings:
+    """Settings from a YAML file; ConfigError names the key and line of any problem."""
+    return load(path, Settings)

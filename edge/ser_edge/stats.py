@@ -1,0 +1,66 @@
+"""Running figures of the daemon, published on the stats topic."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Stats:
+    """Counters since start, and CPU and latency over each stats period."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.utterances = 0
+        self.events = 0
+        self.undecided = 0
+        """Utterances whose confidence stayed below the threshold."""
+        self.dropped_frames = 0
+        """20 ms audio frames lost because processing fell behind (or the sound card overflowed)."""
+        self.input_overflows = 0
+        self.skipped_files = 0
+        self.inference_ms: list[float] = []
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def period(self, latencies_ms: list[float]) -> dict:
+        """Figures for the period since the last call (CPU, latency) and totals."""
+        cpu, wall = time.process_time(), time.monotonic()
+        cpu_percent = 100 * (cpu - self._cpu) / max(wall - self._wall, 1e-9)
+        self._cpu, self._wall = cpu, wall
+        inference, self.inference_ms = self.inference_ms, []
+
+        def pct(values: list[float], q: float) -> float | None:
+            return round(float(np.percentile(values, q)), 1) if values else None
+
+        return {
+            "uptime_s": round(wall - self.started),
+            "cpu_percent": round(cpu_percent, 1),
+            "rss_mb": round(rss_mb(), 1),
+            "latency_p50_ms": pct(latencies_ms, 50),
+            "latency_p95_ms": pct(latencies_ms, 95),
+            "inference_p95_ms": pct(inference, 95),
+            "utterances": self.utterances,
+            "events": self.events,
+            "undecided": self.undecided,
+            "dropped_frames": self.dropped_frames,
+            "input_overflows": self.input_overflows,
+            "skipped_files": self.skipped_files,
+        }

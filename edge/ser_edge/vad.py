@@ -1,0 +1,182 @@
+"""The voice activity gate: a continuous int16 stream in, utterances (with their times) out.
+
+Each 20 ms frame is judged voiced or not; a small state machine turns those judgements
+into utterances with an onset time, hangover, pre-roll and length limits.
+
+The default judge is integer-only so the Arduino port can match it: the frame's level is
+the log2 of its mean square (Q10, the front end's table log), compared against an
+adaptive noise floor with hysteresis (a higher bar to start than to continue), and
+frames that cross zero too often (hiss) are not voice. The floor falls quickly to
+quieter frames and rises slowly through louder non-speech, so a fan that starts up
+stops holding the gate open; it never goes below ``floor_db``. webrtcvad can judge
+instead when it is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frontend import DEFAULT_CONFIG
+from .frontend.fixed import log2_q10
+from .frontend.tables import LOG_FRAC_BITS, tables_for
+from .settings import GateSettings
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 320  # 20 ms, a frame size webrtcvad accepts too
+FRAME_MS = 1000 * FRAME_SAMPLES // SAMPLE_RATE
+
+_DB_PER_LOG2 = 10 * math.log10(2)
+_LOG2_FRAME_Q10 = round(math.log2(FRAME_SAMPLES) * (1 << LOG_FRAC_BITS))
+
+
+def db_to_q10(db: float) -> int:
+    """A level difference in dB as log2 units in Q10 (the gate's integer scale)."""
+    return round(db / _DB_PER_LOG2 * (1 << LOG_FRAC_BITS))
+
+
+def frame_levels(frames: np.ndarray) -> np.ndarray:
+    """log2 of each frame's mean square relative to full scale, Q10 (<= 0)."""
+    x = frames.astype(np.int64)
+    energy = np.einsum("ij,ij->i", x, x)
+    return log2_q10(energy, tables_for(DEFAULT_CONFIG)) - _LOG2_FRAME_Q10 - (30 << LOG_FRAC_BITS)
+
+
+def zero_crossings(frames: np.ndarray) -> np.ndarray:
+    """Sign changes per frame (0 counts as positive)."""
+    sign = frames >= 0
+    return np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1)
+
+
+class EnergyJudge:
+    """Integer voiced/unvoiced decision with an adaptive noise floor."""
+
+    def __init__(self, s: GateSettings) -> None:
+        self.min_floor = db_to_q10(s.floor_db)
+        self.start = db_to_q10(s.start_db)
+        self.stop = db_to_q10(s.stop_db)
+        self.max_crossings = round(s.max_zcr * (FRAME_SAMPLES - 1))
+        self.floor = self.min_floor
+
+    def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
+        voiced = level >= self.floor + (self.stop if in_speech else self.start) and crossings <= self.max_crossings
+        if not voiced:  # track the noise: down fast, up slowly
+            self.floor += (level - self.floor) >> (2 if level < self.floor else 6)
+        elif level > self.floor:  # very slowly even in speech, so steady noise cannot hold the gate
+            self.floor += (level - self.floor) >> 11
+        self.floor = max(self.floor, self.min_floor)
+        return voiced
+
+
+class WebrtcJudge:
+    """webrtcvad's decision per frame (needs the optional webrtcvad package)."""
+
+    def __init__(self, s: GateSettings) -> None:
+        try:
+            import webrtcvad
+        except ImportError:
+            raise ValueError(
+                "gate.engine is webrtcvad but the webrtcvad package is not installed "
+                "(pip install 'ser-edge[vad]'), or use gate.engine: energy"
+            ) from None
+        self._vad = webrtcvad.Vad(s.webrtcvad_mode)
+
+    def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
+        return self._vad.is_speech(frame.astype("<i2").tobytes(), SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A stretch of speech: its samples and the wall-clock times of its ends."""
+
+    pcm: np.ndarray
+    start: float
+    """UNIX time of the first sample."""
+    end: float
+    """UNIX time just after the last sample."""
+
+    @property
+    def seconds(self) -> float:
+        return self.pcm.size / SAMPLE_RATE
+
+
+class Gate:
+    """Push int16 chunks with the time of their first sample; get finished utterances."""
+
+    def __init__(self, s: GateSettings) -> None:
+        self.settings = s
+        self.judge = WebrtcJudge(s) if s.engine == "webrtcvad" else EnergyJudge(s)
+        self._onset = max(1, s.onset_ms // FRAME_MS)
+        self._hangover = max(1, s.hangover_ms // FRAME_MS)
+        self._min = max(1, s.min_utterance_ms // FRAME_MS)
+        self._max = s.max_utterance_ms // FRAME_MS
+        self._pre: deque[tuple[np.ndarray, float]] = deque(maxlen=s.preroll_ms // FRAME_MS + self._onset)
+        self._speech: list[tuple[np.ndarray, float]] = []
+        self._pending = np.zeros(0, np.int16)
+        self._pending_t = 0.0
+        self._open = False
+        self._run = 0  # voiced frames in a row (closed) or unvoiced frames in a row (open)
+        self.voiced = False
+        """The last frame's judgement (for monitors)."""
+        self.level_db = -120.0
+        """The last frame's level in dBFS (for monitors)."""
+
+    @property
+    def in_speech(self) -> bool:
+        return self._open
+
+    def push(self, pcm: np.ndarray, t: float) -> list[Utterance]:
+        """Feed samples whose first is at UNIX time t."""
+        if self._pending.size == 0:
+            self._pending_t = t
+        data = np.concatenate([self._pending, pcm])
+        n = data.size // FRAME_SAMPLES
+        frames = data[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
+        t0 = self._pending_t
+        self._pending = data[n * FRAME_SAMPLES :]
+        self._pending_t = t0 + n * FRAME_SAMPLES / SAMPLE_RATE
+        levels, crossings = frame_levels(frames).tolist(), zero_crossings(frames).tolist()
+        out = []
+        for i, frame in enumerate(frames):
+            self.level_db = max(levels[i] / (1 << LOG_FRAC_BITS) * _DB_PER_LOG2, -120.0)
+            self.voiced = self.judge(frame, levels[i], crossings[i], self._open)
+            utterance = self._step(frame, t0 + i * FRAME_SAMPLES / SAMPLE_RATE, self.voiced)
+            if utterance is not None:
+                out.append(utterance)
+        return out
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: the open utterance, if long enough; then start afresh."""
+        out = self._close()
+        self._open = False
+        self._pre.clear()
+        self._pending = np.zeros(0, np.int16)
+        return [out] if out is not None else []
+
+    def _step(self, frame: np.ndarray, t: float, voiced: bool) -> Utterance | None:
+        if not self._open:
+            self._pre.append((frame, t))
+            self._run = self._run + 1 if voiced else 0
+            if self._run >= self._onset:
+                self._open, self._speech, self._run = True, list(self._pre), 0
+                self._pre.clear()
+            return None
+        self._speech.append((frame, t))
+        self._run = 0 if voiced else self._run + 1
+        if self._run >= self._hangover:
+            self._open = False
+            return self._close()
+        if len(self._speech) >= self._max:  # long speech is cut; the gate stays open
+            return self._close()
+        return None
+
+    def _close(self) -> Utterance | None:
+        frames, self._speech, self._run = self._speech, [], 0
+        if len(frames) < self._min:
+            return None
+        pcm = np.concatenate([f for f, _ in frames])
+        start = frames[0][1]
+        return Utterance(pcm, start, start + pcm.size / SAMPLE_RATE)
