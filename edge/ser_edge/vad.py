@@ -6,10 +6,10 @@ into utterances with an onset time, hangover, pre-roll and length limits.
 The default judge is integer-only so the Arduino port can match it: the frame's level is
 the log2 of its mean square (Q10, the front end's table log), compared against an
 adaptive noise floor with hysteresis (a higher bar to start than to continue), and
-frames that cross zero too often (hiss) are not voice. The floor falls quickly to
-quieter frames and rises slowly through louder non-speech, so a fan that starts up
-stops holding the gate open; it never goes below ``floor_db``. webrtcvad can judge
-instead when it is installed.
+frames that cross zero too often (hiss) are not voice. The floor follows the quietest
+frames of the last few seconds, so a fan that starts up stops holding the gate open
+within about 3 s; it never goes below ``floor_db``. webrtcvad can judge instead when it
+is installed.
 """
 
 from __future__ import annotations
@@ -52,7 +52,16 @@ def zero_crossings(frames: np.ndarray) -> np.ndarray:
 
 
 class EnergyJudge:
-    """Integer voiced/unvoiced decision with an adaptive noise floor."""
+    """Integer voiced/unvoiced decision against an adaptive noise floor.
+
+    The floor follows the minimum frame level of the last 3 s (minimum statistics, kept
+    as minima of 0.5 s blocks so each frame costs O(1) on a microcontroller): speech
+    always has quieter gaps within that span, steady noise does not. The floor drops
+    at once and rises by 1/8 of the difference per frame.
+    """
+
+    BLOCK_FRAMES = 25
+    BLOCKS = 6
 
     def __init__(self, s: GateSettings) -> None:
         self.min_floor = db_to_q10(s.floor_db)
@@ -60,13 +69,19 @@ class EnergyJudge:
         self.stop = db_to_q10(s.stop_db)
         self.max_crossings = round(s.max_zcr * (FRAME_SAMPLES - 1))
         self.floor = self.min_floor
+        self._minima: deque[int] = deque(maxlen=self.BLOCKS)
+        self._block_min = 0
+        self._block_frames = 0
 
     def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
         voiced = level >= self.floor + (self.stop if in_speech else self.start) and crossings <= self.max_crossings
-        if not voiced:  # track the noise: down fast, up slowly
-            self.floor += (level - self.floor) >> (2 if level < self.floor else 6)
-        elif level > self.floor:  # very slowly even in speech, so steady noise cannot hold the gate
-            self.floor += (level - self.floor) >> 11
+        self._block_min = level if self._block_frames == 0 else min(self._block_min, level)
+        self._block_frames += 1
+        target = min(self._block_min, *self._minima) if self._minima else self._block_min
+        if self._block_frames == self.BLOCK_FRAMES:
+            self._minima.append(self._block_min)
+            self._block_frames = 0
+        self.floor = target if target < self.floor else self.floor + ((target - self.floor) >> 3)
         self.floor = max(self.floor, self.min_floor)
         return voiced
 
@@ -119,6 +134,7 @@ class Gate:
         self._pending_t = 0.0
         self._open = False
         self._run = 0  # voiced frames in a row (closed) or unvoiced frames in a row (open)
+        self._voiced = (0, 0)  # first and last voiced frame of the open utterance (indices into _speech)
         self.voiced = False
         """The last frame's judgement (for monitors)."""
         self.level_db = -120.0
@@ -161,11 +177,15 @@ class Gate:
             self._pre.append((frame, t))
             self._run = self._run + 1 if voiced else 0
             if self._run >= self._onset:
-                self._open, self._speech, self._run = True, list(self._pre), 0
+                self._open, self._speech = True, list(self._pre)
+                self._voiced = (len(self._speech) - self._run, len(self._speech) - 1)
                 self._pre.clear()
+                self._run = 0
             return None
         self._speech.append((frame, t))
         self._run = 0 if voiced else self._run + 1
+        if voiced:
+            self._voiced = (self._voiced[0], len(self._speech) - 1)
         if self._run >= self._hangover:
             self._open = False
             return self._close()
@@ -174,8 +194,11 @@ class Gate:
         return None
 
     def _close(self) -> Utterance | None:
+        """The utterance so far, unless its voiced part (onset to last voiced frame) is too short."""
         frames, self._speech, self._run = self._speech, [], 0
-        if len(frames) < self._min:
+        first, last = self._voiced
+        self._voiced = (0, -1)
+        if not frames or last - first + 1 < self._min:
             return None
         pcm = np.concatenate([f for f, _ in frames])
         start = frames[0][1]
