@@ -27,10 +27,11 @@ def test_unit_verifies_cleanly(tmp_path: Path) -> None:
 
 def test_unit_is_hardened_and_notify() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=78",
-                 "ProtectSystem=strict", "StateDirectory=ser-edge", "ConfigurationDirectory=ser-edge",
-                 "NoNewPrivileges=yes", "RestrictAddressFamilies=", "DevicePolicy=closed",
-                 "DeviceAllow=char-alsa rw", "DeviceAllow=char-ttyACM rw", "SupplementaryGroups=audio dialout"):  # fmt: skip
+    required = ["Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=78",
+                "ProtectSystem=strict", "StateDirectory=ser-edge", "ConfigurationDirectory=ser-edge",
+                "NoNewPrivileges=yes", "RestrictAddressFamilies=", "DevicePolicy=closed", "DeviceAllow=char-alsa rw",
+                "DeviceAllow=char-ttyACM rw", "SupplementaryGroups=audio dialout"]  # fmt: skip
+    for line in required:
         assert line in text, line
     r = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True)
     score = float(re.search(r"Overall exposure level for ser-edge.service: ([0-9.]+)", r.stdout).group(1))

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(libsndfile1 mosquitto)
+APT_PACKAGES=(libsndfile1 mosquitto openssl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -3,6 +3,7 @@ tests: the real broker (Debian's mosquitto package), never a fake one."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -36,19 +37,32 @@ class LocalBroker:
     """Start with ``with LocalBroker(dir) as broker:``; ``stop``/``start`` keep the port."""
 
     def __init__(
-        self, workdir: Path, users: dict[str, str] | None = None, tls: BrokerTls | None = None, port: int = 0
+        self,
+        workdir: Path,
+        users: dict[str, str] | None = None,
+        tls: BrokerTls | None = None,
+        port: int = 0,
+        persistent: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.users = users
         self.tls = tls
+        self.persistent = persistent
+        """Keep sessions and queued messages across stop/start, as a real deployment would."""
         self.log = self.workdir / "mosquitto.log"
         self._process: subprocess.Popen | None = None
 
     def _config(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"log_dest file {self.log}",
+        lines = [f"listener {self.port} 127.0.0.1", f"log_dest file {self.log}",
                  "log_type error", "log_type warning", "log_type notice"]  # fmt: skip
+        if os.geteuid() == 0:  # as root mosquitto would switch to its own user, who cannot write here
+            lines.append("user root")
+        if self.persistent:
+            lines += ["persistence true", f"persistence_location {self.workdir}/"]
+        else:
+            lines.append("persistence false")
         if self.users is not None:
             passwd = self.workdir / "passwd"
             passwd.write_text("")

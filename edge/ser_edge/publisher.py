@@ -47,6 +47,20 @@ def read_password(mqtt_settings: MqttSettings) -> str | None:
         raise ConfigError(f"mqtt.password_file: cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
 
 
+class _Client(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed (paho's retry
+    loop swallows the exception; the operator needs it, e.g. a certificate error)."""
+
+    last_error: OSError | None = None
+
+    def reconnect(self) -> int:
+        try:
+            return super().reconnect()
+        except OSError as e:
+            self.last_error = e
+            raise
+
+
 class Publisher:
     """Owns the broker connection; every method is safe to call from any thread."""
 
@@ -68,9 +82,9 @@ class Publisher:
         self._client = self._make_client(m, device)
         self._worker = threading.Thread(target=self._run, name="mqtt-spool", daemon=True)
 
-    def _make_client(self, m: MqttSettings, device: DeviceSettings) -> mqtt.Client:
+    def _make_client(self, m: MqttSettings, device: DeviceSettings) -> _Client:
         v5 = m.protocol == "5"
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2, client_id=f"ser-edge-{device.id}",
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
         )  # fmt: skip
@@ -165,7 +179,8 @@ class Publisher:
 
     def _on_connect_fail(self, _client, _u) -> None:
         self.attempted.set()
-        self._error(f"cannot reach broker {self.settings.host}:{self.settings.port}; retrying")
+        why = self._client.last_error
+        self._error(f"cannot reach broker {self.settings.host}:{self.settings.port} ({why}); retrying")
 
     def _on_disconnect(self, _client, _u, _flags, reason, _props) -> None:
         was = self.connected.is_set()

@@ -1,0 +1,109 @@
+"""Helpers for tests that run the real daemon against a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import REPO
+
+SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
+
+
+class Subscriber:
+    """A real MQTT client recording everything under a topic filter."""
+
+    def __init__(self, port: int, topic: str = "#", client_id: str = "", persistent: bool = False, **tls) -> None:
+        self.messages: list[tuple[str, str, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  protocol=mqtt.MQTTv311, clean_session=not persistent)  # fmt: skip
+        if tls:
+            self.client.tls_set(**tls)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_message = self._record
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _record(self, _c, _u, m: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((m.topic, m.payload.decode(), bool(m.retain)))
+
+    def on(self, suffix: str) -> list[str]:
+        with self._lock:
+            return [p for t, p, _ in self.messages if t.endswith(suffix)]
+
+    def events(self) -> list[dict]:
+        return [json.loads(p) for p in self.on("/event")]
+
+    def wait(self, predicate: Callable[[Subscriber], bool], timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.05)
+        return predicate(self)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def write_config(path: Path, port: int, files: list[Path] | None = None, realtime: bool = False,
+                 device: str = "test", extra: str = "") -> Path:  # fmt: skip
+    files = files or sorted((REPO / "deploy" / "samples").glob("*.flac"))
+    path.write_text(
+        f"device: {{id: {device}}}\n"
+        f"source: {{kind: replay, files: [{', '.join(map(str, files))}], realtime: {str(realtime).lower()}}}\n"
+        f"model: {{bundle: {SHIPPED}}}\n"
+        f"spool: {{path: {path.parent / 'spool.sqlite'}}}\n"
+        f"mqtt:\n  host: 127.0.0.1\n  port: {port}\n  stats_interval_s: 1\n  reconnect_max_s: 2\n" + extra
+    )  # fmt: skip
+    return path
+
+
+class Daemon:
+    """``ser-edge run`` as a child process, its log in a file."""
+
+    def __init__(self, config: Path, env: dict | None = None) -> None:
+        self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ser_edge", "run", "--config", str(config)],
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, text: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log:
+                return True
+            if self.process.poll() is not None:
+                return text in self.log
+            time.sleep(0.05)
+        return False
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.flush()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()

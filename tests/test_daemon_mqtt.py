@@ -1,0 +1,342 @@
+"""The daemon end to end: replayed real speech -> real Mosquitto -> subscriber.
+
+Every test starts its own broker on a free loopback port and runs ``ser-edge run`` as a
+child process, exactly as systemd would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_edge.localbroker import LocalBroker, free_port
+from tests.conftest import SAMPLES
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, write_config
+
+LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+def _truth(path: Path) -> str:
+    return LABELS[int(path.name.split("-")[2]) - 1]
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    with LocalBroker(tmp_path / "broker") as b:
+        yield b
+
+
+def _classify(files: list[Path]) -> list[dict]:
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, files)],
+                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return [x for x in json.loads(r.stdout)["results"] if x.get("event")]
+
+
+def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port)
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port))
+    assert daemon.wait(60) == 0, daemon.log
+    assert sub.wait(lambda s: s.on("/availability")[-1:] == ["offline"], 10), daemon.log
+    events = sub.events()
+    # The same emotions, confidences and utterance times as `ser-edge classify` on the files,
+    expected = _classify(SAMPLES)
+    assert [(e["emotion"], e["confidence"]) for e in events] == [(x["emotion"], x["confidence"]) for x in expected]
+    # ... and for this shipped model they are the clips' true emotions, one event per clip.
+    assert [e["emotion"] for e in events] == [_truth(p) for p in SAMPLES]
+    assert [e["seq"] for e in events] == list(range(1, len(SAMPLES) + 1))
+    assert len({e["id"] for e in events}) == len(events)
+    for e in events:
+        assert e["schema"] == 1 and e["device"] == "test" and e["event_type"] == e["emotion"]
+        assert set(e["scores"]) == set(LABELS) and abs(sum(e["scores"].values()) - 1) < 0.02
+        assert e["start"].endswith("Z") and e["start"] < e["end"] and 0.5 < e["duration_s"] < 8
+        assert e["model"] == {"name": "ser-tiny-ravdess-only", "version": "0.1.0"}
+    assert json.loads(sub.on("/state")[-1])["emotion"] == events[-1]["emotion"]
+    stats = json.loads(sub.on("/stats")[-1])
+    assert stats["events"] == len(SAMPLES) and stats["spool_depth"] == 0 and stats["model"] == "ser-tiny-ravdess-only"
+    assert sub.on("/availability")[0] == "online"
+    sub.close()
+
+    # A subscriber arriving later sees the retained discovery, state and availability.
+    late = Subscriber(broker.port)
+    assert late.wait(lambda s: s.on("/config") and s.on("/availability") and s.on("/state"), 10)
+    assert late.on("/availability") == ["offline"]
+    discovery = json.loads(late.on("homeassistant/device/test/config")[0])
+    components = discovery["cmps"]
+    event = components["ser_edge_test_event"]
+    assert event["p"] == "event" and event["event_types"] == list(LABELS) and event["state_topic"] == "ser/test/event"
+    sensor = components["ser_edge_test_emotion"]
+    assert sensor["p"] == "sensor" and sensor["device_class"] == "enum" and sensor["options"] == list(LABELS)
+    assert sensor["state_topic"] == "ser/test/state"
+    diagnostics = [c for c in components.values() if c.get("entity_category") == "diagnostic"]
+    assert len(diagnostics) >= 5 and all(c["state_topic"] == "ser/test/stats" for c in diagnostics)
+    assert discovery["availability_topic"] == "ser/test/availability" and discovery["o"]["name"] == "ser-edge"
+    assert len({c["unique_id"] for c in components.values()}) == len(components)
+    late.close()
+
+
+def test_kill_leaves_offline_through_the_will(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port, "ser/test/availability")
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
+    try:
+        assert sub.wait(lambda s: s.on("availability") == ["online"], 30), daemon.log
+        daemon.process.kill()
+        assert sub.wait(lambda s: s.on("availability") == ["online", "offline"], 10)
+    finally:
+        daemon.stop()
+
+
+def test_home_assistant_restart_gets_discovery_again(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port, "homeassistant/device/#")
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
+    try:
+        assert sub.wait(lambda s: len(s.messages) == 1, 30), daemon.log
+        ha = Subscriber(broker.port, "nothing")
+        ha.client.publish("homeassistant/status", "online", qos=1).wait_for_publish(5)
+        assert sub.wait(lambda s: len(s.messages) == 2, 10)
+        assert sub.messages[0][1] == sub.messages[1][1]
+        ha.close()
+    finally:
+        daemon.stop()
+
+
+def test_broker_outage_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    """The broker goes away after the first event and comes back seconds later: every
+    event arrives, in order, none twice beyond at-least-once."""
+    broker = LocalBroker(tmp_path / "broker", persistent=True).start()
+    sub = Subscriber(broker.port, "ser/test/event", client_id="consumer", persistent=True)
+    files = SAMPLES[:4]
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=files, realtime=True))
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        broker.stop()
+        assert daemon.wait_log("lost the broker connection", 10), daemon.log
+        assert daemon.wait_log("event 3:", 30), daemon.log  # made while the broker is down
+        time.sleep(1)
+        broker.start()
+        assert daemon.wait(60) == 0, daemon.log
+        assert sub.wait(lambda s: len({e["seq"] for e in s.events()}) == 4, 20), sub.events()
+    finally:
+        daemon.stop()
+        sub.close()
+        broker.stop()
+    seqs = [e["seq"] for e in sub.events()]
+    assert sorted(set(seqs)) == [1, 2, 3, 4]
+    assert seqs == sorted(seqs)  # in order (a repeat may follow its original)
+    assert [e["emotion"] for e in {e["seq"]: e for e in sub.events()}.values()] == [_truth(p) for p in files]
+
+
+def test_sigkill_then_restart_delivers_the_spool(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "c.yaml", port)  # no broker yet
+    daemon = Daemon(config)
+    try:
+        assert daemon.wait_log(f"event {len(SAMPLES)}:", 60), daemon.log
+        assert daemon.wait_log("the replay is over", 10)
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+    finally:
+        daemon.stop()
+    with sqlite3.connect(tmp_path / "spool.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == len(SAMPLES)
+
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.int16), 16000)
+    with LocalBroker(tmp_path / "broker", port=port) as _broker:
+        sub = Subscriber(port, "ser/test/event")
+        again = Daemon(write_config(config, port, files=[silence]))
+        try:
+            assert again.wait(60) == 0, again.log
+            assert sub.wait(lambda s: len(s.events()) == len(SAMPLES), 10)
+        finally:
+            again.stop()
+            sub.close()
+    events = sub.events()
+    assert [e["seq"] for e in events] == list(range(1, len(SAMPLES) + 1))
+    assert [e["emotion"] for e in events] == [_truth(p) for p in SAMPLES]
+
+
+def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port)
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, daemon.log
+    finally:
+        daemon.stop()
+    assert sub.wait(lambda s: s.on("/availability")[-1:] == ["offline"], 5)
+    assert "stopped" in daemon.log and "Traceback" not in daemon.log
+    with sqlite3.connect(tmp_path / "spool.sqlite") as db:  # everything made was delivered before exit
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    sub.close()
+
+
+def _bundle_copy(tmp_path: Path, name: str, version: str | None = None, corrupt: bool = False) -> Path:
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(SHIPPED, copy)
+    if version:
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["version"] = version
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    if corrupt:
+        (copy / "model.tflite").write_bytes((copy / "model.tflite").read_bytes()[:-100])
+    return copy
+
+
+def test_sighup_reloads_atomically_or_keeps_the_old(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port, "ser/test/event")
+    config = write_config(tmp_path / "c.yaml", broker.port, realtime=True)
+    daemon = Daemon(config)
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        # A corrupt bundle: refused, the old model keeps working.
+        text = config.read_text()
+        config.write_text(text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "bad", corrupt=True))))
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait_log("reload failed; keeping the running config and model", 10), daemon.log
+        assert "does not match the manifest" in daemon.log
+        # A bad config: refused the same way.
+        config.write_text(text + "gate:\n  start_db: loud\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait_log("gate.start_db: expected a number", 10), daemon.log
+        # A good new bundle and threshold: taken.
+        config.write_text(text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "v2", version="0.2.0"))))
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait_log("reloaded: model ser-tiny-ravdess-only 0.2.0", 10), daemon.log
+        n = len(sub.events())
+        assert sub.wait(lambda s: len(s.events()) > n, 30)
+        assert daemon.process.poll() is None
+    finally:
+        daemon.stop()
+    versions = [e["model"]["version"] for e in sub.events()]
+    assert versions[0] == "0.1.0" and versions[-1] == "0.2.0"
+    assert versions == sorted(versions)
+    sub.close()
+
+
+def test_bad_bundle_at_start_is_a_one_line_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", free_port())
+    config.write_text(config.read_text().replace(str(SHIPPED), str(_bundle_copy(tmp_path, "bad", corrupt=True))))
+    daemon = Daemon(config)
+    assert daemon.wait(30) == 2
+    daemon.stop()
+    assert "ser-edge: error:" in daemon.log and "does not match the manifest" in daemon.log
+    assert "Traceback" not in daemon.log
+
+
+def test_unreadable_audio_is_skipped_with_its_name(tmp_path: Path, broker: LocalBroker) -> None:
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF" + os.urandom(2000))
+    sub = Subscriber(broker.port, "ser/test/event")
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=[garbage, SAMPLES[4]]))
+    assert daemon.wait(60) == 0, daemon.log
+    daemon.stop()
+    assert f"replay: {garbage}: not a readable audio file" in daemon.log and "skipped" in daemon.log
+    assert sub.wait(lambda s: [e["emotion"] for e in s.events()] == ["angry"], 10)
+    sub.close()
+
+
+def test_refused_credentials_are_named_and_good_ones_work(tmp_path: Path) -> None:
+    with LocalBroker(tmp_path / "broker", users={"pi": "s3cret"}) as broker:
+        secret = tmp_path / "password"
+        secret.write_text("wrong\n")
+        auth = "  username: pi\n  password_file: " + str(secret) + "\n"
+        config = write_config(tmp_path / "c.yaml", broker.port, files=SAMPLES[:1], extra=auth)
+        daemon = Daemon(config)
+        try:
+            assert daemon.wait_log("refused the connection", 30), daemon.log
+            assert "(check mqtt.username and mqtt.password_file)" in daemon.log
+        finally:
+            daemon.stop()
+        secret.write_text("s3cret\n")
+        sub = Subscriber(broker.port, "ser/test/event")
+        sub.client.username_pw_set("pi", "s3cret")
+        sub.client.reconnect()
+        daemon = Daemon(config)
+        assert daemon.wait(60) == 0, daemon.log
+        daemon.stop()
+        assert sub.wait(lambda s: len(s.events()) == 1, 10)
+        sub.close()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_pki(d: Path, name: str) -> dict[str, Path]:
+    """A CA, a broker certificate for 127.0.0.1 and a client certificate, made now."""
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name} CA",
+             "-keyout", "ca.key", "-out", "ca.crt", cwd=d)  # fmt: skip
+    for who, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=pi")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{who}.key",
+                 "-out", f"{who}.csr", cwd=d)  # fmt: skip
+        (d / f"{who}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "2", "-extfile", f"{who}.ext", "-out", f"{who}.crt", cwd=d)  # fmt: skip
+    return {f.stem + "_" + f.suffix[1:]: f for f in d.iterdir()}
+
+
+def test_tls_with_a_test_ca_and_client_certificate(tmp_path: Path) -> None:
+    from ser_edge.localbroker import BrokerTls
+
+    pki, other = _make_pki(tmp_path / "pki", "test"), _make_pki(tmp_path / "other", "other")
+    tls = BrokerTls(pki["ca_crt"], pki["server_crt"], pki["server_key"], require_client_cert=True)
+    with LocalBroker(tmp_path / "broker", tls=tls) as broker:
+        client = f"    cert_file: {pki['client_crt']}\n    key_file: {pki['client_key']}\n"
+        wrong = write_config(tmp_path / "wrong.yaml", broker.port, files=SAMPLES[:1],
+                             extra=f"  tls:\n    ca_file: {other['ca_crt']}\n{client}")  # fmt: skip
+        daemon = Daemon(wrong)
+        try:
+            assert daemon.wait_log("cannot reach broker", 30), daemon.log
+            assert "certificate verify failed" in daemon.log
+        finally:
+            daemon.stop()
+
+        sub = Subscriber(broker.port, "ser/test/event", ca_certs=str(pki["ca_crt"]),
+                         certfile=str(pki["client_crt"]), keyfile=str(pki["client_key"]))  # fmt: skip
+        good = write_config(tmp_path / "good.yaml", broker.port, files=SAMPLES[:1],
+                            extra=f"  tls:\n    ca_file: {pki['ca_crt']}\n{client}")  # fmt: skip
+        daemon = Daemon(good)
+        assert daemon.wait(60) == 0, daemon.log
+        daemon.stop()
+        assert sub.wait(lambda s: [e["emotion"] for e in s.events()] == [_truth(SAMPLES[0])], 10)
+        sub.close()
+
+
+def test_notify_protocol_over_a_real_socket(tmp_path: Path, broker: LocalBroker) -> None:
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(30)
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": ""}
+    daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=SAMPLES[:2], realtime=True), env=env)
+    received: list[str] = []
+    try:
+        while daemon.process.poll() is None or received[-1:] != ["STOPPING=1\nSTATUS=stopping"]:
+            try:
+                received.append(sock.recv(4096).decode())
+            except TimeoutError:
+                break
+    finally:
+        daemon.stop()
+        sock.close()
+    first_ready = next(i for i, m in enumerate(received) if m.startswith("READY=1"))
+    assert "STATUS=listening with ser-tiny-ravdess-only 0.1.0" in received[first_ready]
+    assert "connected" in received[first_ready]
+    assert received.count("WATCHDOG=1") >= 5  # every 0.5 s while ~10 s of audio flowed
+    assert any(m.startswith("STATUS=") and "events, last" in m for m in received)
+    assert received[-1] == "STOPPING=1\nSTATUS=stopping"
