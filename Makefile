@@ -8,22 +8,22 @@ export SER_DATASETS
 .PHONY: demo test bench lint format setup
 
 demo: $(STAMP)
-	$(VENV)/bin/ser-edge features deploy/samples/*.flac
-	$(VENV)/bin/ser-edge classify deploy/samples/*.flac --bundle deploy/models/ser-tiny
+	$(VENV)/bin/python deploy/demo/demo.py
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check edge training tests
-	$(VENV)/bin/ruff format --check edge training tests
+	$(VENV)/bin/ruff check edge training tests deploy
+	$(VENV)/bin/ruff format --check edge training tests deploy
 	$(VENV)/bin/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(VENV)/bin/ser-edge bench frontend
+	$(VENV)/bin/ser-edge bench daemon
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edge training tests
+	$(VENV)/bin/ruff check edge training tests deploy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format edge training tests
+	$(VENV)/bin/ruff format edge training tests deploy
 
 setup: $(STAMP)
 

@@ -136,6 +136,14 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_daemon(args: argparse.Namespace) -> int:
+    from .bench_daemon import bench_daemon, format_daemon
+
+    clips = args.files or [Path(__file__).resolve().parents[2] / "deploy/samples"]
+    print(format_daemon(bench_daemon(clips, args.seconds, args.bundle)))
+    return 0
+
+
 def _accuracy(args: argparse.Namespace) -> int:
     from .frontend import FrontendConfig
     from .frontend.error import format_report, measure_error
@@ -182,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=3.0, help="clip length (crop or zero-pad)")
     p.add_argument("--repeat", type=int, default=30, help="timed calls per clip")
     p.set_defaults(func=_bench)
+    p = bench.add_parser("daemon", help="the whole daemon on real-time audio: CPU, memory, latency")
+    p.add_argument("files", nargs="*", type=Path, help="clips or folders to replay (default: deploy/samples)")
+    p.add_argument("--seconds", type=float, default=120, help="at least this much audio (the clips repeat)")
+    p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
+    p.set_defaults(func=_bench_daemon)
     p = bench.add_parser("accuracy", help="fixed-point error against the float64 reference")
     p.add_argument("files", nargs="+", type=Path, help="real speech clips")
     p.add_argument("--channels", nargs="+", default=["mfcc", "logmel", "zcr", "rms"], help="columns to measure")

@@ -54,6 +54,7 @@ class Stats:
             "uptime_s": round(wall - self.started),
             "cpu_percent": round(cpu_percent, 1),
             "rss_mb": round(rss_mb(), 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
             "latency_p50_ms": pct(latencies_ms, 50),
             "latency_p95_ms": pct(latencies_ms, 95),
             "inference_p95_ms": pct(inference, 95),

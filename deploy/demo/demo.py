@@ -1,0 +1,91 @@
+"""`make demo`: the whole device path on this machine, with nothing to configure.
+
+Starts a throwaway Mosquitto on a free loopback port, runs the real daemon
+(`ser-edge run`) on the bundled sample clips with the shipped model, prints what an MQTT
+subscriber receives (events, state, availability) and the Home Assistant discovery the
+daemon published, then stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ser_edge.localbroker import LocalBroker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _show(topic: str, payload: str) -> str:
+    if topic.endswith("/event"):
+        e = json.loads(payload)
+        return (f"event #{e['seq']}: {e['emotion']:<9} {e['confidence']:.2f}  "
+                f"{e['start'][11:23]}-{e['end'][11:23]} UTC ({e['duration_s']:.1f} s)  id {e['id'][:8]}")  # fmt: skip
+    if topic.endswith("/config"):
+        return f"Home Assistant discovery ({len(payload)} bytes, retained)"
+    if topic.endswith("/stats"):
+        s = json.loads(payload)
+        return (f"stats: {s['events']} events, spool {s['spool_depth']}, latency p95 {s['latency_p95_ms']} ms, "
+                f"cpu {s['cpu_percent']} %")  # fmt: skip
+    return payload
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--realtime", action="store_true", help="pace the clips as live audio (about 40 s)")
+    args = parser.parse_args()
+    samples = REPO / "deploy" / "samples"
+    with tempfile.TemporaryDirectory(prefix="ser-demo-") as tmp, LocalBroker(Path(tmp) / "broker") as broker:
+        print(f"== Mosquitto (Debian package) listening on 127.0.0.1:{broker.port}")
+        received: list[tuple[str, str]] = []
+        lock = threading.Lock()
+
+        def on_message(_c, _u, m: mqtt.MQTTMessage) -> None:
+            with lock:
+                received.append((m.topic, m.payload.decode()))
+            if not m.topic.endswith("/stats"):
+                print(f"   subscriber <- {m.topic:<36} {_show(m.topic, m.payload.decode())}", flush=True)
+
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+        sub.on_message = on_message
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe([("ser/#", 1), ("homeassistant/#", 1)])
+        sub.loop_start()
+
+        config = Path(tmp) / "config.yaml"
+        config.write_text(
+            "device: {id: demo, name: Demo emotion sensor}\n"
+            f"source: {{kind: replay, files: [{samples}], realtime: {str(args.realtime).lower()}}}\n"
+            f"model: {{bundle: {REPO / 'deploy/models/ser-tiny'}}}\n"
+            f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
+            f"spool: {{path: {tmp}/spool.sqlite}}\n"
+        )  # fmt: skip
+        print(f"== ser-edge run --config {config}  (8 RAVDESS sample clips, shipped model)")
+        ser_edge = Path(sys.executable).with_name("ser-edge")
+        daemon = subprocess.run([str(ser_edge), "run", "--config", str(config), "--log-level", "warning"])
+        sub.loop_stop()
+        sub.disconnect()
+
+        with lock:
+            discovery = next(json.loads(p) for t, p in received if t.endswith("/config"))
+            events = [json.loads(p) for t, p in received if t.endswith("/event")]
+        print(f"\n== Home Assistant discovery on homeassistant/device/demo/config: device {discovery['dev']['name']!r}")
+        for uid, c in discovery["cmps"].items():
+            extra = c.get("event_types") or c.get("options") or c.get("unit_of_measurement", "")
+            kind = f"{c['p']}{' (diagnostic)' if c.get('entity_category') else ''}"
+            print(f"   {kind:<20} {c['name']:<22} <- {c['state_topic']:<22} {extra}")
+        print(f"\n== {len(events)} events delivered; the daemon exited with status {daemon.returncode}; "
+              "stopping Mosquitto")  # fmt: skip
+    return daemon.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`ser-edge bench daemon`: the whole daemon on real-time audio into a local broker.
+
+Real speech clips are replayed at the pace of a microphone through ``ser-edge run``
+(a child process, as under systemd) into a throwaway Mosquitto. The daemon's own final
+stats give its CPU time over the run, peak RSS and the latency from each utterance's end
+to the broker's PUBACK; the subscriber counts the events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .localbroker import LocalBroker
+from .sources import replay_files
+
+TARGETS = {"cpu_percent": 10.0, "peak_rss_mb": 150.0, "latency_p95_ms": 250.0}
+
+
+def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None) -> dict:
+    files = replay_files(tuple(clips))
+    clip_s = sum(_duration(f) + 1.0 for f in files)  # plus the replay's 1 s gap
+    playlist = files * max(1, math.ceil(seconds / clip_s))
+    with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp, LocalBroker(Path(tmp) / "broker") as broker:
+        stats: list[dict] = []
+        events: list[dict] = []
+        lock = threading.Lock()
+
+        def on_message(_c, _u, m: mqtt.MQTTMessage) -> None:
+            with lock:
+                (events if m.topic.endswith("/event") else stats).append(json.loads(m.payload))
+
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+        sub.on_message = on_message
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe([("ser/bench/event", 1), ("ser/bench/stats", 1)])
+        sub.loop_start()
+        config = Path(tmp) / "config.yaml"
+        model = f"model: {{bundle: {bundle}}}\n" if bundle else ""
+        config.write_text(
+            "device: {id: bench}\n"
+            f"source: {{kind: replay, realtime: true, files: [{', '.join(map(str, playlist))}]}}\n{model}"
+            f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_s: 86400}}\n"
+            f"spool: {{path: {tmp}/spool.sqlite}}\n"
+        )  # fmt: skip
+        start = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "ser_edge", "run", "--config", str(config),
+                              "--log-level", "warning"], capture_output=True, text=True)  # fmt: skip
+        wall = time.monotonic() - start
+        time.sleep(0.5)
+        sub.loop_stop()
+        sub.disconnect()
+    if run.returncode != 0 or not stats:
+        raise OSError(f"the daemon failed (exit {run.returncode}): {run.stderr.strip()[-500:]}")
+    final = stats[-1]  # published at shutdown: covers the whole run after start-up
+    return {"audio_s": sum(_duration(f) + 1.0 for f in playlist), "wall_s": wall, "events": len(events),
+            "events_per_min": 60 * len(events) / wall, **final}  # fmt: skip
+
+
+def _duration(path: Path) -> float:
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path)).duration
+    except (RuntimeError, sf.LibsndfileError):
+        return 0.0
+
+
+def format_daemon(r: dict) -> str:
+    def row(key: str, label: str, unit: str) -> str:
+        value, target = r.get(key), TARGETS[key]
+        if value is None:
+            return f"  {label:<34} n/a"
+        verdict = "meets" if value <= target else "MISSES"
+        return f"  {label:<34} {value:8.1f} {unit:<3} (target <= {target:g} {unit}: {verdict}; {value / target:.2f}x)"
+
+    return "\n".join([
+        f"daemon benchmark: {r['audio_s']:.0f} s of real speech replayed in real time through ser-edge run "
+        f"into a local Mosquitto ({r['wall_s']:.0f} s wall)",
+        row("cpu_percent", "CPU, % of one core", "%"),
+        row("peak_rss_mb", "peak RSS", "MB"),
+        row("latency_p95_ms", "utterance end -> PUBACK, p95", "ms"),
+        f"  {'utterance end -> PUBACK, p50':<34} {r['latency_p50_ms']:8.1f} ms",
+        f"  {'inference (front end + model) p95':<34} {r['inference_p95_ms']:8.1f} ms per utterance",
+        f"  {'events':<34} {r['events']:8d}     ({r['events_per_min']:.1f} per minute; "
+        f"{r['utterances']} utterances, {r['undecided']} below the threshold)",
+        f"  {'dropped audio frames':<34} {r['dropped_frames']:8d}",
+    ])  # fmt: skip
