@@ -340,3 +340,18 @@ def test_notify_protocol_over_a_real_socket(tmp_path: Path, broker: LocalBroker)
     assert received.count("WATCHDOG=1") >= 5  # every 0.5 s while ~10 s of audio flowed
     assert any(m.startswith("STATUS=") and "events, last" in m for m in received)
     assert received[-1] == "STOPPING=1\nSTATUS=stopping"
+
+
+def test_flat_input_is_reported(tmp_path: Path, broker: LocalBroker) -> None:
+    """A dead microphone (here: 5 s of digital silence) is a warning and a published diagnostic."""
+    silence = tmp_path / "dead.wav"
+    sf.write(silence, np.zeros(5 * 16000, np.int16), 16000)
+    sub = Subscriber(broker.port, "ser/test/stats")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=[silence])
+    config.write_text(config.read_text().replace("realtime: false}", "realtime: false, dead_after_s: 2}"))
+    daemon = Daemon(config)
+    assert daemon.wait(60) == 0, daemon.log
+    daemon.stop()
+    assert "no signal: the input has been flat for 2 s (microphone unplugged or muted?)" in daemon.log
+    assert sub.wait(lambda s: s.on("stats") and json.loads(s.on("stats")[-1])["input_dead"] is True, 10)
+    sub.close()

@@ -78,7 +78,7 @@ def main() -> int:
             discovery = next(json.loads(p) for t, p in received if t.endswith("/config"))
             events = [json.loads(p) for t, p in received if t.endswith("/event")]
         print(f"\n== Home Assistant discovery on homeassistant/device/demo/config: device {discovery['dev']['name']!r}")
-        for uid, c in discovery["cmps"].items():
+        for c in discovery["cmps"].values():
             extra = c.get("event_types") or c.get("options") or c.get("unit_of_measurement", "")
             kind = f"{c['p']}{' (diagnostic)' if c.get('entity_category') else ''}"
             print(f"   {kind:<20} {c['name']:<22} <- {c['state_topic']:<22} {extra}")

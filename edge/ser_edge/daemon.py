@@ -62,6 +62,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_event = "none yet"
+        self._source: ReplaySource | MicrophoneSource | None = None
 
     def _discovery(self) -> str:
         b = self.model.bundle
@@ -150,6 +151,8 @@ class Daemon:
 
     def _stats(self) -> dict:
         b = self.model.bundle
+        if isinstance(self._source, MicrophoneSource):
+            self.stats.input_overflows = self._source.overflows
         figures = self.stats.period(self.publisher.take_latencies())
         return figures | {
             "model": b.name, "model_version": b.version, "spool_depth": len(self.spool),
@@ -171,7 +174,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         self.publisher.start()
-        source = self._open_source()
+        source = self._source = self._open_source()
         capture = threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True)
         capture.start()
         self.publisher.attempted.wait(timeout=10)

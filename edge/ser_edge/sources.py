@@ -108,7 +108,7 @@ class MicrophoneSource:
         return None, 0  # paContinue
 
     def __iter__(self) -> Iterator[Chunk]:
-        while self._stream.is_active():
+        while self._stream.is_active() or not self._chunks.empty():
             try:
                 yield self._chunks.get(timeout=1.0)
             except queue.Empty:
@@ -159,16 +159,20 @@ class FlatInputWatch:
     """Notices a dead microphone: input that stays all-zero or flat for too long."""
 
     def __init__(self, dead_after_s: float) -> None:
-        self.dead_after = dead_after_s
-        self.flat_seconds = 0.0
-        """How long the input has been flat, now."""
+        self.dead_after = round(dead_after_s * SAMPLE_RATE)
+        self.flat_samples = 0
         self.dead = False
+
+    @property
+    def flat_seconds(self) -> float:
+        """How long the input has been flat, now."""
+        return self.flat_samples / SAMPLE_RATE
 
     def update(self, pcm: np.ndarray) -> bool | None:
         """Feed a chunk; True when the input just died, False when it just came back."""
         flat = pcm.size == 0 or int(pcm.max()) - int(pcm.min()) <= 1
-        self.flat_seconds = self.flat_seconds + pcm.size / SAMPLE_RATE if flat else 0.0
-        dead = self.flat_seconds >= self.dead_after
+        self.flat_samples = self.flat_samples + pcm.size if flat else 0
+        dead = self.flat_samples >= self.dead_after
         if dead == self.dead:
             return None
         self.dead = dead
