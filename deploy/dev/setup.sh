@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(libsndfile1 mosquitto openssl)
+APT_PACKAGES=(libsndfile1 mosquitto openssl nodejs)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
