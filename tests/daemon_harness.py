@@ -22,17 +22,26 @@ SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
 class Subscriber:
     """A real MQTT client recording everything under a topic filter."""
 
-    def __init__(self, port: int, topic: str = "#", client_id: str = "", persistent: bool = False, **tls) -> None:
+    def __init__(
+        self, port: int, topic: str = "#", client_id: str = "", persistent: bool = False,
+        auth: tuple[str, str] | None = None, **tls,
+    ) -> None:  # fmt: skip
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
+        subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   protocol=mqtt.MQTTv311, clean_session=not persistent)  # fmt: skip
+        if auth:
+            self.client.username_pw_set(*auth)
         if tls:
             self.client.tls_set(**tls)
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._record
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        if not subscribed.wait(15):  # only then can a test rely on receiving what follows
+            raise TimeoutError(f"subscriber: no SUBACK for {topic} from 127.0.0.1:{port}")
 
     def _record(self, _c, _u, m: mqtt.MQTTMessage) -> None:
         with self._lock:

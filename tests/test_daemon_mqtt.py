@@ -65,6 +65,7 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
     stats = json.loads(sub.on("/stats")[-1])
     assert stats["events"] == len(SAMPLES) and stats["spool_depth"] == 0 and stats["model"] == "ser-tiny-ravdess-only"
     assert sub.on("/availability")[0] == "online"
+    assert "as ser-edge-test (p5, c1" in broker.log.read_text()  # MQTT 5 by default
     sub.close()
 
     # A subscriber arriving later sees the retained discovery, state and availability.
@@ -259,16 +260,22 @@ def test_refused_credentials_are_named_and_good_ones_work(tmp_path: Path) -> Non
         try:
             assert daemon.wait_log("refused the connection", 30), daemon.log
             assert "(check mqtt.username and mqtt.password_file)" in daemon.log
+            assert daemon.wait_log("event 1:", 30), daemon.log  # spooled until the password is fixed
         finally:
             daemon.stop()
-        secret.write_text("s3cret\n")
-        sub = Subscriber(broker.port, "ser/test/event")
-        sub.client.username_pw_set("pi", "s3cret")
-        sub.client.reconnect()
-        daemon = Daemon(config)
+        # The right password as a systemd credential (a bare name in $CREDENTIALS_DIRECTORY), over MQTT 3.1.1.
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "mqtt-password").write_text("s3cret\n")
+        auth = "  username: pi\n  password_file: mqtt-password\n  protocol: 3.1.1\n"
+        config = write_config(tmp_path / "c.yaml", broker.port, files=SAMPLES[:1], extra=auth)
+        sub = Subscriber(broker.port, "ser/test/event", auth=("pi", "s3cret"))
+        daemon = Daemon(config, env={"CREDENTIALS_DIRECTORY": str(credentials)})
         assert daemon.wait(60) == 0, daemon.log
         daemon.stop()
-        assert sub.wait(lambda s: len(s.events()) == 1, 10)
+        assert "as ser-edge-test (p2, c1" in broker.log.read_text()  # mosquitto's code 2 is MQTT 3.1.1 (5 is MQTT 5)
+        # The event spooled while the credentials were wrong, then this run's own.
+        assert sub.wait(lambda s: [e["seq"] for e in s.events()] == [1, 2], 10), sub.events()
         sub.close()
 
 
@@ -303,6 +310,7 @@ def test_tls_with_a_test_ca_and_client_certificate(tmp_path: Path) -> None:
         try:
             assert daemon.wait_log("cannot reach broker", 30), daemon.log
             assert "certificate verify failed" in daemon.log
+            assert daemon.wait_log("event 1:", 30), daemon.log  # spooled until TLS is fixed
         finally:
             daemon.stop()
 
@@ -313,7 +321,8 @@ def test_tls_with_a_test_ca_and_client_certificate(tmp_path: Path) -> None:
         daemon = Daemon(good)
         assert daemon.wait(60) == 0, daemon.log
         daemon.stop()
-        assert sub.wait(lambda s: [e["emotion"] for e in s.events()] == [_truth(SAMPLES[0])], 10)
+        assert sub.wait(lambda s: [e["emotion"] for e in s.events()] == [_truth(SAMPLES[0])] * 2, 10)
+        assert [e["seq"] for e in sub.events()] == [1, 2]
         sub.close()
 
 
@@ -326,7 +335,7 @@ def test_notify_protocol_over_a_real_socket(tmp_path: Path, broker: LocalBroker)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=SAMPLES[:2], realtime=True), env=env)
     received: list[str] = []
     try:
-        while daemon.process.poll() is None or received[-1:] != ["STOPPING=1\nSTATUS=stopping"]:
+        while received[-1:] != ["STOPPING=1\nSTATUS=stopping"]:
             try:
                 received.append(sock.recv(4096).decode())
             except TimeoutError:
