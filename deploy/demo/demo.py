@@ -16,10 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from ser_edge.localbroker import LocalBroker
+from ser_edge.localbroker import LocalBroker, subscribe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,17 +45,13 @@ def main() -> int:
         received: list[tuple[str, str]] = []
         lock = threading.Lock()
 
-        def on_message(_c, _u, m: mqtt.MQTTMessage) -> None:
+        def on_message(topic: str, payload: bytes) -> None:
             with lock:
-                received.append((m.topic, m.payload.decode()))
-            if not m.topic.endswith("/stats"):
-                print(f"   subscriber <- {m.topic:<36} {_show(m.topic, m.payload.decode())}", flush=True)
+                received.append((topic, payload.decode()))
+            if not topic.endswith("/stats"):
+                print(f"   subscriber <- {topic:<36} {_show(topic, payload.decode())}", flush=True)
 
-        sub = mqtt.Client(CallbackAPIVersion.VERSION2)
-        sub.on_message = on_message
-        sub.connect("127.0.0.1", broker.port)
-        sub.subscribe([("ser/#", 1), ("homeassistant/#", 1)])
-        sub.loop_start()
+        sub = subscribe(broker.port, ["ser/#", "homeassistant/#"], on_message)
 
         config = Path(tmp) / "config.yaml"
         config.write_text(

@@ -17,10 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from .localbroker import LocalBroker
+from .localbroker import LocalBroker, subscribe
 from .sources import replay_files
 
 TARGETS = {"cpu_percent": 10.0, "peak_rss_mb": 150.0, "latency_p95_ms": 250.0}
@@ -35,15 +32,11 @@ def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None) 
         events: list[dict] = []
         lock = threading.Lock()
 
-        def on_message(_c, _u, m: mqtt.MQTTMessage) -> None:
+        def on_message(topic: str, payload: bytes) -> None:
             with lock:
-                (events if m.topic.endswith("/event") else stats).append(json.loads(m.payload))
+                (events if topic.endswith("/event") else stats).append(json.loads(payload))
 
-        sub = mqtt.Client(CallbackAPIVersion.VERSION2)
-        sub.on_message = on_message
-        sub.connect("127.0.0.1", broker.port)
-        sub.subscribe([("ser/bench/event", 1), ("ser/bench/stats", 1)])
-        sub.loop_start()
+        sub = subscribe(broker.port, ["ser/bench/event", "ser/bench/stats"], on_message)
         config = Path(tmp) / "config.yaml"
         model = f"model: {{bundle: {bundle}}}\n" if bundle else ""
         config.write_text(

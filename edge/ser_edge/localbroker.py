@@ -8,8 +8,12 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def free_port() -> int:
@@ -114,3 +118,14 @@ class LocalBroker:
 
     def __exit__(self, *_exc) -> None:
         self.stop()
+
+
+def subscribe(port: int, topics: list[str], on_message: Callable[[str, bytes], None]) -> mqtt.Client:
+    """A running MQTT client on the local broker calling ``on_message(topic, payload)``
+    for everything on ``topics`` (QoS 1); stop it with loop_stop() and disconnect()."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, m: on_message(m.topic, m.payload)
+    client.connect("127.0.0.1", port)
+    client.subscribe([(t, 1) for t in topics])
+    client.loop_start()
+    return client
