@@ -25,6 +25,8 @@ from tests.conftest import SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, write_config
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
+NAME, VERSION = MANIFEST["name"], MANIFEST["version"]
 
 
 def _truth(path: Path) -> str:
@@ -60,10 +62,10 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
         assert e["schema"] == 1 and e["device"] == "test" and e["event_type"] == e["emotion"]
         assert set(e["scores"]) == set(LABELS) and abs(sum(e["scores"].values()) - 1) < 0.02
         assert e["start"].endswith("Z") and e["start"] < e["end"] and 0.5 < e["duration_s"] < 8
-        assert e["model"] == {"name": "ser-tiny-ravdess-only", "version": "0.1.0"}
+        assert e["model"] == {"name": NAME, "version": VERSION}
     assert json.loads(sub.on("/state")[-1])["emotion"] == events[-1]["emotion"]
     stats = json.loads(sub.on("/stats")[-1])
-    assert stats["events"] == len(SAMPLES) and stats["spool_depth"] == 0 and stats["model"] == "ser-tiny-ravdess-only"
+    assert stats["events"] == len(SAMPLES) and stats["spool_depth"] == 0 and stats["model"] == NAME
     assert sub.on("/availability")[0] == "online"
     assert "as ser-edge-test (p5, c1" in broker.log.read_text()  # MQTT 5 by default
     sub.close()
@@ -214,16 +216,16 @@ def test_sighup_reloads_atomically_or_keeps_the_old(tmp_path: Path, broker: Loca
         daemon.process.send_signal(signal.SIGHUP)
         assert daemon.wait_log("gate.start_db: expected a number", 10), daemon.log
         # A good new bundle and threshold: taken.
-        config.write_text(text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "v2", version="0.2.0"))))
+        config.write_text(text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "v2", version="9.9.9"))))
         daemon.process.send_signal(signal.SIGHUP)
-        assert daemon.wait_log("reloaded: model ser-tiny-ravdess-only 0.2.0", 10), daemon.log
+        assert daemon.wait_log(f"reloaded: model {NAME} 9.9.9", 10), daemon.log
         n = len(sub.events())
         assert sub.wait(lambda s: len(s.events()) > n, 30)
         assert daemon.process.poll() is None
     finally:
         daemon.stop()
     versions = [e["model"]["version"] for e in sub.events()]
-    assert versions[0] == "0.1.0" and versions[-1] == "0.2.0"
+    assert versions[0] == VERSION and versions[-1] == "9.9.9"
     assert versions == sorted(versions)
     sub.close()
 
@@ -344,7 +346,7 @@ def test_notify_protocol_over_a_real_socket(tmp_path: Path, broker: LocalBroker)
         daemon.stop()
         sock.close()
     first_ready = next(i for i, m in enumerate(received) if m.startswith("READY=1"))
-    assert "STATUS=listening with ser-tiny-ravdess-only 0.1.0" in received[first_ready]
+    assert f"STATUS=listening with {NAME} {VERSION}" in received[first_ready]
     assert "connected" in received[first_ready]
     assert received.count("WATCHDOG=1") >= 5  # every 0.5 s while ~10 s of audio flowed
     assert any(m.startswith("STATUS=") and "events, last" in m for m in received)
