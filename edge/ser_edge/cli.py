@@ -94,19 +94,15 @@ def _run(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
     from .configfile import ConfigError
-    from .publisher import read_password
+    from .publisher import mqtt_client
 
     settings = _settings(args.file)
     try:
         bundle = load_bundle(settings.model.bundle)
     except ValueError as e:
         raise ConfigError(f"model.bundle: {e}") from None
-    read_password(settings.mqtt)
+    mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files
     tls = settings.mqtt.tls
-    for name in ("ca_file", "cert_file", "key_file"):
-        path = getattr(tls, name) if tls else None
-        if path is not None and not os.access(path, os.R_OK):
-            raise ConfigError(f"mqtt.tls.{name}: cannot read {path}")
     s = settings
     print(f"{args.file}: OK. device {s.device.id}, source {s.source.kind}, model {bundle.name} {bundle.version}, "
           f"broker {s.mqtt.host}:{s.mqtt.port} (MQTT {s.mqtt.protocol}{', TLS' if tls else ''}), "

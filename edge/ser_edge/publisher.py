@@ -61,6 +61,29 @@ class _Client(mqtt.Client):
             raise
 
 
+def mqtt_client(m: MqttSettings, client_id: str) -> _Client:
+    """A paho client with the configured protocol, credentials and TLS (not connected);
+    ConfigError when a secret or certificate file cannot be used."""
+    v5 = m.protocol == "5"
+    client = _Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
+    )  # fmt: skip
+    if m.username:
+        client.username_pw_set(m.username, read_password(m))
+    if m.tls is not None:
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(m.tls, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ConfigError(f"mqtt.tls.{name}: cannot read {path}")
+        ca, cert, key = (str(p) if p else None for p in (m.tls.ca_file, m.tls.cert_file, m.tls.key_file))
+        try:
+            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, cert_reqs=ssl.CERT_REQUIRED)
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError(f"mqtt.tls: cannot use the certificate files ({e})") from None
+    return client
+
+
 class Publisher:
     """Owns the broker connection; every method is safe to call from any thread."""
 
@@ -83,25 +106,7 @@ class Publisher:
         self._worker = threading.Thread(target=self._run, name="mqtt-spool", daemon=True)
 
     def _make_client(self, m: MqttSettings, device: DeviceSettings) -> _Client:
-        v5 = m.protocol == "5"
-        client = _Client(
-            CallbackAPIVersion.VERSION2, client_id=f"ser-edge-{device.id}",
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
-        )  # fmt: skip
-        if m.username:
-            client.username_pw_set(m.username, read_password(m))
-        if m.tls is not None:
-            for name in ("ca_file", "cert_file", "key_file"):
-                path = getattr(m.tls, name)
-                if path is not None and not os.access(path, os.R_OK):
-                    raise ConfigError(f"mqtt.tls.{name}: cannot read {path}")
-            ca = str(m.tls.ca_file) if m.tls.ca_file else None
-            cert = str(m.tls.cert_file) if m.tls.cert_file else None
-            key = str(m.tls.key_file) if m.tls.key_file else None
-            try:
-                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, cert_reqs=ssl.CERT_REQUIRED)
-            except (ssl.SSLError, OSError) as e:
-                raise ConfigError(f"mqtt.tls: cannot use the certificate files ({e})") from None
+        client = mqtt_client(m, f"ser-edge-{device.id}")
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, m.reconnect_max_s)
         client.max_inflight_messages_set(20)
