@@ -366,3 +366,32 @@ def test_flat_input_is_reported(tmp_path: Path, broker: LocalBroker) -> None:
     assert "no signal: the input has been flat for 2 s (microphone unplugged or muted?)" in daemon.log
     assert sub.wait(lambda s: s.on("stats") and json.loads(s.on("stats")[-1])["input_dead"] is True, 10)
     sub.close()
+
+
+def _selftest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_edge", "selftest", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_selftest_checks_model_and_availability(tmp_path: Path, broker: LocalBroker) -> None:
+    angry = next(p for p in SAMPLES if _truth(p) == "angry")
+    config = write_config(tmp_path / "c.yaml", broker.port, realtime=True)
+    r = _selftest("--config", str(config), "--clip", str(angry), "--expect", "angry")
+    assert r.returncode == 0 and f"{angry.name} -> angry" in r.stdout, r.stdout + r.stderr
+    r = _selftest("--config", str(config), "--clip", str(angry), "--expect", "sad")
+    assert r.returncode == 1 and f"FAILED: model {NAME} {VERSION}: {angry.name} recognised as angry" in r.stdout
+    r = _selftest("--config", str(config), "--availability", "--timeout", "2")
+    assert r.returncode == 1 and "ser/test/availability: nothing retained" in r.stdout
+    daemon = Daemon(config)
+    try:
+        assert daemon.wait_log("ready:", 30), daemon.log
+        r = _selftest("--config", str(config), "--availability")
+        assert r.returncode == 0 and "ser/test/availability = online" in r.stdout, r.stdout
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
+        r = _selftest("--config", str(config), "--availability")
+        assert r.returncode == 1 and "ser/test/availability is 'offline', not 'online'" in r.stdout
+    finally:
+        daemon.stop()
+    r = _selftest("--config", str(config), "--clip", str(angry))
+    assert r.returncode == 2 and "--clip and --expect go together" in r.stderr

@@ -110,6 +110,26 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from .selftest import SelftestError, check_availability, check_model
+
+    if bool(args.clip) != bool(args.expect):
+        raise ValueError("--clip and --expect go together")
+    settings = _settings(args.config)
+    print(f"config {args.config or '(defaults)'}: valid")
+    failed = False
+    checks = [lambda: check_model(settings, args.clip, args.expect)] if args.clip else []
+    if args.availability:
+        checks.append(lambda: check_availability(settings, args.timeout))
+    for check in checks:
+        try:
+            print(check())
+        except SelftestError as e:
+            print(f"FAILED: {e}")
+            failed = True
+    return 1 if failed else 0
+
+
 def _devices(args: argparse.Namespace) -> int:
     from .sources import list_devices
 
@@ -175,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a daemon config file (exit 78 if it is invalid)")
     p.add_argument("file", type=Path)
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("selftest", help="check the config, the model on a known clip, and the broker link")
+    p.add_argument("--config", type=Path, help="daemon config")
+    p.add_argument("--clip", type=Path, help="speech clip with a known emotion")
+    p.add_argument("--expect", help="the emotion the clip must be recognised as (with --clip)")
+    p.add_argument("--availability", action="store_true", help="the broker must hold this device's 'online'")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    p.set_defaults(func=_selftest)
 
     p = sub.add_parser("devices", help="list the audio input devices")
     p.set_defaults(func=_devices)
