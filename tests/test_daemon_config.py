@@ -90,6 +90,8 @@ def test_check_config_follows_references(tmp_path: Path) -> None:
     cfg.write_text(f"model:\n  bundle: {corrupt}\n")
     r = _cli("check-config", str(cfg))
     assert r.returncode == 78 and "model.bundle:" in r.stderr and "SHA-256" in r.stderr
+    r = _cli("check-config", str(cfg), "--bundle", str(SHIPPED))  # what a deployment is about to switch to
+    assert r.returncode == 0, r.stderr
     cfg.write_text(f"model:\n  bundle: {SHIPPED}\nmqtt:\n  username: u\n  password_file: {tmp_path}/nope\n")
     r = _cli("check-config", str(cfg))
     assert r.returncode == 78 and f"mqtt.password_file: cannot read {tmp_path}/nope" in r.stderr

@@ -48,6 +48,17 @@ def test_replay_expands_folders_and_skips_unreadable_files(tmp_path: Path) -> No
     assert len(source.skipped) == 1 and "a.wav: not a readable audio file" in source.skipped[0]
 
 
+def test_replay_loops_when_asked() -> None:
+    s = SourceSettings(kind="replay", files=(SAMPLES[0],), realtime=False, gap_s=0, loop=True)
+    once = read_audio(SAMPLES[0]).size
+    total = 0
+    for chunk in ReplaySource(s):
+        total += chunk.pcm.size
+        if total > 3 * once:
+            break
+    assert total > 3 * once  # a non-looping replay ends after one pass
+
+
 def test_flat_input_watch() -> None:
     watch = FlatInputWatch(dead_after_s=1.0)
     silence, dc = np.zeros(1600, np.int16), np.full(1600, 7, np.int16)

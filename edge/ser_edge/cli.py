@@ -98,7 +98,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
     settings = _settings(args.file)
     try:
-        bundle = load_bundle(settings.model.bundle)
+        bundle = load_bundle(args.bundle or settings.model.bundle)
     except ValueError as e:
         raise ConfigError(f"model.bundle: {e}") from None
     mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a daemon config file (exit 78 if it is invalid)")
     p.add_argument("file", type=Path)
+    p.add_argument("--bundle", type=Path, help="check against this model bundle instead of the config's")
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser("selftest", help="check the config, the model on a known clip, and the broker link")

@@ -41,6 +41,8 @@ class SourceSettings:
     """Replay: audio files or directories of them, played in order."""
     realtime: bool = True
     """Replay: pace the audio as if it were live; false plays it as fast as possible."""
+    loop: bool = False
+    """Replay: start again after the last file, forever (soak tests, demo kiosks)."""
     gap_s: float = field(default=1.0, metadata=check(0, 60))
     """Replay: silence inserted between files."""
     chunk_ms: int = field(default=100, metadata=check(10, 1000))

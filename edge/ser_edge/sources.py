@@ -66,7 +66,7 @@ class ReplaySource:
         gap = round(s.gap_s * SAMPLE_RATE)
         t0, m0 = self._clock(), time.monotonic()
         offset = 0
-        for path in self.files:
+        for path in self._playlist():
             try:
                 pcm = read_audio(path, SAMPLE_RATE)
                 # Each file starts on the gate's frame grid: alone or in a sequence, it is cut the same way.
@@ -83,6 +83,11 @@ class ReplaySource:
                     time.sleep(max(0.0, m0 + (offset + part.size) / SAMPLE_RATE - time.monotonic()))
                 yield Chunk(part, t0 + offset / SAMPLE_RATE)
                 offset += part.size
+
+    def _playlist(self) -> Iterator[Path]:
+        yield from self.files
+        while self.settings.loop and len(self.skipped) < len(self.files):
+            yield from self.files
 
 
 class MicrophoneSource:
