@@ -136,9 +136,12 @@ def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
         secret = fleet.base / h / "etc/ser-edge/mqtt-password"
         assert secret.stat().st_mode & 0o777 == 0o600 and secret.owner() == USER and secret.read_text() == "s3cret"
         assert (fleet.base / h / "etc/ser-edge/config.yaml").stat().st_mode & 0o777 == 0o640
-    assert sub.wait(
-        lambda s: {t for t, p, _ in s.messages if p == "online"} == {f"ser/{h}/availability" for h in HOSTS}
-    )
+    online = {f"ser/{h}/availability" for h in HOSTS}
+    assert sub.wait(lambda s: {t for t, p, _ in s.messages if p == "online"} == online)
+    unit = fleet.base / "h1/etc/systemd/system/ser-edge.service"  # the role's copy, with this host's paths
+    assert f"ExecStart={fleet.base}/h1/opt/ser-edge/current/bin/ser-edge run --config" in unit.read_text()
+    verify = _run("systemd-analyze", "verify", str(unit))
+    assert verify.returncode == 0 and verify.stderr == "", verify.stderr
 
     # 2. Version 2: every host switches, in waves.
     pids = {h: fleet.state(h)["main_pid"] for h in HOSTS}

@@ -1,0 +1,149 @@
+"""The serial link to an Arduino node: framing and messages (spec: deploy/arduino/PROTOCOL.md).
+
+A frame on the wire is COBS-encoded and ends with one 0x00 byte, so a receiver that
+starts mid-stream, or after garbage, resynchronises at the next 0x00. Inside:
+
+    version u8 | type u8 | seq u16 LE | length u16 LE | payload (length bytes) | crc u16 LE
+
+The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection,
+no final XOR) over everything before it. Pure functions plus a small stateful
+``Deframer``; the C twin is deploy/arduino/ser_node/protocol.c.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+VERSION = 1
+HEADER = struct.Struct("<BBHH")
+MAX_PAYLOAD = 4096
+#: Longest encoded frame: COBS adds one byte per 254 plus one, then the delimiter.
+MAX_FRAME = HEADER.size + MAX_PAYLOAD + 2 + (HEADER.size + MAX_PAYLOAD + 2) // 254 + 2
+
+
+class MessageType(IntEnum):
+    HELLO = 1
+    """Node -> Pi: firmware version, front-end hash, model hash, capabilities (JSON text)."""
+    AUDIO = 2
+    """Node -> Pi: int16 LE PCM samples at 16 kHz."""
+    FEATURES = 3
+    """Node -> Pi: int8 front-end rows (frames x columns, row-major)."""
+    RESULT = 4
+    """Node -> Pi: utterance start and end (u32 LE ms of node time) and int8 scores."""
+    HEARTBEAT = 5
+    """Either way: u32 LE uptime in ms."""
+    LOG = 6
+    """Node -> Pi: UTF-8 text."""
+
+
+@dataclass(frozen=True)
+class Message:
+    type: MessageType
+    seq: int
+    payload: bytes
+
+
+def crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE; crc16_ccitt(b"123456789") == 0x29B1."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result contains no 0x00."""
+    out = bytearray([0])
+    code_at, code = 0, 1
+    for byte in data:
+        if byte:
+            out.append(byte)
+            code += 1
+        if not byte or code == 0xFF:
+            out[code_at] = code
+            code_at, code = len(out), 1
+            out.append(0)
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Inverse of cobs_encode; ValueError for input no encoder could have made."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        if code == 0:
+            raise ValueError("COBS: zero code byte")
+        block = data[i + 1 : i + code]
+        if len(block) != code - 1 or 0 in block:
+            raise ValueError("COBS: truncated block")
+        out += block
+        i += code
+        if code < 0xFF and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def encode(message: Message) -> bytes:
+    """One frame, delimiter included."""
+    if len(message.payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(message.payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = HEADER.pack(VERSION, int(message.type), message.seq & 0xFFFF, len(message.payload)) + message.payload
+    return cobs_encode(body + struct.pack("<H", crc16_ccitt(body))) + b"\x00"
+
+
+class FrameError(ValueError):
+    """A frame that arrived damaged; counted and skipped by the receiver."""
+
+
+def decode(frame: bytes) -> Message:
+    """A frame without its delimiter -> Message, or FrameError saying what is wrong."""
+    try:
+        raw = cobs_decode(frame)
+    except ValueError as e:
+        raise FrameError(str(e)) from None
+    if len(raw) < HEADER.size + 2:
+        raise FrameError(f"frame of {len(raw)} bytes is shorter than a header")
+    body, (crc,) = raw[:-2], struct.unpack("<H", raw[-2:])
+    if crc16_ccitt(body) != crc:
+        raise FrameError("CRC mismatch")
+    version, kind, seq, length = HEADER.unpack(body[: HEADER.size])
+    if version != VERSION:
+        raise FrameError(f"protocol version {version}, expected {VERSION}")
+    if length != len(body) - HEADER.size:
+        raise FrameError(f"length field {length} but {len(body) - HEADER.size} payload bytes")
+    try:
+        return Message(MessageType(kind), seq, bytes(body[HEADER.size :]))
+    except ValueError:
+        raise FrameError(f"unknown message type {kind}") from None
+
+
+class Deframer:
+    """Bytes from the serial port in any pieces -> whole messages; damage is counted."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.errors = 0
+        """Frames dropped: bad CRC, bad COBS, truncated, oversized, unknown type."""
+        self.last_error = ""
+
+    def feed(self, data: bytes) -> list[Message]:
+        out = []
+        for byte in data:
+            if byte:
+                if len(self._buffer) < MAX_FRAME:
+                    self._buffer.append(byte)
+                continue
+            frame, self._buffer = bytes(self._buffer), bytearray()
+            if not frame:
+                continue  # back-to-back delimiters: a sender resynchronising
+            try:
+                out.append(decode(frame))
+            except FrameError as e:
+                self.errors += 1
+                self.last_error = str(e)
+        return out

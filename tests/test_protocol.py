@@ -1,0 +1,106 @@
+"""The serial protocol's framing: round trips, resynchronisation, corruption detection."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ser_edge.protocol import (
+    MAX_PAYLOAD,
+    Deframer,
+    FrameError,
+    Message,
+    MessageType,
+    cobs_decode,
+    cobs_encode,
+    crc16_ccitt,
+    decode,
+    encode,
+)
+
+messages = st.builds(
+    Message,
+    st.sampled_from(list(MessageType)),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=600) | st.binary(max_size=MAX_PAYLOAD).map(lambda b: b.replace(b"\x01", b"\x00")),
+)
+
+
+def test_crc_check_value() -> None:
+    assert crc16_ccitt(b"123456789") == 0x29B1  # the catalogue's check value for CRC-16/CCITT-FALSE
+
+
+def test_cobs_known_vectors() -> None:
+    # From the COBS paper / Wikipedia examples.
+    assert cobs_encode(b"\x00") == b"\x01\x01"
+    assert cobs_encode(b"\x00\x00") == b"\x01\x01\x01"
+    assert cobs_encode(b"\x11\x22\x00\x33") == b"\x03\x11\x22\x02\x33"
+    assert cobs_encode(b"\x11\x00\x00\x00") == b"\x02\x11\x01\x01\x01"
+    block = bytes(range(1, 255))
+    assert cobs_encode(block) == b"\xff" + block + b"\x01"
+
+
+@given(st.binary(max_size=2000))
+def test_cobs_round_trip_has_no_zero(data: bytes) -> None:
+    encoded = cobs_encode(data)
+    assert 0 not in encoded and cobs_decode(encoded) == data
+
+
+@given(messages)
+def test_message_round_trip(m: Message) -> None:
+    frame = encode(m)
+    assert frame.endswith(b"\x00") and frame.count(0) == 1
+    assert decode(frame[:-1]) == m
+
+
+@given(st.lists(messages, min_size=1, max_size=5), st.binary(max_size=300), st.lists(st.integers(1, 64), max_size=20))
+def test_resynchronises_after_garbage(ms: list[Message], garbage: bytes, cuts: list[int]) -> None:
+    """Garbage before the stream (a node booting, a half frame) costs at most the frame
+    it is glued to; everything after the next delimiter arrives, in any chunking."""
+    stream = garbage + b"\x00" + b"".join(encode(m) for m in ms)
+    d, got, pos = Deframer(), [], 0
+    for cut in [*cuts, len(stream)]:
+        got += d.feed(stream[pos : pos + cut])
+        pos += cut
+    got += d.feed(stream[pos:])
+    assert got == ms
+    assert d.errors <= 1
+
+
+@settings(max_examples=60)
+@given(messages, st.data())
+def test_every_single_byte_corruption_is_detected(m: Message, data: st.DataObject) -> None:
+    frame = encode(m)
+    index = data.draw(st.integers(0, len(frame) - 2))  # any byte but the delimiter
+    value = data.draw(st.integers(0, 255).filter(lambda v: v != frame[index]))
+    damaged = frame[:index] + bytes([value]) + frame[index + 1 :]
+    d = Deframer()
+    assert d.feed(damaged) == [] and d.errors >= 1
+
+
+def test_every_single_byte_corruption_of_one_frame_exhaustively() -> None:
+    m = Message(MessageType.RESULT, 513, struct.pack("<II", 1200, 4300) + bytes([0, 255, 17, 0, 3, 128, 7, 0]))
+    frame = encode(m)
+    for index in range(len(frame) - 1):
+        for value in range(256):
+            if value == frame[index]:
+                continue
+            d = Deframer()
+            assert d.feed(frame[:index] + bytes([value]) + frame[index + 1 :]) == [], (index, value)
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "text"),
+    [(0, 9, "protocol version 9"), (1, 99, "unknown message type 99"), (4, 7, "length field 7")],
+)
+def test_errors_name_the_problem(offset: int, value: int, text: str) -> None:
+    """Well-formed frames (good CRC) with a bad header field."""
+    body = bytearray(cobs_decode(encode(Message(MessageType.LOG, 1, b"hello"))[:-1]))[:-2]
+    body[offset] = value
+    with pytest.raises(FrameError, match=text):
+        decode(cobs_encode(bytes(body) + struct.pack("<H", crc16_ccitt(bytes(body)))))
+    with pytest.raises(FrameError, match="shorter than a header"):
+        decode(cobs_encode(b"\x01\x02"))
