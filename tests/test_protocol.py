@@ -58,8 +58,8 @@ def test_message_round_trip(m: Message) -> None:
 
 @given(st.lists(messages, min_size=1, max_size=5), st.binary(max_size=300), st.lists(st.integers(1, 64), max_size=20))
 def test_resynchronises_after_garbage(ms: list[Message], garbage: bytes, cuts: list[int]) -> None:
-    """Garbage before the stream (a node booting, a half frame) costs at most the frame
-    it is glued to; everything after the next delimiter arrives, in any chunking."""
+    """Garbage before the stream (a node booting, a half frame) is dropped and counted;
+    every frame after the next delimiter arrives, in any chunking."""
     stream = garbage + b"\x00" + b"".join(encode(m) for m in ms)
     d, got, pos = Deframer(), [], 0
     for cut in [*cuts, len(stream)]:
@@ -67,7 +67,7 @@ def test_resynchronises_after_garbage(ms: list[Message], garbage: bytes, cuts: l
         pos += cut
     got += d.feed(stream[pos:])
     assert got == ms
-    assert d.errors <= 1
+    assert d.errors <= len([s for s in garbage.split(b"\x00") if s])  # at most one per garbage piece
 
 
 @settings(max_examples=60)

@@ -1,0 +1,91 @@
+"""The C protocol (deploy/arduino/ser_node/protocol.c), built with gcc for this machine,
+against the Python one: the same bytes on the wire, the same messages out."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ser_edge.protocol import Message, MessageType, crc16_ccitt, encode
+from tests.conftest import REPO
+from tests.test_protocol import messages
+
+SOURCE = REPO / "deploy" / "arduino" / "ser_node" / "protocol.c"
+MAX_FRAME = 6 + 4096 + 2 + (6 + 4096 + 2) // 254 + 2
+
+
+class Deframer(ctypes.Structure):
+    _fields_ = [
+        ("frame", ctypes.c_uint8 * MAX_FRAME), ("used", ctypes.c_size_t), ("raw", ctypes.c_uint8 * (6 + 4096 + 2)),
+        ("errors", ctypes.c_uint32), ("type", ctypes.c_uint8), ("seq", ctypes.c_uint16),
+        ("payload", ctypes.POINTER(ctypes.c_uint8)), ("length", ctypes.c_size_t),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    out = tmp_path_factory.mktemp("c") / "libserproto.so"
+    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+                    "-shared", "-fPIC", str(SOURCE), "-o", str(out)], check=True)  # fmt: skip
+    lib = ctypes.CDLL(str(out))
+    lib.ser_crc16.restype = ctypes.c_uint16
+    lib.ser_crc16.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint16]
+    lib.ser_frame_encode.restype = ctypes.c_size_t
+    lib.ser_frame_encode.argtypes = [ctypes.c_uint8, ctypes.c_uint16, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p]
+    lib.ser_deframer_feed.argtypes = [ctypes.POINTER(Deframer), ctypes.c_uint8]
+    return lib
+
+
+def _c_encode(lib: ctypes.CDLL, m: Message) -> bytes:
+    out = ctypes.create_string_buffer(MAX_FRAME)
+    n = lib.ser_frame_encode(int(m.type), m.seq, m.payload, len(m.payload), out)
+    return out.raw[:n]
+
+
+def _c_feed(lib: ctypes.CDLL, data: bytes) -> tuple[list[Message], int]:
+    d = Deframer()
+    lib.ser_deframer_init(ctypes.byref(d))
+    got = []
+    for byte in data:
+        if lib.ser_deframer_feed(ctypes.byref(d), byte):
+            got.append(Message(MessageType(d.type), d.seq, ctypes.string_at(d.payload, d.length)))
+    return got, d.errors
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=500))
+def test_crc_matches(lib: ctypes.CDLL, data: bytes) -> None:
+    assert lib.ser_crc16(data, len(data), 0xFFFF) == crc16_ccitt(data)
+
+
+@settings(max_examples=200)
+@given(messages)
+def test_c_frames_equal_python_frames(lib: ctypes.CDLL, m: Message) -> None:
+    assert _c_encode(lib, m) == encode(m)
+
+
+@settings(max_examples=100)
+@given(st.lists(messages, min_size=1, max_size=4), st.binary(max_size=200))
+def test_c_deframer_reads_python_frames_after_garbage(lib: ctypes.CDLL, ms: list[Message], garbage: bytes) -> None:
+    got, errors = _c_feed(lib, garbage + b"\x00" + b"".join(encode(m) for m in ms))
+    assert got == ms and errors <= len([s for s in garbage.split(b"\x00") if s])
+
+
+def test_c_deframer_detects_every_single_byte_corruption(lib: ctypes.CDLL) -> None:
+    frame = encode(Message(MessageType.FEATURES, 7, bytes([0, 1, 255, 128, 0, 0, 17, 99, 0, 42])))
+    assert _c_feed(lib, frame) == ([Message(MessageType.FEATURES, 7, bytes([0, 1, 255, 128, 0, 0, 17, 99, 0, 42]))], 0)
+    for index in range(len(frame) - 1):
+        for value in range(256):
+            if value != frame[index]:
+                got, errors = _c_feed(lib, frame[:index] + bytes([value]) + frame[index + 1 :])
+                assert got == [] and errors >= 1, (index, value)
+
+
+def test_oversized_frames_are_dropped(lib: ctypes.CDLL) -> None:
+    got, errors = _c_feed(lib, b"\x01" * (MAX_FRAME + 500) + b"\x00" + encode(Message(MessageType.LOG, 1, b"ok")))
+    assert got == [Message(MessageType.LOG, 1, b"ok")] and errors == 1
