@@ -1,0 +1,160 @@
+/* Fixed-point front end; see frontend.h. Mirrors edge/ser_edge/frontend/fixed.py stage by
+ * stage (same names); every value is an integer and every rounding the same. Right
+ * shifts of negative numbers are arithmetic (true of gcc and arm-none-eabi-gcc). */
+#include "frontend.h"
+
+#define HALF (SER_NFFT / 2)
+#define LOG_ZERO (-((int64_t)1 << 30))
+
+static int64_t shr_round(int64_t x, int bits) {
+    return (x + ((int64_t)1 << (bits - 1))) >> bits;
+}
+
+static int msb(uint64_t x) { /* floor(log2 x), x > 0 */
+    int e = 0;
+    while (x >>= 1) {
+        e++;
+    }
+    return e;
+}
+
+static int64_t log2_q10(int64_t x) {
+    if (x <= 0) {
+        return LOG_ZERO;
+    }
+    int e = msb((uint64_t)x);
+    int64_t frac = e <= 30 ? x << (30 - e) : x >> (e - 30);
+    frac &= ((int64_t)1 << 30) - 1;
+    int64_t idx = frac >> (30 - SER_LOG_TABLE_BITS);
+    int64_t rem = frac & (((int64_t)1 << (30 - SER_LOG_TABLE_BITS)) - 1);
+    int64_t lo = SER_LOG2_Q16[idx], hi = SER_LOG2_Q16[idx + 1];
+    int64_t mant = lo + (((hi - lo) * rem) >> (30 - SER_LOG_TABLE_BITS));
+    return ((int64_t)e << SER_LOG_FRAC_BITS) + ((mant + 32) >> 6);
+}
+
+static int8_t clip8(int64_t v) {
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+static int64_t quantise(int64_t q10, int step_shift) {
+    return shr_round(q10, SER_LOG_FRAC_BITS - step_shift);
+}
+
+/* Working memory of one frame (static: no malloc, not reentrant). */
+static int64_t u[SER_NFFT];
+static int64_t a[2 * SER_R1][SER_R2];
+static int64_t y[2][HALF + 1];
+static int64_t over_floor[SER_NMELS];
+
+void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]) {
+    /* emphasise_and_window: exact products, |v| < 2^46 */
+    int64_t peak = 0;
+    for (int n = 0; n < SER_NFFT; n++) {
+        if (n < SER_WINDOW) {
+            int64_t before = n ? x[n - 1] : prev;
+            int64_t w = SER_WINDOW_Q15[n];
+            u[n] = (int64_t)x[n] * (w << 15) - before * (w * SER_PREEMPHASIS_Q15);
+            int64_t mag = u[n] < 0 ? -u[n] : u[n];
+            peak = mag > peak ? mag : peak;
+        } else {
+            u[n] = 0;
+        }
+    }
+    /* normalise: block floating point, peak into [2^22, 2^23] */
+    int shift = peak > 0 ? SER_NORM_BITS - msb((uint64_t)peak) : 0;
+    for (int n = 0; n < SER_WINDOW; n++) {
+        if (shift >= 0) {
+            u[n] = u[n] * ((int64_t)1 << shift);
+        } else {
+            u[n] = shr_round(u[n], -shift);
+        }
+    }
+    /* real_fft pass 1: stacked[r][n2] = u[2 (n1 r2 + n2) + part], r = part r1 + n1 */
+    for (int c = 0; c < 2 * SER_R1; c++) {
+        for (int n2 = 0; n2 < SER_R2; n2++) {
+            int64_t acc = 0;
+            for (int r = 0; r < 2 * SER_R1; r++) {
+                int part = r / SER_R1, n1 = r % SER_R1;
+                acc += (int64_t)SER_PASS1_Q15[c][r] * u[2 * (n1 * SER_R2 + n2) + part];
+            }
+            a[c][n2] = shr_round(acc, 15);
+        }
+    }
+    /* pass 2: group k1 reads row [re A[k1][n2]..., im A[r1+k1][n2]...] of its own and
+     * of its mirror group; output column j = part (r2+1) + k2 is bin k = k2 r1 + k1. */
+    for (int k1 = 0; k1 < SER_R1; k1++) {
+        int m = SER_MIRROR[k1];
+        for (int j = 0; j < 2 * (SER_R2 + 1); j++) {
+            int64_t acc = 0;
+            for (int c = 0; c < 2 * SER_R2; c++) {
+                int part = c / SER_R2, n2 = c % SER_R2;
+                acc += a[part * SER_R1 + k1][n2] * SER_PASS2_DIRECT_Q15[k1][c][j];
+                acc += a[part * SER_R1 + m][n2] * SER_PASS2_MIRROR_Q15[m][c][j];
+            }
+            int part = j / (SER_R2 + 1), k = (j % (SER_R2 + 1)) * SER_R1 + k1;
+            if (k <= HALF) {
+                y[part][k] = shr_round(acc, 15 + SER_SPECTRUM_SHIFT);
+            }
+        }
+    }
+    /* mel_energies, log_mel */
+    int64_t offset = (int64_t)(2 * (46 - SER_SPECTRUM_SHIFT) - SER_POWER_SHIFT + SER_MEL_WEIGHT_BITS + 2 * shift)
+                     << SER_LOG_FRAC_BITS;
+    for (int b = 0; b < SER_NMELS; b++) {
+        int64_t mel = 0;
+        for (int k = 0; k <= HALF; k++) {
+            if (SER_MEL_Q10[k][b]) {
+                int64_t power = (y[0][k] * y[0][k] + y[1][k] * y[1][k]) >> SER_POWER_SHIFT;
+                mel += power * SER_MEL_Q10[k][b];
+            }
+        }
+        int64_t logmel = log2_q10(mel) - offset;
+        int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
+        over_floor[b] = (logmel > floor_q10 ? logmel : floor_q10) - floor_q10;
+    }
+    /* the output columns, channel by channel */
+    int col = 0;
+    for (int ch = 0; ch < SER_NCHANNELS; ch++) {
+        if (SER_CHANNELS[ch] == 1) { /* mfcc */
+            for (int i = 0; i < SER_NMFCC; i++) {
+                int64_t acc = 0;
+                for (int b = 0; b < SER_NMELS; b++) {
+                    acc += over_floor[b] * SER_DCT_Q15[i][b];
+                }
+                int64_t c = shr_round(acc, 15);
+                out[col++] = clip8(i == 0 ? quantise(c, SER_C0_STEP_SHIFT) - 128 : quantise(c, SER_MFCC_STEP_SHIFT));
+            }
+        } else if (SER_CHANNELS[ch] == 2) { /* logmel */
+            for (int b = 0; b < SER_NMELS; b++) {
+                out[col++] = clip8(quantise(over_floor[b], SER_LOGMEL_STEP_SHIFT) - 128);
+            }
+        } else if (SER_CHANNELS[ch] == 3) { /* zcr: sign changes, 0 counts as positive */
+            int64_t count = 0;
+            for (int n = 1; n < SER_WINDOW; n++) {
+                count += (x[n] >= 0) != (x[n - 1] >= 0);
+            }
+            out[col++] = clip8((count * 510 + (SER_WINDOW - 1)) / (2 * (SER_WINDOW - 1)) - 128);
+        } else { /* rms: log2 mean square over the floor */
+            int64_t energy = 0;
+            for (int n = 0; n < SER_WINDOW; n++) {
+                energy += (int64_t)x[n] * x[n];
+            }
+            int64_t log_ms = log2_q10(energy) - SER_LOG2_WINDOW_Q10 - ((int64_t)30 << SER_LOG_FRAC_BITS);
+            int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
+            int64_t e = (log_ms > floor_q10 ? log_ms : floor_q10) - floor_q10;
+            out[col++] = clip8(quantise(e, SER_LOGMEL_STEP_SHIFT) - 128);
+        }
+    }
+}
+
+size_t ser_frontend_clip(const int16_t *pcm, size_t n, int8_t *out, size_t max_rows) {
+    size_t rows = 0;
+    for (size_t start = 0; start + SER_WINDOW <= n && rows < max_rows; start += SER_HOP, rows++) {
+        ser_frontend_frame(pcm + start, start ? pcm[start - 1] : 0, out + rows * SER_NFEATURES);
+    }
+    return rows;
+}
+
+const char *ser_frontend_hash(void) {
+    return SER_FRONTEND_HASH;
+}
