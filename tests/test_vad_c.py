@@ -1,0 +1,88 @@
+"""The C voice gate (deploy/arduino/ser_node/vad.c) cuts the same utterances, to the
+frame, as ser_edge.vad.Gate with the energy judge."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ser_edge.audio_io import read_audio
+from ser_edge.settings import GateSettings
+from ser_edge.vad import FRAME_MS, FRAME_SAMPLES, Gate, db_to_q10
+from tests.conftest import REPO, SAMPLES
+
+NODE = REPO / "deploy" / "arduino" / "ser_node"
+
+
+class Settings(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("min_floor_q10", "start_q10", "stop_q10", "max_crossings",
+                "onset", "hangover", "min_frames", "max_frames", "preroll")]  # fmt: skip
+
+
+class Utterance(ctypes.Structure):
+    _fields_ = [("start", ctypes.c_uint32), ("end", ctypes.c_uint32)]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    out = tmp_path_factory.mktemp("vad") / "libvad.so"
+    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+                    "-shared", "-fPIC", str(NODE / "vad.c"), "-o", str(out)], check=True)  # fmt: skip
+    return ctypes.CDLL(str(out))
+
+
+def _c_settings(s: GateSettings) -> Settings:
+    return Settings(db_to_q10(s.floor_db), db_to_q10(s.start_db), db_to_q10(s.stop_db),
+                    round(s.max_zcr * (FRAME_SAMPLES - 1)), max(1, s.onset_ms // FRAME_MS),
+                    max(1, s.hangover_ms // FRAME_MS), max(1, s.min_utterance_ms // FRAME_MS),
+                    s.max_utterance_ms // FRAME_MS, s.preroll_ms // FRAME_MS)  # fmt: skip
+
+
+def _c_gate(lib: ctypes.CDLL, pcm: np.ndarray, s: GateSettings) -> list[tuple[int, int]]:
+    state = ctypes.create_string_buffer(4096)  # larger than struct ser_vad
+    settings = _c_settings(s)
+    lib.ser_vad_init(state, ctypes.byref(settings))
+    u, out = Utterance(), []
+    frames = np.ascontiguousarray(pcm[: pcm.size // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES))
+    for frame in frames:
+        if lib.ser_vad_frame(state, frame.ctypes.data_as(ctypes.c_void_p), ctypes.byref(u)):
+            out.append((u.start, u.end))
+    if lib.ser_vad_flush(state, ctypes.byref(u)):
+        out.append((u.start, u.end))
+    return out
+
+
+def _python_gate(pcm: np.ndarray, s: GateSettings) -> list[tuple[int, int]]:
+    g = Gate(s)
+    utterances = g.push(pcm, 0.0) + g.flush()
+    return [(round(u.start * 50), round(u.end * 50)) for u in utterances]
+
+
+def _stream() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    parts = [np.zeros(8000, np.int16)]
+    for path in SAMPLES:
+        parts += [read_audio(path), np.zeros(rng.integers(4000, 20000), np.int16)]
+    pcm = np.concatenate(parts)
+    noise = rng.normal(0, 200, pcm.size)  # a room that is not silent
+    noise[pcm.size // 2 :] *= 4  # and gets louder (a fan starts)
+    return np.clip(pcm + noise.round(), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GateSettings(),
+        GateSettings(max_utterance_ms=1500, min_utterance_ms=200, hangover_ms=200, preroll_ms=0),
+        GateSettings(start_db=18, stop_db=3, onset_ms=100, max_zcr=0.35),
+    ],
+    ids=["default", "short-pieces", "strict"],
+)
+def test_same_utterances_as_python(lib: ctypes.CDLL, settings: GateSettings) -> None:
+    for pcm in (_stream(), np.concatenate([read_audio(p) for p in SAMPLES])):
+        python = _python_gate(pcm, settings)
+        assert python and _c_gate(lib, pcm, settings) == python
