@@ -25,7 +25,7 @@ FULL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
 
 def _build(cfg: FrontendConfig, where: Path) -> ctypes.CDLL:
     where.mkdir(parents=True, exist_ok=True)
-    for name in ("frontend.c", "frontend.h"):
+    for name in ("frontend.c", "frontend.h", "fixed_point.h"):
         shutil.copy(NODE / name, where / name)
     (where / "frontend_tables.h").write_text(header(cfg))
     lib_path = where / "libfrontend.so"

@@ -3,33 +3,12 @@
  * shifts of negative numbers are arithmetic (true of gcc and arm-none-eabi-gcc). */
 #include "frontend.h"
 
+#include "fixed_point.h"
+
 #define HALF (SER_NFFT / 2)
-#define LOG_ZERO (-((int64_t)1 << 30))
 
 static int64_t shr_round(int64_t x, int bits) {
     return (x + ((int64_t)1 << (bits - 1))) >> bits;
-}
-
-static int msb(uint64_t x) { /* floor(log2 x), x > 0 */
-    int e = 0;
-    while (x >>= 1) {
-        e++;
-    }
-    return e;
-}
-
-static int64_t log2_q10(int64_t x) {
-    if (x <= 0) {
-        return LOG_ZERO;
-    }
-    int e = msb((uint64_t)x);
-    int64_t frac = e <= 30 ? x << (30 - e) : x >> (e - 30);
-    frac &= ((int64_t)1 << 30) - 1;
-    int64_t idx = frac >> (30 - SER_LOG_TABLE_BITS);
-    int64_t rem = frac & (((int64_t)1 << (30 - SER_LOG_TABLE_BITS)) - 1);
-    int64_t lo = SER_LOG2_Q16[idx], hi = SER_LOG2_Q16[idx + 1];
-    int64_t mant = lo + (((hi - lo) * rem) >> (30 - SER_LOG_TABLE_BITS));
-    return ((int64_t)e << SER_LOG_FRAC_BITS) + ((mant + 32) >> 6);
 }
 
 static int8_t clip8(int64_t v) {
@@ -61,7 +40,7 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
         }
     }
     /* normalise: block floating point, peak into [2^22, 2^23] */
-    int shift = peak > 0 ? SER_NORM_BITS - msb((uint64_t)peak) : 0;
+    int shift = peak > 0 ? SER_NORM_BITS - ser_msb((uint64_t)peak) : 0;
     for (int n = 0; n < SER_WINDOW; n++) {
         if (shift >= 0) {
             u[n] = u[n] * ((int64_t)1 << shift);
@@ -108,7 +87,7 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
                 mel += power * SER_MEL_Q10[k][b];
             }
         }
-        int64_t logmel = log2_q10(mel) - offset;
+        int64_t logmel = ser_log2_q10(mel) - offset;
         int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
         over_floor[b] = (logmel > floor_q10 ? logmel : floor_q10) - floor_q10;
     }
@@ -139,7 +118,7 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
             for (int n = 0; n < SER_WINDOW; n++) {
                 energy += (int64_t)x[n] * x[n];
             }
-            int64_t log_ms = log2_q10(energy) - SER_LOG2_WINDOW_Q10 - ((int64_t)30 << SER_LOG_FRAC_BITS);
+            int64_t log_ms = ser_log2_q10(energy) - SER_LOG2_WINDOW_Q10 - ((int64_t)30 << SER_LOG_FRAC_BITS);
             int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
             int64_t e = (log_ms > floor_q10 ? log_ms : floor_q10) - floor_q10;
             out[col++] = clip8(quantise(e, SER_LOGMEL_STEP_SHIFT) - 128);

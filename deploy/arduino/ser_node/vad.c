@@ -3,29 +3,7 @@
 
 #include <string.h>
 
-#include "frontend_tables.h" /* SER_LOG2_Q16, SER_LOG_* */
-
-static int msb64(uint64_t x) {
-    int e = 0;
-    while (x >>= 1) {
-        e++;
-    }
-    return e;
-}
-
-static int64_t log2_q10(int64_t x) { /* as frontend.c; x = 0 gives a value below every floor */
-    if (x <= 0) {
-        return -((int64_t)1 << 30);
-    }
-    int e = msb64((uint64_t)x);
-    int64_t frac = e <= 30 ? x << (30 - e) : x >> (e - 30);
-    frac &= ((int64_t)1 << 30) - 1;
-    int64_t idx = frac >> (30 - SER_LOG_TABLE_BITS);
-    int64_t rem = frac & (((int64_t)1 << (30 - SER_LOG_TABLE_BITS)) - 1);
-    int64_t lo = SER_LOG2_Q16[idx], hi = SER_LOG2_Q16[idx + 1];
-    int64_t mant = lo + (((hi - lo) * rem) >> (30 - SER_LOG_TABLE_BITS));
-    return ((int64_t)e << SER_LOG_FRAC_BITS) + ((mant + 32) >> 6);
-}
+#include "fixed_point.h"
 
 void ser_vad_init(struct ser_vad *v, const struct ser_vad_settings *s) {
     memset(v, 0, sizeof *v);
@@ -77,7 +55,7 @@ int ser_vad_frame(struct ser_vad *v, const int16_t x[SER_VAD_FRAME], struct ser_
     }
     /* log2 of the mean square re full scale; round(1024 log2(320)) = 8522. Silence gives
      * about -2^30, still an int32. */
-    v->level_q10 = (int32_t)(log2_q10(energy) - 8522 - ((int64_t)30 << SER_LOG_FRAC_BITS));
+    v->level_q10 = (int32_t)(ser_log2_q10(energy) - 8522 - ((int64_t)30 << SER_LOG_FRAC_BITS));
     int voiced = v->voiced = judge(v, v->level_q10, crossings);
     v->frame++;
     if (!v->open) {
