@@ -104,3 +104,17 @@ def test_errors_name_the_problem(offset: int, value: int, text: str) -> None:
         decode(cobs_encode(bytes(body) + struct.pack("<H", crc16_ccitt(bytes(body)))))
     with pytest.raises(FrameError, match="shorter than a header"):
         decode(cobs_encode(b"\x01\x02"))
+
+
+def test_hello_must_match_the_bundle() -> None:
+    from ser_edge.protocol import NodeMismatch, check_hello
+
+    sha = "dc2c809a0f97c8d26fcb0d3d8d3169be51ddc348de0c71048a3b1d73fd5887f6"
+    good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "dc2c809a0f97", "modes": ["audio"]}'
+    assert check_hello(good, "f2a44641c768", sha)["firmware"] == "0.1.0"
+    with pytest.raises(NodeMismatch, match="node front end f2a44641c768 differs from this bundle's 000000000000"):
+        check_hello(good, "000000000000", sha)
+    with pytest.raises(NodeMismatch, match="node model dc2c809a0f97 is not this bundle's model 111111111111"):
+        check_hello(good, "f2a44641c768", "1" * 64)
+    with pytest.raises(NodeMismatch, match="unreadable HELLO"):
+        check_hello(b"\xff{", "f2a44641c768", sha)

@@ -12,6 +12,7 @@ no final XOR) over everything before it. Pure functions plus a small stateful
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -147,3 +148,24 @@ class Deframer:
                 self.errors += 1
                 self.last_error = str(e)
         return out
+
+
+class NodeMismatch(ValueError):
+    """A node built for another front end or model than the Pi's bundle."""
+
+
+def check_hello(payload: bytes, frontend_hash: str, model_sha256: str) -> dict:
+    """The node's HELLO (JSON), checked against what the Pi runs; NodeMismatch names both sides."""
+    try:
+        hello = json.loads(payload.decode("utf-8"))
+        node_frontend, node_model = str(hello["frontend"]), str(hello["model"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise NodeMismatch(f"node sent an unreadable HELLO ({e})") from None
+    if node_frontend != frontend_hash:
+        raise NodeMismatch(
+            f"node front end {node_frontend} differs from this bundle's {frontend_hash}: "
+            f"flash firmware built from the same ser-edge version"
+        )
+    if not node_model or not model_sha256.startswith(node_model):
+        raise NodeMismatch(f"node model {node_model or '(none)'} is not this bundle's model {model_sha256[:12]}")
+    return hello
