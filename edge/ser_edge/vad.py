@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .frontend import DEFAULT_CONFIG
-from .frontend.fixed import log2_q10
+from .frontend.fixed import log2_mean_square, sign_changes
 from .frontend.tables import LOG_FRAC_BITS, tables_for
 from .settings import GateSettings
 
@@ -40,15 +40,7 @@ def db_to_q10(db: float) -> int:
 
 def frame_levels(frames: np.ndarray) -> np.ndarray:
     """log2 of each frame's mean square relative to full scale, Q10 (<= 0)."""
-    x = frames.astype(np.int64)
-    energy = np.einsum("ij,ij->i", x, x)
-    return log2_q10(energy, tables_for(DEFAULT_CONFIG)) - _LOG2_FRAME_Q10 - (30 << LOG_FRAC_BITS)
-
-
-def zero_crossings(frames: np.ndarray) -> np.ndarray:
-    """Sign changes per frame (0 counts as positive)."""
-    sign = frames >= 0
-    return np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1)
+    return log2_mean_square(frames, _LOG2_FRAME_Q10, tables_for(DEFAULT_CONFIG))
 
 
 class EnergyJudge:
@@ -154,7 +146,7 @@ class Gate:
         t0 = self._pending_t
         self._pending = data[n * FRAME_SAMPLES :]
         self._pending_t = t0 + n * FRAME_SAMPLES / SAMPLE_RATE
-        levels, crossings = frame_levels(frames).tolist(), zero_crossings(frames).tolist()
+        levels, crossings = frame_levels(frames).tolist(), sign_changes(frames).tolist()
         out = []
         for i, frame in enumerate(frames):
             self.level_db = max(levels[i] / (1 << LOG_FRAC_BITS) * _DB_PER_LOG2, -120.0)

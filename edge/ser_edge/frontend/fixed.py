@@ -168,19 +168,29 @@ def log_mel(mel: np.ndarray, shift: np.ndarray, cfg: FrontendConfig, t: Tables) 
     return np.maximum(log2_q10(mel, t) - offset, cfg.log_floor << LOG_FRAC_BITS)
 
 
-def zcr_column(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
-    """Zero crossings (sign changes, 0 counts as positive) scaled to int8 [-128, 127]."""
+def sign_changes(frames: np.ndarray) -> np.ndarray:
+    """Zero crossings per frame: sign changes, 0 counting as positive."""
     sign = frames >= 0
-    count = np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1).astype(np.int64)
+    return np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1).astype(np.int64)
+
+
+def zcr_column(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    """Zero crossings scaled to int8 [-128, 127]."""
     n = cfg.window_samples - 1
-    return (count * 510 + n) // (2 * n) - 128
+    return (sign_changes(frames) * 510 + n) // (2 * n) - 128
+
+
+def log2_mean_square(frames: np.ndarray, log2_length_q10: int, t: Tables) -> np.ndarray:
+    """log2 of each frame's mean square re full scale, Q10 (<= 0); log2_length_q10 is
+    round(1024 log2(frame length))."""
+    x = frames.astype(np.int64)
+    energy = np.einsum("ij,ij->i", x, x)  # < 2^39
+    return log2_q10(energy, t) - log2_length_q10 - (30 << LOG_FRAC_BITS)
 
 
 def energy_column(frames: np.ndarray, cfg: FrontendConfig, t: Tables) -> np.ndarray:
     """log2 of the frame's mean square re full scale, over the floor, Q10."""
-    x = frames.astype(np.int64)
-    energy = np.einsum("ij,ij->i", x, x)  # < 2^39
-    log_ms = log2_q10(energy, t) - t.log2_window_q10 - (30 << LOG_FRAC_BITS)
+    log_ms = log2_mean_square(frames, t.log2_window_q10, t)
     return np.maximum(log_ms, cfg.log_floor << LOG_FRAC_BITS) - (cfg.log_floor << LOG_FRAC_BITS)
 
 
