@@ -4,6 +4,7 @@ frame, as ser_edge.vad.Gate with the energy judge."""
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import shutil
 import subprocess
 
@@ -12,7 +13,7 @@ import pytest
 
 from ser_edge.audio_io import read_audio
 from ser_edge.settings import GateSettings
-from ser_edge.vad import FRAME_MS, FRAME_SAMPLES, Gate, db_to_q10
+from ser_edge.vad import FRAME_SAMPLES, Gate, GateUnits
 from tests.conftest import REPO, SAMPLES
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
@@ -35,16 +36,9 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     return ctypes.CDLL(str(out))
 
 
-def _c_settings(s: GateSettings) -> Settings:
-    return Settings(db_to_q10(s.floor_db), db_to_q10(s.start_db), db_to_q10(s.stop_db),
-                    round(s.max_zcr * (FRAME_SAMPLES - 1)), max(1, s.onset_ms // FRAME_MS),
-                    max(1, s.hangover_ms // FRAME_MS), max(1, s.min_utterance_ms // FRAME_MS),
-                    s.max_utterance_ms // FRAME_MS, s.preroll_ms // FRAME_MS)  # fmt: skip
-
-
 def _c_gate(lib: ctypes.CDLL, pcm: np.ndarray, s: GateSettings) -> list[tuple[int, int]]:
     state = ctypes.create_string_buffer(4096)  # larger than struct ser_vad
-    settings = _c_settings(s)
+    settings = Settings(*dataclasses.astuple(GateUnits.of(s)))
     lib.ser_vad_init(state, ctypes.byref(settings))
     u, out = Utterance(), []
     frames = np.ascontiguousarray(pcm[: pcm.size // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES))

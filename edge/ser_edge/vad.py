@@ -43,6 +43,32 @@ def frame_levels(frames: np.ndarray) -> np.ndarray:
     return log2_mean_square(frames, _LOG2_FRAME_Q10, tables_for(DEFAULT_CONFIG))
 
 
+@dataclass(frozen=True)
+class GateUnits:
+    """GateSettings in the integer units the gate works in; the C gate
+    (deploy/arduino/ser_node/vad.h, struct ser_vad_settings) takes the same nine fields."""
+
+    min_floor_q10: int
+    start_q10: int
+    stop_q10: int
+    max_crossings: int
+    onset: int
+    """Frames from here on."""
+    hangover: int
+    min_frames: int
+    max_frames: int
+    preroll: int
+
+    @classmethod
+    def of(cls, s: GateSettings) -> GateUnits:
+        return cls(
+            db_to_q10(s.floor_db), db_to_q10(s.start_db), db_to_q10(s.stop_db),
+            round(s.max_zcr * (FRAME_SAMPLES - 1)), max(1, s.onset_ms // FRAME_MS),
+            max(1, s.hangover_ms // FRAME_MS), max(1, s.min_utterance_ms // FRAME_MS),
+            s.max_utterance_ms // FRAME_MS, s.preroll_ms // FRAME_MS,
+        )  # fmt: skip
+
+
 class EnergyJudge:
     """Integer voiced/unvoiced decision against an adaptive noise floor.
 
@@ -56,17 +82,15 @@ class EnergyJudge:
     BLOCKS = 6
 
     def __init__(self, s: GateSettings) -> None:
-        self.min_floor = db_to_q10(s.floor_db)
-        self.start = db_to_q10(s.start_db)
-        self.stop = db_to_q10(s.stop_db)
-        self.max_crossings = round(s.max_zcr * (FRAME_SAMPLES - 1))
-        self.floor = self.min_floor
+        self.units = GateUnits.of(s)
+        self.floor = self.units.min_floor_q10
         self._minima: deque[int] = deque(maxlen=self.BLOCKS)
         self._block_min = 0
         self._block_frames = 0
 
     def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
-        voiced = level >= self.floor + (self.stop if in_speech else self.start) and crossings <= self.max_crossings
+        u = self.units
+        voiced = level >= self.floor + (u.stop_q10 if in_speech else u.start_q10) and crossings <= u.max_crossings
         self._block_min = level if self._block_frames == 0 else min(self._block_min, level)
         self._block_frames += 1
         target = min(self._block_min, *self._minima) if self._minima else self._block_min
@@ -74,7 +98,7 @@ class EnergyJudge:
             self._minima.append(self._block_min)
             self._block_frames = 0
         self.floor = target if target < self.floor else self.floor + ((target - self.floor) >> 3)
-        self.floor = max(self.floor, self.min_floor)
+        self.floor = max(self.floor, u.min_floor_q10)
         return voiced
 
 
@@ -116,11 +140,9 @@ class Gate:
     def __init__(self, s: GateSettings) -> None:
         self.settings = s
         self.judge = WebrtcJudge(s) if s.engine == "webrtcvad" else EnergyJudge(s)
-        self._onset = max(1, s.onset_ms // FRAME_MS)
-        self._hangover = max(1, s.hangover_ms // FRAME_MS)
-        self._min = max(1, s.min_utterance_ms // FRAME_MS)
-        self._max = s.max_utterance_ms // FRAME_MS
-        self._pre: deque[tuple[np.ndarray, float]] = deque(maxlen=s.preroll_ms // FRAME_MS + self._onset)
+        u = GateUnits.of(s)
+        self._onset, self._hangover, self._min, self._max = u.onset, u.hangover, u.min_frames, u.max_frames
+        self._pre: deque[tuple[np.ndarray, float]] = deque(maxlen=u.preroll + u.onset)
         self._speech: list[tuple[np.ndarray, float]] = []
         self._pending = np.zeros(0, np.int16)
         self._pending_t = 0.0
