@@ -20,8 +20,7 @@ NODE = REPO / "deploy" / "arduino" / "ser_node"
 
 
 class Settings(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int32) for name in ("min_floor_q10", "start_q10", "stop_q10", "max_crossings",
-                "onset", "hangover", "min_frames", "max_frames", "preroll")]  # fmt: skip
+    _fields_ = [(f.name, ctypes.c_int32) for f in dataclasses.fields(GateUnits)]  # struct ser_vad_settings
 
 
 class Utterance(ctypes.Structure):
