@@ -76,15 +76,18 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
             }
         }
     }
-    /* mel_energies, log_mel */
+    /* mel_energies: the power of each bin once (kept in y[0]), then the weighted sums */
+    for (int k = 0; k <= HALF; k++) {
+        y[0][k] = (y[0][k] * y[0][k] + y[1][k] * y[1][k]) >> SER_POWER_SHIFT;
+    }
+    /* log_mel */
     int64_t offset = (int64_t)(2 * (46 - SER_SPECTRUM_SHIFT) - SER_POWER_SHIFT + SER_MEL_WEIGHT_BITS + 2 * shift)
                      << SER_LOG_FRAC_BITS;
     for (int b = 0; b < SER_NMELS; b++) {
         int64_t mel = 0;
         for (int k = 0; k <= HALF; k++) {
-            if (SER_MEL_Q10[k][b]) {
-                int64_t power = (y[0][k] * y[0][k] + y[1][k] * y[1][k]) >> SER_POWER_SHIFT;
-                mel += power * SER_MEL_Q10[k][b];
+            if (SER_MEL_Q10[k][b]) { /* each filter covers a few bins */
+                mel += y[0][k] * SER_MEL_Q10[k][b];
             }
         }
         int64_t logmel = ser_log2_q10(mel) - offset;
