@@ -15,7 +15,16 @@ import numpy as np
 
 from .config import Config
 from .corpora import EMOTIONS
-from .int8 import ConversionError, convert, input_quantisation, ops, tflite_outputs, tflm_min_arena, tflm_outputs
+from .int8 import (
+    ConversionError,
+    c_stderr_to,
+    convert,
+    input_quantisation,
+    ops,
+    tflite_outputs,
+    tflm_min_arena,
+    tflm_outputs,
+)
 from .models import build
 
 SCHEMA_VERSION = 1
@@ -42,14 +51,8 @@ def exportable(model, cfg: Config):
 @contextmanager
 def quiet_stderr() -> Iterator[None]:
     """TFLite Micro prints every failed allocation to file descriptor 2."""
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with open(os.devnull, "wb") as null, c_stderr_to(null):
+        yield
 
 
 def verify(model_bytes: bytes, windows: np.ndarray) -> dict:

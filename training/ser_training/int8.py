@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 import numpy as np
 
@@ -95,6 +98,18 @@ def tflm_outputs(model: bytes, windows: np.ndarray, arena: int) -> np.ndarray:
     return np.array(rows)
 
 
+@contextmanager
+def c_stderr_to(target: BinaryIO) -> Iterator[None]:
+    """Send file descriptor 2, where TFLite Micro's C++ prints, to target for a while."""
+    saved = os.dup(2)
+    os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def tflm_min_arena(model: bytes, high: int = 1 << 20) -> int:
     """TFLite Micro's own count of the arena the model uses ("Arena allocation total",
     from print_allocations), confirmed by allocating exactly that much.
@@ -112,13 +127,8 @@ def tflm_min_arena(model: bytes, high: int = 1 << 20) -> int:
     except RuntimeError:
         raise ConversionError(f"the model does not fit a {high}-byte TFLite Micro arena") from None
     with tempfile.TemporaryFile() as log:
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)  # TFLM prints to the C-level stderr
-        try:
+        with c_stderr_to(log):
             interp.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
         log.seek(0)
         found = re.search(rb"Arena allocation total (\d+) bytes", log.read())
     if not found:
