@@ -102,11 +102,9 @@ def _check_config(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(f"model.bundle: {e}") from None
     mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files
-    tls = settings.mqtt.tls
-    s = settings
+    s, m = settings, settings.mqtt
     print(f"{args.file}: OK. device {s.device.id}, source {s.source.kind}, model {bundle.name} {bundle.version}, "
-          f"broker {s.mqtt.host}:{s.mqtt.port} (MQTT {s.mqtt.protocol}{', TLS' if tls else ''}), "
-          f"spool {s.spool.path}")  # fmt: skip
+          f"broker {m.host}:{m.port} (MQTT {m.protocol}{', TLS' if m.tls else ''}), spool {s.spool.path}")  # fmt: skip
     return 0
 
 
