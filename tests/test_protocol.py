@@ -106,15 +106,22 @@ def test_errors_name_the_problem(offset: int, value: int, text: str) -> None:
         decode(cobs_encode(b"\x01\x02"))
 
 
-def test_hello_must_match_the_bundle() -> None:
+def test_hello_must_match_the_bundle_as_far_as_the_mode_needs() -> None:
     from ser_edge.protocol import NodeMismatch, check_hello
 
     sha = "dc2c809a0f97c8d26fcb0d3d8d3169be51ddc348de0c71048a3b1d73fd5887f6"
-    good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "dc2c809a0f97", "modes": ["audio"]}'
-    assert check_hello(good, "f2a44641c768", sha)["firmware"] == "0.1.0"
+    good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "dc2c809a0f97", '
+    good += b'"modes": ["audio", "features", "results"]}'
+    assert check_hello(good, "results", "f2a44641c768", sha)["firmware"] == "0.1.0"
     with pytest.raises(NodeMismatch, match="node front end f2a44641c768 differs from this bundle's 000000000000"):
-        check_hello(good, "000000000000", sha)
+        check_hello(good, "features", "000000000000", sha)
     with pytest.raises(NodeMismatch, match="node model dc2c809a0f97 is not this bundle's model 111111111111"):
-        check_hello(good, "f2a44641c768", "1" * 64)
+        check_hello(good, "results", "f2a44641c768", "1" * 64)
+    # Features need the same front end but not the same model; audio needs neither.
+    assert check_hello(good, "features", "f2a44641c768", "1" * 64)
+    assert check_hello(good, "audio", "000000000000", "1" * 64)
+    no_model = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "", "modes": ["audio", "features"]}'
+    with pytest.raises(NodeMismatch, match="not results"):
+        check_hello(no_model, "results", "f2a44641c768", sha)
     with pytest.raises(NodeMismatch, match="unreadable HELLO"):
-        check_hello(b"\xff{", "f2a44641c768", sha)
+        check_hello(b"\xff{", "features", "f2a44641c768", sha)

@@ -53,9 +53,8 @@ def _classify(args: argparse.Namespace) -> int:
     results = []
     for path in args.files:
         for r in recognise_file(path, model, settings.gate, settings.model.threshold):
-            u = r.utterance
             results.append({
-                "file": str(path), "start_s": round(u.start, 2), "end_s": round(u.end, 2),
+                "file": str(path), "start_s": round(r.start, 2), "end_s": round(r.end, 2),
                 "emotion": r.emotion, "confidence": r.confidence, "scores": r.scores, "event": r.emitted,
             })  # fmt: skip
         if not any(r["file"] == str(path) for r in results):

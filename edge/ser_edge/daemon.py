@@ -2,6 +2,9 @@
 
     source --(capture thread, bounded queue)--> gate -> recognise -> spool -> publisher
 
+A serial node in features or results mode has cut (and scored) the utterance itself;
+its items join at ``recognise``.
+
 The main thread runs the processing loop, so a hang there stops the systemd watchdog
 pings. SIGTERM/SIGINT: the open utterance is finished, the spool gets a few seconds to
 drain, ``offline`` is published, exit 0. SIGHUP: the config and the model bundle are
@@ -22,17 +25,18 @@ from pathlib import Path
 
 from .bundle import BundleError, load_bundle
 from .configfile import ConfigError
-from .decision import recognise
+from .decision import Recognition, recognise, recognise_features, recognise_scores
 from .discovery import discovery_payload
 from .events import event_payload, iso_utc
 from .model import EmotionModel
 from .notify import Notifier
 from .publisher import Publisher
+from .serial_link import AudioGap, NodeUtterance, SerialSource
 from .settings import Settings, load_settings
 from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
 from .spool import Spool
 from .stats import Stats
-from .vad import FRAME_SAMPLES, Gate, Utterance
+from .vad import FRAME_SAMPLES, Gate, GateUnits, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_event = "none yet"
-        self._source: ReplaySource | MicrophoneSource | None = None
+        self._source: ReplaySource | MicrophoneSource | SerialSource | None = None
 
     def _discovery(self) -> str:
         b = self.model.bundle
@@ -74,21 +78,24 @@ class Daemon:
 
     def _open_source(self):
         s = self.settings.source
+        if s.kind == "serial":
+            gate = dataclasses.astuple(GateUnits.of(self.settings.gate))
+            return SerialSource(s.serial, gate, lambda: self.model.bundle, self._stop)
         return ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
 
     def _capture(self, source) -> None:
         live = not (isinstance(source, ReplaySource) and not self.settings.source.realtime)
         try:
-            for chunk in source:
+            for item in source:
                 if self._stop.is_set():
                     break
-                if not live:  # a fast replay waits for the pipeline; live audio cannot
-                    self._chunks.put(chunk)
+                if not live or not isinstance(item, Chunk):  # a fast replay waits for the pipeline; live audio cannot
+                    self._chunks.put(item)
                     continue
                 try:
-                    self._chunks.put_nowait(chunk)
+                    self._chunks.put_nowait(item)
                 except queue.Full:
-                    self.stats.dropped_frames += chunk.pcm.size // FRAME_SAMPLES
+                    self.stats.dropped_frames += item.pcm.size // FRAME_SAMPLES
             if isinstance(source, ReplaySource):
                 self.stats.skipped_files = len(source.skipped)
         except Exception as e:  # a broken sound card must not leave the loop waiting forever
@@ -98,7 +105,15 @@ class Daemon:
 
     # -- processing ---------------------------------------------------------------------
 
-    def _process(self, chunk: Chunk) -> None:
+    def _process(self, item: Chunk | NodeUtterance | AudioGap) -> None:
+        if isinstance(item, NodeUtterance):
+            self._node_utterance(item)
+        elif isinstance(item, AudioGap):
+            self.gate.flush()  # an utterance with a hole in it is not one
+        else:
+            self._audio(item)
+
+    def _audio(self, chunk: Chunk) -> None:
         change = self.watch.update(chunk.pcm)
         if change is True:
             log.warning("no signal: the input has been flat for %.0f s (microphone unplugged or muted?)",
@@ -110,21 +125,32 @@ class Daemon:
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
-        r = recognise(self.model, u, self.settings.model.threshold)
+        self._emit(recognise(self.model, u, self.settings.model.threshold), closed_at)
+
+    def _node_utterance(self, n: NodeUtterance) -> None:
+        closed_at = time.monotonic()
+        threshold = self.settings.model.threshold
+        if n.features is not None:
+            r = recognise_features(self.model, n.features, n.start, n.end, threshold)
+        else:
+            r = recognise_scores(self.model, n.scores, n.start, n.end, threshold)
+        self._emit(r, closed_at)
+
+    def _emit(self, r: Recognition, closed_at: float) -> None:
         self.stats.utterances += 1
         self.stats.inference_ms.append(r.inference_ms)
         if not r.emitted:
             self.stats.undecided += 1
-            log.info("utterance %.1f s: %s %.2f is below the threshold; no event", u.seconds, r.emotion, r.confidence)
+            log.info("utterance %.1f s: %s %.2f is below the threshold; no event", r.seconds, r.emotion, r.confidence)
             return
         b = self.model.bundle
         seq = self.spool.add(lambda n: event_payload(r, n, self.settings.device.id, b.name, b.version))
         self.publisher.event_added(seq, closed_at)
         self.stats.events += 1
-        state = {"emotion": r.emotion, "confidence": r.confidence, "time": iso_utc(u.end), "seq": seq}
+        state = {"emotion": r.emotion, "confidence": r.confidence, "time": iso_utc(r.end), "seq": seq}
         self.publisher.publish_state(json.dumps(state))
         self._last_event = f"{r.emotion} {r.confidence:.2f}"
-        log.info("event %d: %s %.2f (%.1f s utterance)", seq, r.emotion, r.confidence, u.seconds)
+        log.info("event %d: %s %.2f (%.1f s utterance)", seq, r.emotion, r.confidence, r.seconds)
 
     def _reload_now(self) -> None:
         try:
@@ -147,13 +173,16 @@ class Daemon:
     def _status(self) -> str:
         link = "connected" if self.publisher.connected.is_set() else f"broker down ({self.publisher.last_error})"
         mic = "; NO SIGNAL" if self.watch.dead else ""
-        return f"{self.stats.events} events, last {self._last_event}; {link}; {len(self.spool)} unsent{mic}"
+        node = f"; node {self._source.stats.state}" if isinstance(self._source, SerialSource) else ""
+        return f"{self.stats.events} events, last {self._last_event}; {link}; {len(self.spool)} unsent{mic}{node}"
 
     def _stats(self) -> dict:
         b = self.model.bundle
         if isinstance(self._source, MicrophoneSource):
             self.stats.input_overflows = self._source.overflows
         figures = self.stats.period(self.publisher.take_latencies())
+        if isinstance(self._source, SerialSource):
+            figures |= self._source.stats.as_dict()
         return figures | {
             "model": b.name, "model_version": b.version, "spool_depth": len(self.spool),
             "spool_dropped": self.spool.dropped, "audio_queue": self._chunks.qsize(),

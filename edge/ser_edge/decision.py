@@ -16,12 +16,16 @@ import numpy as np
 
 from .frontend import compute_features
 from .model import EmotionModel
+from .scoring import utterance_score
 from .vad import Utterance
 
 
 @dataclass(frozen=True)
 class Recognition:
-    utterance: Utterance
+    start: float
+    """UNIX time of the utterance's first sample."""
+    end: float
+    """UNIX time just after its last sample."""
     scores: dict[str, float]
     emotion: str
     confidence: float
@@ -29,6 +33,10 @@ class Recognition:
     """The confidence reached the threshold: this becomes an event."""
     inference_ms: float
     """Front end plus model time for this utterance."""
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
 
 
 def decide(scores: np.ndarray, labels: tuple[str, ...], threshold: float) -> tuple[str, float, bool]:
@@ -38,11 +46,30 @@ def decide(scores: np.ndarray, labels: tuple[str, ...], threshold: float) -> tup
     return labels[best], confidence, confidence >= threshold
 
 
+def judge(labels: tuple[str, ...], scores: np.ndarray, start: float, end: float, threshold: float,
+          began: float) -> Recognition:  # fmt: skip
+    """An utterance's scores under the threshold policy; ``began`` is when its processing began (perf_counter)."""
+    elapsed = (time.perf_counter() - began) * 1000
+    emotion, confidence, emit = decide(scores, labels, threshold)
+    named = {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)}
+    return Recognition(start, end, named, emotion, round(confidence, 4), emit, elapsed)
+
+
 def recognise(model: EmotionModel, utterance: Utterance, threshold: float) -> Recognition:
     """Front end, model and decision for one utterance."""
-    start = time.perf_counter()
+    began = time.perf_counter()
     scores = model.utterance_scores(compute_features(utterance.pcm, cfg=model.bundle.frontend))
-    elapsed = (time.perf_counter() - start) * 1000
-    emotion, confidence, emit = decide(scores, model.bundle.labels, threshold)
-    named = {label: round(float(s), 4) for label, s in zip(model.bundle.labels, scores, strict=True)}
-    return Recognition(utterance, named, emotion, round(confidence, 4), emit, elapsed)
+    return judge(model.bundle.labels, scores, utterance.start, utterance.end, threshold, began)
+
+
+def recognise_features(model: EmotionModel, features: np.ndarray, start: float, end: float,
+                       threshold: float) -> Recognition:  # fmt: skip
+    """Model and decision for an utterance whose front end ran elsewhere (a serial node)."""
+    began = time.perf_counter()
+    return judge(model.bundle.labels, model.utterance_scores(features), start, end, threshold, began)
+
+
+def recognise_scores(model: EmotionModel, raw: np.ndarray, start: float, end: float, threshold: float) -> Recognition:
+    """The decision for an utterance a node scored itself: raw int8 outputs, one row per window."""
+    began = time.perf_counter()
+    return judge(model.bundle.labels, utterance_score(model.dequantise(raw)), start, end, threshold, began)

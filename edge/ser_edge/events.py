@@ -23,7 +23,6 @@ def iso_utc(t: float) -> str:
 
 def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, model_version: str) -> str:
     """The JSON text of one event."""
-    u = r.utterance
     return json.dumps({
         "schema": SCHEMA_VERSION,
         "id": str(uuid.uuid4()),
@@ -33,8 +32,8 @@ def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, mod
         "emotion": r.emotion,
         "confidence": r.confidence,
         "scores": r.scores,
-        "start": iso_utc(u.start),
-        "end": iso_utc(u.end),
-        "duration_s": round(u.end - u.start, 3),
+        "start": iso_utc(r.start),
+        "end": iso_utc(r.end),
+        "duration_s": round(r.seconds, 3),
         "model": {"name": model_name, "version": model_version},
     }, separators=(",", ":"))  # fmt: skip

@@ -8,13 +8,17 @@ from .bundle import Bundle, BundleError
 from .scoring import silence_row, utterance_score, utterance_windows
 
 
-def _interpreter_class():
-    """LiteRT where it exists; tflite-runtime on 32-bit Pi OS."""
+def _interpreter(model: bytes):
+    """LiteRT where it exists, tflite-runtime on 32-bit Pi OS; either way with TFLite's
+    built-in int8 kernels and no XNNPACK delegate. Those give the same outputs as TFLite
+    Micro on the Arduino node, bit for bit (XNNPACK rounds differently: up to 6 int8 steps
+    on the shipped model), so an utterance scores the same wherever it is scored."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter
+        from tflite_runtime.interpreter import Interpreter, OpResolverType
+    kernels = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(model_content=model, experimental_op_resolver_type=kernels)
 
 
 class EmotionModel:
@@ -23,7 +27,7 @@ class EmotionModel:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         try:
-            self._interp = _interpreter_class()(model_content=bundle.model)
+            self._interp = _interpreter(bundle.model)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{bundle.path}: the interpreter cannot load model.tflite ({e})") from None
@@ -48,6 +52,10 @@ class EmotionModel:
             self._interp.set_tensor(self._in, window[None])
             self._interp.invoke()
             raw[i] = self._interp.get_tensor(self._out)[0]
+        return self.dequantise(raw)
+
+    def dequantise(self, raw: np.ndarray) -> np.ndarray:
+        """The model's int8 outputs as scores."""
         return (raw.astype(np.float64) - self._zero) * self._scale
 
     def utterance_scores(self, features: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numpy as np
+
 VERSION = 1
 HEADER = struct.Struct("<BBHH")
 MAX_PAYLOAD = 4096
@@ -37,6 +39,15 @@ class MessageType(IntEnum):
     """Either way: u32 LE uptime in ms."""
     LOG = 6
     """Node -> Pi: UTF-8 text."""
+    CONFIG = 7
+    """Pi -> node: the mode and the gate settings (``config_payload``)."""
+
+
+#: Node modes, by their number in CONFIG.
+MODES = ("audio", "features", "results")
+_CONFIG = struct.Struct("<B9i")
+_UTTERANCE = struct.Struct("<II")  # start and end, ms of node time
+_PIECE = struct.Struct("<HH")  # FEATURES: the utterance's row count, this piece's first row
 
 
 @dataclass(frozen=True)
@@ -150,22 +161,62 @@ class Deframer:
         return out
 
 
+def config_payload(mode: str, gate: tuple[int, ...]) -> bytes:
+    """CONFIG: the mode's number (1-3) and the gate's nine integer settings (vad.GateUnits)."""
+    return _CONFIG.pack(MODES.index(mode) + 1, *gate)
+
+
+@dataclass(frozen=True)
+class FeaturePiece:
+    start_ms: int
+    end_ms: int
+    total: int
+    """Rows of the whole utterance."""
+    first: int
+    """This piece's first row."""
+    rows: np.ndarray
+    """(n, columns) int8."""
+
+
+def parse_features(payload: bytes, columns: int) -> FeaturePiece:
+    """FEATURES: start u32, end u32, total u16, first u16, then int8 rows; FrameError if malformed."""
+    head = _UTTERANCE.size + _PIECE.size
+    if len(payload) < head or (len(payload) - head) % columns:
+        raise FrameError(f"FEATURES payload of {len(payload)} bytes is not a header and rows of {columns}")
+    start, end = _UTTERANCE.unpack_from(payload)
+    total, first = _PIECE.unpack_from(payload, _UTTERANCE.size)
+    rows = np.frombuffer(payload, np.int8, offset=head).reshape(-1, columns)
+    return FeaturePiece(start, end, total, first, rows)
+
+
+def parse_result(payload: bytes, labels: int) -> tuple[int, int, np.ndarray]:
+    """RESULT: (start ms, end ms, (windows, labels) int8 raw model outputs); FrameError if malformed."""
+    n = len(payload) - _UTTERANCE.size
+    if n < labels or n % labels:
+        raise FrameError(f"RESULT payload of {len(payload)} bytes does not hold scores for {labels} labels")
+    start, end = _UTTERANCE.unpack_from(payload)
+    return start, end, np.frombuffer(payload, np.int8, offset=_UTTERANCE.size).reshape(-1, labels)
+
+
 class NodeMismatch(ValueError):
     """A node built for another front end or model than the Pi's bundle."""
 
 
-def check_hello(payload: bytes, frontend_hash: str, model_sha256: str) -> dict:
-    """The node's HELLO (JSON), checked against what the Pi runs; NodeMismatch names both sides."""
+def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str) -> dict:
+    """The node's HELLO (JSON), checked for what ``mode`` needs: the same front end for
+    features and results, the same model for results; NodeMismatch names both sides."""
     try:
         hello = json.loads(payload.decode("utf-8"))
-        node_frontend, node_model = str(hello["frontend"]), str(hello["model"])
+        node_frontend, node_model, modes = str(hello["frontend"]), str(hello["model"]), list(hello["modes"])
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise NodeMismatch(f"node sent an unreadable HELLO ({e})") from None
-    if node_frontend != frontend_hash:
+    if mode not in modes:
+        raise NodeMismatch(f"node offers modes {', '.join(modes)}, not {mode} (is a model compiled in?)")
+    if mode != "audio" and node_frontend != frontend_hash:
         raise NodeMismatch(
             f"node front end {node_frontend} differs from this bundle's {frontend_hash}: "
             f"flash firmware built from the same ser-edge version"
         )
-    if not node_model or not model_sha256.startswith(node_model):
+    if mode == "results" and (not node_model or not model_sha256.startswith(node_model)):
         raise NodeMismatch(f"node model {node_model or '(none)'} is not this bundle's model {model_sha256[:12]}")
     return hello

@@ -29,7 +29,7 @@ def check_model(settings: Settings, clip: Path, expect: str) -> str:
     found = recognise_file(clip, model, settings.gate, 0.0)
     if not found:
         raise SelftestError(f"model {b.name} {b.version}: no speech found in {clip}")
-    best = max(found, key=lambda r: r.utterance.seconds)
+    best = max(found, key=lambda r: r.seconds)
     if best.emotion != expect:
         raise SelftestError(
             f"model {b.name} {b.version}: {clip.name} recognised as {best.emotion} {best.confidence:.2f}, "

@@ -32,9 +32,24 @@ class DeviceSettings:
 
 
 @dataclass(frozen=True)
+class SerialSettings:
+    port: str = "/dev/ttyACM0"
+    """The node's serial device (a /dev/serial/by-id/ name survives re-enumeration)."""
+    mode: str = field(default="features", metadata=check(choices=("audio", "features", "results")))
+    """audio: the node streams PCM and the Pi does everything; features: the node runs gate
+    and front end, the Pi the model; results: the node runs the model too."""
+    baud: int = field(default=115200, metadata=check(1200, 4_000_000))
+    """Line speed (USB CDC ignores it; real UARTs need 921600 for audio mode)."""
+    link_timeout_s: float = field(default=5.0, metadata=check(1, 600))
+    """Silence from the node after which the port is closed and opened again."""
+    retry_s: float = field(default=1.0, metadata=check(0.1, 60))
+    """Wait between attempts to open a missing port (node unplugged)."""
+
+
+@dataclass(frozen=True)
 class SourceSettings:
-    kind: str = field(default="microphone", metadata=check(choices=("microphone", "replay")))
-    """microphone (PyAudio) or replay (audio files, e.g. for demos and tests)."""
+    kind: str = field(default="microphone", metadata=check(choices=("microphone", "replay", "serial")))
+    """microphone (PyAudio), replay (audio files, e.g. for demos and tests) or serial (an Arduino node)."""
     device: str = ""
     """Microphone: input device name (substring) or index; empty: the system default."""
     files: tuple[Path, ...] = ()
@@ -51,6 +66,8 @@ class SourceSettings:
     """Warn that the microphone is dead after this long of all-zero or flat input."""
     queue_s: float = field(default=5.0, metadata=check(1, 600))
     """Audio buffered between capture and processing; beyond it frames are dropped and counted."""
+    serial: SerialSettings = field(default_factory=SerialSettings)
+    """Serial: the node's port and mode."""
 
     def __post_init__(self) -> None:
         if self.kind == "replay" and not self.files:

@@ -92,7 +92,7 @@ static int accept(struct ser_deframer *d) {
         return 0;
     }
     size_t length = (size_t)(d->raw[4] | (d->raw[5] << 8));
-    if (length != body - SER_HEADER_BYTES || d->raw[1] < SER_HELLO || d->raw[1] > SER_LOG) {
+    if (length != body - SER_HEADER_BYTES || d->raw[1] < SER_HELLO || d->raw[1] > SER_CONFIG) {
         return 0;
     }
     d->type = d->raw[1];

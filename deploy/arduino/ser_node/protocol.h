@@ -20,6 +20,7 @@ enum ser_type {
     SER_RESULT = 4,
     SER_HEARTBEAT = 5,
     SER_LOG = 6,
+    SER_CONFIG = 7, /* Pi -> node */
 };
 
 uint16_t ser_crc16(const uint8_t *data, size_t n, uint16_t crc);

@@ -1,0 +1,222 @@
+/* The node's processing core; see node.h. Feature rows are computed as
+ * ser_edge.frontend.compute_features computes them on the utterance's own samples: row j
+ * starts j hops after the utterance's first sample, and row 0's pre-emphasis sees a zero
+ * before it. So the Pi gets exactly the rows it would have computed itself. */
+#include "node.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const MODE_NAMES[] = {"idle", "audio", "features", "results"};
+
+static void put_u16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    put_u16(p, v);
+    put_u16(p + 2, v >> 16);
+}
+
+static int32_t get_i32(const uint8_t *p) {
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+static void send(struct ser_node *n, uint8_t type, const uint8_t *payload, size_t len) {
+    n->tx[0] = 0; /* ends whatever line noise came before, so it costs only itself */
+    size_t framed = ser_frame_encode(type, n->seq++, payload, len, n->tx + 1);
+    n->io.write(n->io.ctx, n->tx, framed + 1);
+}
+
+static void send_log(struct ser_node *n, const char *text) {
+    send(n, SER_LOG, (const uint8_t *)text, strlen(text));
+}
+
+/* The node's clock (ms since boot, counted in audio frames) at the gate's frame f. */
+static uint32_t clock_ms(const struct ser_node *n, uint32_t f) {
+    return (n->vad_origin + f) * 20u;
+}
+
+static void send_hello(struct ser_node *n, uint32_t now_ms) {
+    int len = snprintf((char *)n->payload, sizeof n->payload,
+                       "{\"firmware\":\"%s\",\"frontend\":\"%s\",\"model\":\"%s\",\"modes\":[\"audio\",\"features\"%s],"
+                       "\"mode\":\"%s\",\"uptime_ms\":%lu}",
+                       n->firmware, ser_frontend_hash(), n->model.sha256, n->io.classify ? ",\"results\"" : "",
+                       MODE_NAMES[n->mode], (unsigned long)n->frames * 20u);
+    send(n, SER_HELLO, n->payload, (size_t)len);
+    n->last_sent_ms = now_ms;
+}
+
+int ser_node_init(struct ser_node *n, const struct ser_node_io *io, const struct ser_node_model *model,
+                  const char *firmware) {
+    memset(n, 0, sizeof *n);
+    n->io = *io;
+    n->model = *model;
+    n->firmware = firmware;
+    ser_deframer_init(&n->rx);
+    int16_t silence[SER_WINDOW] = {0};
+    ser_frontend_frame(silence, 0, n->pad);
+    if (io->classify && (model->labels < 1 || model->labels > SER_NODE_MAX_LABELS || model->window_frames < 1 ||
+                         model->window_frames > SER_NODE_MAX_ROWS || model->hop_frames < 1 ||
+                         8 + (SER_NODE_MAX_ROWS / model->hop_frames + 2) * model->labels > SER_MAX_PAYLOAD)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* NULL when the Pi's CONFIG can be applied, else why not. */
+static const char *config_problem(const struct ser_node *n, int mode, const struct ser_vad_settings *s) {
+    if (mode < SER_NODE_AUDIO || mode > SER_NODE_RESULTS) {
+        return "config refused: unknown mode";
+    }
+    if (mode == SER_NODE_RESULTS && !n->io.classify) {
+        return "config refused: results mode needs a model and this firmware has none";
+    }
+    if (s->onset < 1 || s->preroll < 0 || s->preroll + s->onset > SER_NODE_RING) {
+        return "config refused: pre-roll + onset exceed the node's ring (SER_NODE_RING frames)";
+    }
+    if (s->max_frames < 2 || s->max_frames - 1 > SER_NODE_MAX_ROWS) {
+        return "config refused: max utterance exceeds the node's rows (SER_NODE_MAX_ROWS)";
+    }
+    return NULL;
+}
+
+static void configure(struct ser_node *n, const uint8_t *p, size_t len, uint32_t now_ms) {
+    if (len != SER_NODE_CONFIG_BYTES) {
+        send_log(n, "config refused: wrong length");
+        return;
+    }
+    int32_t v[9];
+    for (int i = 0; i < 9; i++) {
+        v[i] = get_i32(p + 1 + 4 * i);
+    }
+    struct ser_vad_settings s = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
+    const char *problem = config_problem(n, p[0], &s);
+    if (problem) {
+        n->mode = SER_NODE_IDLE;
+        send_log(n, problem);
+        return;
+    }
+    n->mode = p[0];
+    ser_vad_init(&n->vad, &s);
+    n->vad_origin = n->frames;
+    n->utterance_open = 0;
+    n->audio_frames = 0;
+    send_hello(n, now_ms);
+}
+
+void ser_node_receive(struct ser_node *n, const uint8_t *data, size_t len, uint32_t now_ms) {
+    for (size_t i = 0; i < len; i++) {
+        if (!ser_deframer_feed(&n->rx, data[i])) {
+            continue;
+        }
+        n->last_heard_ms = now_ms;
+        if (n->rx.type == SER_CONFIG) {
+            configure(n, n->rx.payload, n->rx.length, now_ms);
+        }
+    }
+}
+
+void ser_node_tick(struct ser_node *n, uint32_t now_ms) {
+    if (n->mode != SER_NODE_IDLE && now_ms - n->last_heard_ms >= SER_NODE_LINK_TIMEOUT_MS) {
+        n->mode = SER_NODE_IDLE; /* the Pi went away: beacon until it configures us again */
+    }
+    if (n->mode == SER_NODE_IDLE) {
+        if (now_ms - n->last_sent_ms >= SER_NODE_BEACON_MS) {
+            send_hello(n, now_ms);
+        }
+    } else if (now_ms - n->last_sent_ms >= SER_NODE_HEARTBEAT_MS) {
+        uint8_t uptime[4];
+        put_u32(uptime, n->frames * 20u);
+        send(n, SER_HEARTBEAT, uptime, sizeof uptime);
+        n->last_sent_ms = now_ms;
+    }
+}
+
+/* Rows first..last of the utterance starting at frame s; their frames are in the ring. */
+static void compute_rows(struct ser_node *n, uint32_t s, int32_t last) {
+    int16_t x[SER_WINDOW];
+    for (; n->n_rows <= last; n->n_rows++) {
+        uint32_t f = n->vad_origin + s + (uint32_t)n->n_rows;
+        memcpy(x, n->ring[f % SER_NODE_RING], sizeof n->ring[0]);
+        memcpy(x + SER_VAD_FRAME, n->ring[(f + 1) % SER_NODE_RING], (SER_WINDOW - SER_VAD_FRAME) * sizeof x[0]);
+        int16_t prev = n->n_rows ? n->ring[(f - 1) % SER_NODE_RING][SER_VAD_FRAME - 1] : 0;
+        ser_frontend_frame(x, prev, n->rows[n->n_rows]);
+    }
+}
+
+static void send_features(struct ser_node *n, const struct ser_utterance *u) {
+    const int32_t per_piece = (SER_MAX_PAYLOAD - 12) / SER_NFEATURES;
+    int32_t first = 0;
+    do { /* an utterance always has rows; the loop also sends none for an empty one */
+        int32_t rows = n->n_rows - first < per_piece ? n->n_rows - first : per_piece;
+        put_u32(n->payload, clock_ms(n, u->start));
+        put_u32(n->payload + 4, clock_ms(n, u->end));
+        put_u16(n->payload + 8, (uint32_t)n->n_rows);
+        put_u16(n->payload + 10, (uint32_t)first);
+        memcpy(n->payload + 12, n->rows[first], (size_t)rows * SER_NFEATURES);
+        send(n, SER_FEATURES, n->payload, 12 + (size_t)rows * SER_NFEATURES);
+        first += rows;
+    } while (first < n->n_rows);
+}
+
+/* The scoring rule of ser_edge.scoring: windows of window_frames rows every hop_frames,
+ * a last one aligned to the end, short utterances padded with silence rows. */
+static void send_result(struct ser_node *n, const struct ser_utterance *u) {
+    int32_t w = n->model.window_frames, hop = n->model.hop_frames, rows = n->n_rows;
+    for (; rows < w; rows++) {
+        memcpy(n->rows[rows], n->pad, SER_NFEATURES);
+    }
+    put_u32(n->payload, clock_ms(n, u->start));
+    put_u32(n->payload + 4, clock_ms(n, u->end));
+    size_t len = 8;
+    int32_t start = 0;
+    for (;;) {
+        if (n->io.classify(n->io.ctx, n->rows[start], (int8_t *)n->payload + len) != 0) {
+            send_log(n, "inference failed; utterance dropped");
+            return;
+        }
+        len += (size_t)n->model.labels;
+        if (start + w >= rows) { /* init checked that every window fits the payload */
+            break;
+        }
+        start = start + hop + w <= rows ? start + hop : rows - w;
+    }
+    send(n, SER_RESULT, n->payload, len);
+}
+
+static void utterance_frame(struct ser_node *n) {
+    struct ser_utterance u;
+    int closed = ser_vad_frame(&n->vad, n->ring[n->frames % SER_NODE_RING], &u);
+    if (!closed && !n->vad.open) {
+        n->utterance_open = 0; /* nothing open, or one too short to keep */
+        return;
+    }
+    uint32_t start = closed ? u.start : n->vad.frame - (uint32_t)n->vad.length;
+    uint32_t end = closed ? u.end : n->vad.frame;
+    if (!n->utterance_open || n->utterance_start != start) {
+        n->utterance_open = 1;
+        n->utterance_start = start;
+        n->n_rows = 0;
+    }
+    compute_rows(n, start, (int32_t)(end - start) - 2); /* row j needs frames j and j + 1 */
+    if (closed) {
+        n->mode == SER_NODE_FEATURES ? send_features(n, &u) : send_result(n, &u);
+        n->utterance_open = 0;
+    }
+}
+
+void ser_node_audio(struct ser_node *n, const int16_t frame[SER_VAD_FRAME]) {
+    memcpy(n->ring[n->frames % SER_NODE_RING], frame, sizeof n->ring[0]);
+    if (n->mode == SER_NODE_AUDIO) {
+        memcpy(n->audio + n->audio_frames * SER_VAD_FRAME, frame, sizeof n->ring[0]);
+        if (++n->audio_frames == SER_NODE_AUDIO_FRAMES) {
+            send(n, SER_AUDIO, (const uint8_t *)n->audio, sizeof n->audio); /* little-endian, as the Pi */
+            n->audio_frames = 0;
+        }
+    } else if (n->mode != SER_NODE_IDLE) {
+        utterance_frame(n);
+    }
+    n->frames++;
+}

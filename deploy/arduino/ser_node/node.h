@@ -1,0 +1,80 @@
+/* The node's processing core, shared by the sketch and the host emulator: 20 ms frames
+ * of PCM in; the gate, the front end and (results mode) the model; protocol frames out.
+ * What differs between a board and the emulator (microphone, serial port, TFLite Micro,
+ * clock) is the caller's; C99, no malloc, no floating point.
+ *
+ * The Pi drives it (PROTOCOL.md): until a CONFIG arrives the node only beacons HELLO;
+ * CONFIG sets the mode and the gate, and the node answers with HELLO again. Without word
+ * from the Pi for SER_NODE_LINK_TIMEOUT_MS the node goes back to beaconing. */
+#ifndef SER_NODE_H
+#define SER_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frontend.h"
+#include "protocol.h"
+#include "vad.h"
+
+#define SER_NODE_RING 32          /* PCM frames kept for the pre-roll: preroll + onset <= this */
+#define SER_NODE_MAX_ROWS 512     /* feature rows of the longest utterance (max_frames - 1) */
+#define SER_NODE_MAX_LABELS 16
+#define SER_NODE_AUDIO_FRAMES 5   /* 20 ms frames per AUDIO message */
+#define SER_NODE_BEACON_MS 1000   /* HELLO period while unconfigured */
+#define SER_NODE_HEARTBEAT_MS 1000
+#define SER_NODE_LINK_TIMEOUT_MS 5000
+#define SER_NODE_CONFIG_BYTES 37  /* mode u8 + the nine int32 of ser_vad_settings */
+
+enum ser_node_mode { SER_NODE_IDLE = 0, SER_NODE_AUDIO = 1, SER_NODE_FEATURES = 2, SER_NODE_RESULTS = 3 };
+
+struct ser_node_io {
+    /* Bytes for the serial port. */
+    void (*write)(void *ctx, const uint8_t *data, size_t n);
+    /* One window (window_frames x SER_NFEATURES int8) -> one int8 score per label;
+     * returns 0 on success. NULL when the node has no model (no results mode). */
+    int (*classify)(void *ctx, const int8_t *window, int8_t *scores);
+    void *ctx;
+};
+
+struct ser_node_model { /* from the bundle's manifest (model_data.h on the board) */
+    const char *sha256;      /* hex prefix of model.tflite's SHA-256; "" without a model */
+    int32_t labels, window_frames, hop_frames;
+};
+
+struct ser_node {
+    struct ser_node_io io;
+    struct ser_node_model model;
+    const char *firmware;
+    int mode;
+    struct ser_deframer rx;
+    uint8_t tx[1 + SER_MAX_FRAME]; /* a leading delimiter, then the frame */
+    uint8_t payload[SER_MAX_PAYLOAD];
+    uint16_t seq;
+    uint32_t last_heard_ms, last_sent_ms;
+    struct ser_vad vad;
+    uint32_t frames;                           /* audio frames since boot: the node's clock */
+    uint32_t vad_origin;                       /* frames before the gate started (its frame 0) */
+    int16_t ring[SER_NODE_RING][SER_VAD_FRAME]; /* the last frames, by frame index */
+    int16_t audio[SER_NODE_AUDIO_FRAMES * SER_VAD_FRAME];
+    int32_t audio_frames;
+    int8_t rows[SER_NODE_MAX_ROWS][SER_NFEATURES]; /* the open utterance's features */
+    int32_t n_rows;
+    uint32_t utterance_start; /* gate frame index; valid while utterance_open */
+    int utterance_open;
+    int8_t pad[SER_NFEATURES]; /* the front end's row for silence: what short windows are padded with */
+};
+
+/* Returns 0, or -1 when the model's shape exceeds the compiled-in limits. */
+int ser_node_init(struct ser_node *n, const struct ser_node_io *io, const struct ser_node_model *model,
+                  const char *firmware);
+
+/* Bytes from the serial port, at wall time now_ms. */
+void ser_node_receive(struct ser_node *n, const uint8_t *data, size_t len, uint32_t now_ms);
+
+/* Timers (HELLO beacon, heartbeat, link timeout); call often with the wall time. */
+void ser_node_tick(struct ser_node *n, uint32_t now_ms);
+
+/* One 20 ms frame from the microphone. */
+void ser_node_audio(struct ser_node *n, const int16_t frame[SER_VAD_FRAME]);
+
+#endif

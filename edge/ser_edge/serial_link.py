@@ -1,0 +1,246 @@
+"""An Arduino node on a serial port as the daemon's source (deploy/arduino/PROTOCOL.md).
+
+On opening the port the Pi sends CONFIG (the mode and its own gate settings, so node and
+Pi cut speech the same way); the node answers with HELLO, which is checked against the
+running bundle. From then on the node's frames become the pipeline's input: audio chunks
+(audio mode), an utterance's feature rows (features mode) or its window scores (results
+mode). Damaged frames are counted and skipped; a gap in the sequence numbers drops the
+utterance it hit (or, for audio, tells the gate to start afresh) and is counted. A
+read error or ``link_timeout_s`` of silence closes the port, which is then reopened
+every ``retry_s``: unplugging and replugging the node needs nothing from anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .bundle import Bundle
+from .protocol import (
+    Deframer,
+    FrameError,
+    Message,
+    MessageType,
+    NodeMismatch,
+    check_hello,
+    config_payload,
+    encode,
+    parse_features,
+    parse_result,
+)
+from .settings import SerialSettings
+from .sources import SAMPLE_RATE, Chunk
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+"""The Pi's heartbeat to a linked node; the node gives up after 5 s without one."""
+
+
+@dataclass(frozen=True)
+class NodeUtterance:
+    """An utterance the node cut: its feature rows (features mode) or its raw window scores (results mode)."""
+
+    start: float
+    """UNIX time of its first sample (the node's clock, mapped when the link came up)."""
+    end: float
+    features: np.ndarray | None = None
+    """(rows, columns) int8."""
+    scores: np.ndarray | None = None
+    """(windows, labels) int8, the model's raw outputs."""
+
+
+@dataclass(frozen=True)
+class AudioGap:
+    """AUDIO frames went missing: the gate must not join the audio on both sides."""
+
+
+@dataclass
+class LinkStats:
+    """The link's figures, published in the stats topic with a ``link_`` prefix."""
+
+    state: str = "closed"
+    """closed, waiting (for the node's HELLO), linked or refused."""
+    frames: int = 0
+    """Good frames received."""
+    errors: int = 0
+    """Damaged frames dropped (bad CRC or COBS, truncated, malformed payload)."""
+    lost: int = 0
+    """Frames missing from the sequence numbers."""
+    utterances_lost: int = 0
+    """Utterances dropped because a later piece of their features arrived without the earlier ones."""
+    reconnects: int = 0
+    """Times the port was closed after an error or silence and opened again."""
+    node: str = ""
+    """The linked node's firmware, front end and model."""
+
+    def as_dict(self) -> dict:
+        return {f"link_{k}": v for k, v in asdict(self).items()}
+
+
+def open_port(s: SerialSettings):
+    import serial  # pyserial: pip install 'ser-edge[serial]'
+
+    return serial.serial_for_url(s.port, baudrate=s.baud, timeout=0.1, write_timeout=1.0)
+
+
+class SerialSource:
+    """Iterates Chunk, NodeUtterance and AudioGap items until ``stop`` is set."""
+
+    def __init__(
+        self, s: SerialSettings, gate: tuple[int, ...], bundle: Callable[[], Bundle], stop: threading.Event,
+        opener: Callable = open_port,
+    ) -> None:  # fmt: skip
+        self.settings = s
+        self.stats = LinkStats()
+        self.config = encode(Message(MessageType.CONFIG, 0, config_payload(s.mode, gate)))
+        self.bundle = bundle
+        self._stop = stop
+        self._opener = opener
+        self.refusal = ""
+
+    def __iter__(self) -> Iterator[Chunk | NodeUtterance | AudioGap]:
+        outage = ""
+        while not self._stop.is_set():
+            try:
+                port = self._opener(self.settings)
+            except (OSError, ValueError, ImportError) as e:  # pyserial's SerialException is an OSError
+                if str(e) != outage:
+                    log.warning("serial %s: cannot open (%s); retrying every %g s", self.settings.port, e,
+                                self.settings.retry_s)  # fmt: skip
+                    outage = str(e)
+                self._stop.wait(self.settings.retry_s)
+                continue
+            outage = ""
+            log.info("serial %s: open; configuring the node for %s mode", self.settings.port, self.settings.mode)
+            try:
+                yield from self._session(port)
+            except OSError as e:
+                log.warning("serial %s: %s; reopening", self.settings.port, e)
+            finally:
+                port.close()
+                self.stats.state = "closed"
+            if not self._stop.is_set():
+                self.stats.reconnects += 1
+                self._stop.wait(self.settings.retry_s)
+
+    def _session(self, port) -> Iterator[Chunk | NodeUtterance | AudioGap]:
+        session = _Session(self, port)
+        port.write(self.config)
+        self.stats.state = "waiting"
+        last_heard = next_beat = time.monotonic()
+        while not self._stop.is_set():
+            data = port.read(4096)
+            now = time.monotonic()
+            before = session.deframer.errors
+            for message in session.deframer.feed(data):
+                last_heard = now
+                yield from session.handle(message)
+            self.stats.errors += session.deframer.errors - before
+            if now - last_heard > self.settings.link_timeout_s:
+                raise OSError(f"no word from the node for {self.settings.link_timeout_s:g} s")
+            if self.stats.state == "linked" and now >= next_beat:
+                port.write(encode(Message(MessageType.HEARTBEAT, 0, b"\0\0\0\0")))
+                next_beat = now + HEARTBEAT_S
+
+    def refuse(self, reason: str) -> None:
+        self.stats.state = "refused"
+        if reason != self.refusal:  # the node beacons every second: say it once
+            log.error("serial %s: node refused: %s", self.settings.port, reason)
+            self.refusal = reason
+
+
+class _Session:
+    """One opening of the port: sequence numbers, clock mapping, a half-received utterance."""
+
+    def __init__(self, source: SerialSource, port) -> None:
+        self.source, self.port = source, port
+        self.stats = source.stats
+        self.mode = source.settings.mode
+        self.deframer = Deframer()
+        self.seq: int | None = None
+        self.offset = 0.0  # UNIX time = offset + node ms / 1000
+        self.samples = 0  # audio received since the link came up
+        self.pieces: list[np.ndarray] = []
+
+    def handle(self, m: Message) -> Iterator[Chunk | NodeUtterance | AudioGap]:
+        self.stats.frames += 1
+        if m.type == MessageType.HELLO:
+            self.seq = m.seq
+            self.hello(m.payload)
+            return
+        lost = 0 if self.seq is None else (m.seq - self.seq - 1) & 0xFFFF
+        self.seq = m.seq
+        if lost:
+            self.stats.lost += lost
+            yield from self.gap()
+        if self.stats.state != "linked":
+            return
+        try:
+            if m.type == MessageType.AUDIO and self.mode == "audio":
+                yield self.audio(m.payload)
+            elif m.type == MessageType.FEATURES and self.mode == "features":
+                yield from self.features(m.payload)
+            elif m.type == MessageType.RESULT and self.mode == "results":
+                start, end, raw = parse_result(m.payload, len(self.source.bundle().labels))
+                yield NodeUtterance(self.time(start), self.time(end), scores=raw.copy())
+            elif m.type == MessageType.LOG:
+                log.warning("node: %s", m.payload.decode("utf-8", "replace"))
+        except FrameError as e:
+            self.stats.errors += 1
+            log.warning("serial: dropped a frame: %s", e)
+
+    def hello(self, payload: bytes) -> None:
+        b = self.source.bundle()
+        try:
+            hello = check_hello(payload, self.mode, b.frontend.hash, b.sha256)
+        except NodeMismatch as e:
+            self.source.refuse(str(e))
+            return
+        if hello.get("mode") != self.mode:  # a node that booted, or one the last Pi set up differently
+            self.port.write(self.source.config)
+            return
+        self.offset = time.time() - int(hello.get("uptime_ms", 0)) / 1000
+        self.samples, self.pieces = 0, []
+        self.stats.state = "linked"
+        self.stats.node = f"firmware {hello.get('firmware')}, front end {hello['frontend']}, model {hello['model']}"
+        self.source.refusal = ""
+        log.info("serial %s: node linked in %s mode (%s)", self.source.settings.port, self.mode, self.stats.node)
+
+    def gap(self) -> Iterator[AudioGap]:
+        if self.mode == "audio":
+            yield AudioGap()
+        elif self.pieces:
+            self.pieces = []
+            self.stats.utterances_lost += 1
+
+    def time(self, node_ms: int) -> float:
+        return self.offset + node_ms / 1000
+
+    def audio(self, payload: bytes) -> Chunk:
+        if len(payload) % 2:
+            raise FrameError(f"AUDIO payload of {len(payload)} bytes is not whole samples")
+        pcm = np.frombuffer(payload, "<i2").astype(np.int16)
+        chunk = Chunk(pcm, self.offset + self.samples / SAMPLE_RATE)
+        self.samples += pcm.size
+        return chunk
+
+    def features(self, payload: bytes) -> Iterator[NodeUtterance]:
+        piece = parse_features(payload, self.source.bundle().frontend.n_features)
+        have = sum(len(p) for p in self.pieces)
+        if piece.first != have:  # the start of this utterance was lost
+            self.pieces = []
+            if piece.first:
+                self.stats.utterances_lost += 1
+                return
+        self.pieces.append(piece.rows)
+        if have + len(piece.rows) >= piece.total:
+            rows = np.concatenate(self.pieces)
+            self.pieces = []
+            yield NodeUtterance(self.time(piece.start_ms), self.time(piece.end_ms), features=rows)
+
