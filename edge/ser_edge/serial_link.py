@@ -243,4 +243,3 @@ class _Session:
             rows = np.concatenate(self.pieces)
             self.pieces = []
             yield NodeUtterance(self.time(piece.start_ms), self.time(piece.end_ms), features=rows)
-

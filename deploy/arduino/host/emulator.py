@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop-rate", type=float, default=0.0, help="lose each byte sent with this probability")
     p.add_argument("--replug-after", type=int, action="append", default=[], help="unplug, replug after file N (from 1)")
     p.add_argument("--linger", type=float, default=3.0, help="seconds to stay connected after the last file")
+    p.add_argument("--config-timeout", type=float, default=60, help="give up when the Pi has not configured the node")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"node on {a.link} -> {os.ttyname(wire.slave)}", flush=True)
         try:
             for n, path in enumerate(a.files, 1):
-                board.wait_configured(60)
+                board.wait_configured(a.config_timeout)
                 board.play(clip_pcm(path), a.speed)
                 print(f"played {path.name}", flush=True)
                 if n in a.replug_after:

@@ -1,0 +1,133 @@
+"""Hardware in the loop, without the hardware: the node's C core built for this machine
+(deploy/arduino/host/emulator.py) on a pseudo-terminal -> ``ser-edge run`` with a serial
+source -> a real Mosquitto -> a subscriber. In every mode the events equal what the Pi
+alone publishes for the same clips, also through line noise and an unplugged cable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ser_edge.bundle import load_bundle
+from ser_edge.localbroker import LocalBroker
+from ser_edge.model import EmotionModel
+from ser_edge.pipeline import recognise_file
+from ser_edge.settings import GateSettings
+from tests.conftest import REPO, SAMPLES
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, write_config
+
+EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
+SPEED = 4  # the audio plays 4x faster than real time
+
+
+def _event_view(e: dict) -> tuple:
+    return e["emotion"], e["confidence"], e["scores"], e["duration_s"]
+
+
+@pytest.fixture(scope="module")
+def pi_only() -> list[tuple]:
+    """What the Pi publishes for SAMPLES on its own (the daemon's stages; see test_daemon_mqtt)."""
+    model = EmotionModel(load_bundle(SHIPPED))
+    found = [r for f in SAMPLES for r in recognise_file(f, model, GateSettings(), 0.3) if r.emitted]
+    return [(r.emotion, r.confidence, r.scores, round(r.seconds, 3)) for r in found]
+
+
+@dataclass
+class Run:
+    events: list[tuple]
+    stats: dict
+    """The last stats message (counters are totals)."""
+    states: set[str]
+    """Every link state the stats showed."""
+    log: str
+    emulator: str
+
+
+def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int = len(SAMPLES), model: bool = True) -> Run:
+    link = tmp_path / "ttyNODE"
+    with LocalBroker(tmp_path / "broker") as broker:
+        sub = Subscriber(broker.port)
+        source = f"{{kind: serial, serial: {{port: {link}, mode: {mode}, link_timeout_s: 3, retry_s: 0.2}}}}"
+        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=source))
+        bundle = ["--bundle", str(SHIPPED)] if model else []
+        emulator = subprocess.run(
+            [sys.executable, str(EMULATOR), "--link", str(link), "--speed", str(SPEED), *bundle, *emulator_args,
+             *map(str, SAMPLES)], capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        try:
+            assert (emulator.returncode == 0) == (want > 0), emulator.stdout + emulator.stderr
+            sub.wait(lambda s: len(s.events()) >= want, 20)
+            sub.wait(lambda s: any(json.loads(p).get("link_frames") for p in s.on("/stats")), 5)
+            assert daemon.process.poll() is None, daemon.log  # still running: a serial source never ends
+        finally:
+            daemon.process.terminate()
+            daemon.wait(20)
+            daemon.stop()
+        stats = [json.loads(p) for p in sub.on("/stats")]
+        sub.close()
+    states = {s["link_state"] for s in stats}
+    return Run([_event_view(e) for e in sub.events()], stats[-1], states, daemon.log, emulator.stdout)
+
+
+@pytest.mark.parametrize("mode", ["audio", "features", "results"])
+def test_each_mode_publishes_what_the_pi_alone_publishes(tmp_path: Path, pi_only: list, mode: str) -> None:
+    run = _run(tmp_path, mode)
+    assert run.events == pi_only, run.log
+    assert len(run.events) == len(SAMPLES)
+    assert run.stats["link_errors"] == 0 and run.stats["link_lost"] == 0, run.stats
+    assert "node linked in " + mode in run.log
+
+
+def test_line_noise_is_counted_and_costs_nothing(tmp_path: Path, pi_only: list) -> None:
+    run = _run(tmp_path, "features", "--noise-every", "2")
+    assert run.events == pi_only, run.log
+    # Every noise burst ends at the next frame's leading delimiter: a bad frame, counted.
+    assert run.stats["link_errors"] >= 5, run.stats
+
+
+def _is_subsequence(part: list, whole: list) -> bool:
+    it = iter(whole)
+    return all(any(x == y for y in it) for x in part)
+
+
+# Rates that hit about half the utterances: an audio utterance is ~30 frames of 3.2 kB, a
+# features one a frame of ~2 kB.
+@pytest.mark.parametrize(("mode", "rate"), [("audio", "0.00001"), ("features", "0.0003")])
+def test_lost_bytes_lose_only_the_utterances_they_hit(tmp_path: Path, pi_only: list, mode: str, rate: str) -> None:
+    run = _run(tmp_path, mode, "--drop-rate", rate, "--seed", "3", want=len(SAMPLES) // 2)
+    assert run.stats["link_errors"] >= 1 and run.stats["link_lost"] >= 1, run.stats
+    # Whole utterances that get through are exactly right, in order; nothing is made up from damaged frames.
+    whole = [e for e in run.events if e in pi_only]
+    assert 1 <= len(whole) < len(SAMPLES), run.events
+    assert _is_subsequence(whole, pi_only), (run.events, pi_only)
+    if mode == "features":
+        assert whole == run.events
+    else:  # the gate starts afresh after a gap: the rest of a clip can still be heard, shorter
+        longest = max(e[3] for e in pi_only)
+        assert all(e[3] < longest for e in run.events if e not in whole), run.events
+
+
+def test_unplug_and_replug_reconnects_by_itself(tmp_path: Path, pi_only: list) -> None:
+    run = _run(tmp_path, "results", "--replug-after", "3")
+    assert "unplugged" in run.emulator and "replugged" in run.emulator
+    assert run.events == pi_only, run.log
+    assert run.stats["link_reconnects"] >= 1 and run.log.count("node linked in results") >= 2, run.log
+
+
+def test_a_node_with_another_model_is_refused_by_name(tmp_path: Path) -> None:
+    run = _run(tmp_path, "results", "--model-sha", "0123456789ab", "--config-timeout", "4", want=0)
+    sha = load_bundle(SHIPPED).sha256[:12]
+    assert f"node refused: node model 0123456789ab is not this bundle's model {sha}" in run.log
+    assert run.log.count("node refused") == 1  # said once, though the node keeps beaconing
+    assert run.events == [] and "refused" in run.states and "linked" not in run.states, run.states
+
+
+def test_results_mode_needs_a_node_with_a_model(tmp_path: Path) -> None:
+    run = _run(tmp_path, "results", "--config-timeout", "4", model=False, want=0)
+    assert "node refused: node offers modes audio, features, not results" in run.log
+    assert run.events == []
