@@ -46,7 +46,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         (
             "source:\n  kind: usb\n",
             "source.kind: expected one of 'microphone', 'replay', 'serial', got 'usb' (c.yaml line 2)",
-        ),  # noqa: E501
+        ),
         ("model:\n  threshold: high\n", "model.threshold: expected a number 0-1, got 'high' (c.yaml line 2)"),
         ("mqtt:\n  discovery: maybe\n", "mqtt.discovery: expected true or false, got 'maybe'"),
         ("mqtt:\n  tls:\n    cert_file: a.crt\n", "mqtt.tls: cert_file and key_file go together (c.yaml line 3)"),

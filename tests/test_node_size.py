@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ MODEL = REPO / "deploy" / "models" / "ser-tiny"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
           "-mfpu=fpv4-sp-d16", "-Os", "-ffunction-sections", "-fdata-sections"]  # fmt: skip
 FLASH, RAM = 1024 * 1024, 256 * 1024
+C_CORE = ("node", "frontend", "vad", "protocol")
+GENERATOR = REPO / "deploy" / "arduino" / "gen_model_files.py"
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +30,16 @@ def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert gcc, "arm-none-eabi-gcc is missing: deploy/dev/setup.sh installs gcc-arm-none-eabi"
     out = tmp_path_factory.mktemp("arm")
     built = {}
-    for source in (NODE / "frontend.c", NODE / "vad.c", NODE / "protocol.c", MODEL / "model_data.c"):
+    generated = out / "sketch"
+    generated.mkdir()
+    subprocess.run([sys.executable, str(GENERATOR), str(MODEL), "--out", str(generated)], check=True)
+    # The sketch's static node state (struct ser_node), as a translation unit of its own.
+    (generated / "state.c").write_text('#include "node.h"\nstruct ser_node node;\n')
+    for source in (*(NODE / f"{name}.c" for name in C_CORE), generated / "model_data.cpp", generated / "state.c"):
         obj = out / (source.stem + ".o")
-        # The model array is written for the C++ sketch (alignas); as C11 it needs stdalign.h.
-        extra = ["-std=c11", "-include", "stdalign.h"] if source.stem == "model_data" else []
-        subprocess.run([gcc, *CFLAGS, *extra, f"-I{NODE}", "-c", str(source), "-o", str(obj)], check=True)
+        # The sketch's model array is C++, as the Arduino IDE builds it.
+        cmd = [gcc.replace("gcc", "g++"), *CFLAGS[1:], "-std=c++17"] if source.suffix == ".cpp" else [gcc, *CFLAGS]
+        subprocess.run([*cmd, f"-I{NODE}", "-c", str(source), "-o", str(obj)], check=True)
         built[source.stem] = obj
     return built
 
@@ -42,8 +50,8 @@ def _sizes(obj: Path) -> tuple[int, int, int]:
     return text, data, bss
 
 
-def test_front_end_and_gate_use_no_floating_point(objects: dict[str, Path]) -> None:
-    for name in ("frontend", "vad", "protocol"):
+def test_the_node_core_uses_no_floating_point(objects: dict[str, Path]) -> None:
+    for name in C_CORE:
         listing = subprocess.run(["arm-none-eabi-objdump", "-d", str(objects[name])],
                                  capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert "<ser_" in listing  # the functions were disassembled
@@ -59,6 +67,31 @@ def test_fits_the_board_with_half_to_spare(objects: dict[str, Path]) -> None:
         text, data, bss = _sizes(obj)
         flash += text + data
         ram += data + bss
-    ram += arena
+    # The sketch's own buffers: the microphone ring, the PDM buffer, the arena's slack.
+    sketch = (NODE / "ser_node.ino").read_text()
+    ring = int(re.search(r"kRingFrames = (\d+);", sketch)[1]) * 320 * 2
+    pdm = int(re.search(r"pdm_buffer\[(\d+)\]", sketch)[1]) * 2
+    slack = int(re.search(r"SER_MODEL_ARENA_BYTES \+ (\d+)\]", sketch)[1])
+    ram += arena + ring + pdm + slack
+    print(f"flash {flash} B ({100 * flash / FLASH:.0f} %), RAM {ram} B ({100 * ram / RAM:.0f} %)")
     assert flash <= FLASH // 2, f"flash {flash} B of {FLASH}"
     assert ram <= RAM // 2, f"RAM {ram} B of {RAM}"
+
+
+def test_model_info_header_describes_the_bundle(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(GENERATOR), str(MODEL), "--out", str(tmp_path)], check=True)
+    manifest = json.loads((MODEL / "manifest.json").read_text())
+    defines = dict(re.findall(r"#define (SER_MODEL_[\w()]+) (.+)", (tmp_path / "model_info.h").read_text()))
+    assert defines["SER_MODEL_SHA256"] == f'"{manifest["model"]["sha256"][:12]}"'
+    assert int(defines["SER_MODEL_WINDOW_FRAMES"]) == manifest["scoring"]["window_frames"]
+    assert int(defines["SER_MODEL_ARENA_BYTES"]) == manifest["verification"]["tflm_arena_bytes"]
+    ops = re.findall(r"X\((\w+)\)", defines["SER_MODEL_OPS(X)"])
+    assert ops[:3] == ["AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected"]
+    assert len(ops) == int(defines["SER_MODEL_OP_COUNT"]) == len(manifest["verification"]["ops"])
+    assert (tmp_path / "model_data.cpp").read_text() == (MODEL / "model_data.c").read_text()
+
+
+def test_model_files_from_a_broken_bundle_are_a_clear_error(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, str(GENERATOR), str(tmp_path), "--out", str(tmp_path)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 1 and "is not a usable bundle" in r.stderr and "Traceback" not in r.stderr

@@ -16,7 +16,7 @@
 #include "protocol.h"
 #include "vad.h"
 
-#define SER_NODE_RING 32          /* PCM frames kept for the pre-roll: preroll + onset <= this */
+#define SER_NODE_RING 24          /* PCM frames kept for the pre-roll: preroll + onset <= this (480 ms) */
 #define SER_NODE_MAX_ROWS 512     /* feature rows of the longest utterance (max_frames - 1) */
 #define SER_NODE_MAX_LABELS 16
 #define SER_NODE_AUDIO_FRAMES 5   /* 20 ms frames per AUDIO message */

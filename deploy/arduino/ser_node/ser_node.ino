@@ -1,0 +1,113 @@
+// ser-node: the Arduino Nano 33 BLE Sense as a speech emotion front end for a Pi.
+//
+// PDM microphone (16 kHz) -> node.c (gate, front end, and in results mode TFLite Micro)
+// -> framed serial protocol on the USB port (PROTOCOL.md). The Pi's ser-edge configures
+// the mode and the gate; this file only connects the board's parts to node.c, the same
+// core the host emulator runs in the tests (deploy/arduino/host/emulator.py).
+//
+// Before building: .venv/bin/python deploy/arduino/gen_model_files.py deploy/models/ser-tiny
+// (writes model_data.cpp, model_data.h and model_info.h here). README.md has the steps.
+
+#include <Chirale_TensorFlowLite.h>
+#include <PDM.h>
+
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+extern "C" {
+#include "node.h"
+}
+#include "model_data.h"
+#include "model_info.h"
+
+namespace {
+
+constexpr char kFirmware[] = "0.1.0";
+constexpr int kRingFrames = 8;  // 160 ms of audio between the microphone and the loop
+
+// The PDM interrupt fills frames; loop() consumes them. Single producer, single consumer.
+int16_t ring[kRingFrames][SER_VAD_FRAME];
+volatile uint32_t written = 0, read_frames = 0, overruns = 0;
+int16_t pdm_buffer[256];
+int pdm_fill = 0;
+
+alignas(16) uint8_t arena[SER_MODEL_ARENA_BYTES + 1024];
+tflite::MicroMutableOpResolver<SER_MODEL_OP_COUNT> resolver;
+tflite::MicroInterpreter *interpreter = nullptr;
+
+struct ser_node node;
+
+void on_pdm() {
+    int bytes = PDM.available();
+    PDM.read(pdm_buffer, bytes);
+    for (int i = 0; i < bytes / 2; i++) {
+        if (written - read_frames >= kRingFrames) {  // the loop fell behind: drop, count
+            overruns++;
+            pdm_fill = 0;
+            return;
+        }
+        ring[written % kRingFrames][pdm_fill++] = pdm_buffer[i];
+        if (pdm_fill == SER_VAD_FRAME) {
+            pdm_fill = 0;
+            written++;
+        }
+    }
+}
+
+void write_serial(void *, const uint8_t *data, size_t n) {
+    Serial.write(data, n);
+}
+
+int classify(void *, const int8_t *window, int8_t *scores) {
+    TfLiteTensor *input = interpreter->input(0);
+    memcpy(input->data.int8, window, SER_MODEL_WINDOW_FRAMES * SER_NFEATURES);
+    interpreter->Reset();  // recurrent state starts afresh for each window, as on the Pi
+    if (interpreter->Invoke() != kTfLiteOk) {
+        return -1;
+    }
+    memcpy(scores, interpreter->output(0)->data.int8, SER_MODEL_LABELS);
+    return 0;
+}
+
+#define SER_ADD_OP(method) resolver.method();
+
+}  // namespace
+
+void setup() {
+    Serial.begin(115200);
+    SER_MODEL_OPS(SER_ADD_OP)
+    static tflite::MicroInterpreter tflm(tflite::GetModel(g_ser_model), resolver, arena, sizeof arena);
+    bool model_ok = tflm.AllocateTensors() == kTfLiteOk;
+    interpreter = &tflm;
+    struct ser_node_io io = {write_serial, model_ok ? classify : nullptr, nullptr};
+    struct ser_node_model model = {SER_MODEL_SHA256, SER_MODEL_LABELS, SER_MODEL_WINDOW_FRAMES, SER_MODEL_HOP_FRAMES};
+    ser_node_init(&node, &io, &model, kFirmware);
+    PDM.onReceive(on_pdm);
+    PDM.setGain(20);
+    if (!PDM.begin(1, 16000)) {
+        while (true) {  // no microphone: say so every second
+            const char msg[] = "PDM microphone failed to start";
+            uint8_t frame[1 + SER_MAX_FRAME] = {0};
+            size_t n = ser_frame_encode(SER_LOG, 0, (const uint8_t *)msg, sizeof msg - 1, frame + 1);
+            Serial.write(frame, n + 1);
+            delay(1000);
+        }
+    }
+}
+
+void loop() {
+    uint8_t buffer[64];
+    int n = 0;
+    while (Serial.available() && n < (int)sizeof buffer) {
+        buffer[n++] = (uint8_t)Serial.read();
+    }
+    if (n) {
+        ser_node_receive(&node, buffer, (size_t)n, millis());
+    }
+    ser_node_tick(&node, millis());
+    while (read_frames != written) {
+        ser_node_audio(&node, ring[read_frames % kRingFrames]);
+        read_frames++;
+    }
+}
