@@ -98,7 +98,8 @@ class SerialSource:
     ) -> None:  # fmt: skip
         self.settings = s
         self.stats = LinkStats()
-        self.config = encode(Message(MessageType.CONFIG, 0, config_payload(s.mode, gate)))
+        # Each frame also starts with a delimiter, so line noise before it costs only itself.
+        self.config = b"\0" + encode(Message(MessageType.CONFIG, 0, config_payload(s.mode, gate)))
         self.bundle = bundle
         self._stop = stop
         self._opener = opener
@@ -145,7 +146,7 @@ class SerialSource:
             if now - last_heard > self.settings.link_timeout_s:
                 raise OSError(f"no word from the node for {self.settings.link_timeout_s:g} s")
             if self.stats.state == "linked" and now >= next_beat:
-                port.write(encode(Message(MessageType.HEARTBEAT, 0, b"\0\0\0\0")))
+                port.write(b"\0" + encode(Message(MessageType.HEARTBEAT, 0, b"\0\0\0\0")))
                 next_beat = now + HEARTBEAT_S
 
     def refuse(self, reason: str) -> None:

@@ -29,7 +29,7 @@ static void send(struct ser_node *n, uint8_t type, const uint8_t *payload, size_
     n->io.write(n->io.ctx, n->tx, framed + 1);
 }
 
-static void send_log(struct ser_node *n, const char *text) {
+void ser_node_log(struct ser_node *n, const char *text) {
     send(n, SER_LOG, (const uint8_t *)text, strlen(text));
 }
 
@@ -84,7 +84,7 @@ static const char *config_problem(const struct ser_node *n, int mode, const stru
 
 static void configure(struct ser_node *n, const uint8_t *p, size_t len, uint32_t now_ms) {
     if (len != SER_NODE_CONFIG_BYTES) {
-        send_log(n, "config refused: wrong length");
+        ser_node_log(n, "config refused: wrong length");
         return;
     }
     int32_t v[9];
@@ -95,7 +95,7 @@ static void configure(struct ser_node *n, const uint8_t *p, size_t len, uint32_t
     const char *problem = config_problem(n, p[0], &s);
     if (problem) {
         n->mode = SER_NODE_IDLE;
-        send_log(n, problem);
+        ser_node_log(n, problem);
         return;
     }
     n->mode = p[0];
@@ -174,7 +174,7 @@ static void send_result(struct ser_node *n, const struct ser_utterance *u) {
     int32_t start = 0;
     for (;;) {
         if (n->io.classify(n->io.ctx, n->rows[start], (int8_t *)n->payload + len) != 0) {
-            send_log(n, "inference failed; utterance dropped");
+            ser_node_log(n, "inference failed; utterance dropped");
             return;
         }
         len += (size_t)n->model.labels;

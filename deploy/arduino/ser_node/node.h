@@ -74,6 +74,9 @@ void ser_node_receive(struct ser_node *n, const uint8_t *data, size_t len, uint3
 /* Timers (HELLO beacon, heartbeat, link timeout); call often with the wall time. */
 void ser_node_tick(struct ser_node *n, uint32_t now_ms);
 
+/* A LOG message to the Pi (it logs it as a warning). */
+void ser_node_log(struct ser_node *n, const char *text);
+
 /* One 20 ms frame from the microphone. */
 void ser_node_audio(struct ser_node *n, const int16_t frame[SER_VAD_FRAME]);
 

@@ -29,6 +29,7 @@ constexpr int kRingFrames = 8;  // 160 ms of audio between the microphone and th
 // The PDM interrupt fills frames; loop() consumes them. Single producer, single consumer.
 int16_t ring[kRingFrames][SER_VAD_FRAME];
 volatile uint32_t written = 0, read_frames = 0, overruns = 0;
+uint32_t reported_overruns = 0;
 int16_t pdm_buffer[256];
 int pdm_fill = 0;
 
@@ -87,10 +88,7 @@ void setup() {
     PDM.setGain(20);
     if (!PDM.begin(1, 16000)) {
         while (true) {  // no microphone: say so every second
-            const char msg[] = "PDM microphone failed to start";
-            uint8_t frame[1 + SER_MAX_FRAME] = {0};
-            size_t n = ser_frame_encode(SER_LOG, 0, (const uint8_t *)msg, sizeof msg - 1, frame + 1);
-            Serial.write(frame, n + 1);
+            ser_node_log(&node, "PDM microphone failed to start");
             delay(1000);
         }
     }
@@ -109,5 +107,11 @@ void loop() {
     while (read_frames != written) {
         ser_node_audio(&node, ring[read_frames % kRingFrames]);
         read_frames++;
+    }
+    if (overruns != reported_overruns) {  // the loop fell behind the microphone
+        reported_overruns = overruns;
+        char text[64];
+        snprintf(text, sizeof text, "audio ring overrun: audio dropped %lu times so far", (unsigned long)reported_overruns);
+        ser_node_log(&node, text);
     }
 }
