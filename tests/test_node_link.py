@@ -11,13 +11,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ser_edge.bundle import load_bundle
 from ser_edge.localbroker import LocalBroker
 from ser_edge.model import EmotionModel
 from ser_edge.pipeline import recognise_file
-from ser_edge.settings import GateSettings
+from ser_edge.settings import GateSettings, SourceSettings
+from ser_edge.sources import ReplaySource
 from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, write_config
 
@@ -131,3 +133,31 @@ def test_results_mode_needs_a_node_with_a_model(tmp_path: Path) -> None:
     run = _run(tmp_path, "results", "--config-timeout", "4", model=False, want=0)
     assert "node refused: node offers modes audio, features, not results" in run.log
     assert run.events == []
+
+
+def test_the_pi_scores_windows_exactly_as_tflite_micro(ravdess: Path) -> None:
+    """Why results mode can equal the Pi: its int8 kernels and TFLite Micro's agree bit for bit."""
+    from tflite_micro import runtime
+
+    from ser_edge.frontend import compute_features
+    from ser_edge.scoring import utterance_windows
+    from ser_edge.vad import Gate
+
+    model = EmotionModel(load_bundle(SHIPPED))
+    b = model.bundle
+    tflm = runtime.Interpreter.from_bytes(b.model, arena_size=1 << 17)
+    clips = sorted(ravdess.glob("Actor_*/*.flac"))[::30]
+    windows = []
+    for clip in clips:
+        gate = Gate(GateSettings())
+        source = ReplaySource(SourceSettings(kind="replay", files=(clip,), realtime=False), strict=True)
+        for u in [u for c in source for u in gate.push(c.pcm, c.time)] + gate.flush():
+            windows += list(utterance_windows(compute_features(u.pcm), b.window_frames, b.hop_frames, model._pad))
+    assert len(windows) >= 40
+    micro = []
+    for w in windows:
+        tflm.reset()
+        tflm.set_input(w[None], 0)
+        tflm.invoke()
+        micro.append(model.dequantise(tflm.get_output(0)[0].copy()))
+    np.testing.assert_array_equal(model.window_scores(np.array(windows)), np.array(micro))
