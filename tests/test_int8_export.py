@@ -58,3 +58,19 @@ def test_arena_is_the_smallest_that_allocates() -> None:
         runtime.Interpreter.from_bytes(data, arena_size=arena - 256)
     with pytest.raises(ConversionError, match="does not fit a 8192-byte"), quiet_stderr():
         tflm_min_arena(data, high=8192)
+
+
+def test_macs_are_counted_from_the_layer_shapes() -> None:
+    import keras
+
+    from ser_training.report import macs_per_inference
+
+    # conv 3x3, 1 -> 4 channels, valid padding on 10x6: 8x4x4 outputs x 9 taps; dense 128 -> 8.
+    inputs = keras.Input((10, 6, 1), batch_size=1)
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    outputs = keras.layers.Dense(8)(keras.layers.Flatten()(x))
+    rng = np.random.default_rng(0)
+    data = convert(keras.Model(inputs, outputs), rng.integers(-128, 100, (10, 10, 6, 1)).astype(np.int8))
+    total, per_op = macs_per_inference(data)
+    assert per_op == {"CONV_2D": 8 * 4 * 4 * 9, "FULLY_CONNECTED": 8 * 4 * 4 * 8}
+    assert total == 1152 + 1024

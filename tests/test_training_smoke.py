@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,33 @@ def test_summary_table_lists_the_run(work: Path, cv: dict) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[1]) == cv["model"]["parameters"] > 0
     assert float(cells[6]) == round(cv["pooled"]["int8"]["accuracy"], 3)
+
+
+def test_report_shows_data_results_importance_and_card(work: Path, bundle: Path) -> None:
+    from PIL import Image
+
+    out = work / "report"
+    ser_train("report", str(bundle), "--out", str(out))
+    page = (out / "index.html").read_text()
+    referenced = re.findall(r'<img src="([^"]+)"', page)
+    # Every picture is referenced, every reference exists, nothing points outside the folder.
+    assert sorted(referenced) == sorted(p.name for p in out.glob("*.png"))
+    fixed = {"composition.png", "curves.png", "per_speaker.png", "importance.png"}
+    fixed |= {f"confusion_{k}_{n}.png" for k in ("float", "int8") for n in ("counts", "normalised")}
+    assert fixed <= set(referenced)
+    assert any(name.startswith("example_") for name in referenced)
+    for name in referenced:
+        with Image.open(out / name) as image:
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        assert image.width >= 500 and image.height >= 300, name
+        assert pixels.std() > 10 and (pixels < 200).mean() > 0.02, f"{name} looks blank"
+    for text in ("Dataset composition", "What each emotion looks like", "Training curves", "Classification report",
+                 "Accuracy per speaker", "Method: <b>occlusion</b>", "MACs per inference", "TFLite Micro arena",
+                 "latency per window", "evaluation protocol", "CC BY-NC-SA 4.0"):  # fmt: skip
+        assert text in page, text
+    assert "TESS" not in page.split("licence")[1][:300]  # the smoke model never heard TESS
+
+
+def test_report_of_a_folder_that_is_no_bundle_is_one_line(work: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "ser_training", "report", str(work)], capture_output=True, text=True)
+    assert r.returncode != 0 and "not a model bundle" in r.stderr and "Traceback" not in r.stderr

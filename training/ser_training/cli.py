@@ -80,6 +80,7 @@ def _export(args: argparse.Namespace) -> int:
     evaluation = json.loads(args.cv.read_text()) if args.cv else {"note": "no cross-validation given"}
     clips, bank = prepare(cfg, args.cache)
     manifest = export_run(cfg, clips, bank, args.run, args.out, evaluation)
+    shutil.copy(args.run / "config.yaml", args.out / "config.yaml")  # how it was trained, for `report`
     v, m = manifest["verification"], manifest["model"]
     print(f"{args.out}/model.tflite: {m['tflite_bytes']} bytes, {m['parameters']} parameters, "
           f"TFLM arena {v['tflm_arena_bytes']} bytes, TFLM == TFLite reference on {v['verified_windows']} "
@@ -108,6 +109,16 @@ def _summary(args: argparse.Namespace) -> int:
     from .metrics import cv_table
 
     print(cv_table({path.parent.name: json.loads(path.read_text()) for path in args.results}))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    if not (args.bundle / "manifest.json").is_file():
+        raise ValueError(f"{args.bundle}: not a model bundle (no manifest.json)")
+    path = write_report(args.bundle, args.out or args.bundle / "report")
+    print(f"report: {path}")
     return 0
 
 
@@ -145,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", nargs="+", help="only these speakers, e.g. ravdess/03 ravdess/04")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("report", help="HTML evaluation report of a bundle (data, examples, results, model card)")
+    p.add_argument("bundle", type=Path, help="model bundle folder")
+    p.add_argument("--out", type=Path, help="output folder (default: BUNDLE/report)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("summary", help="markdown table of cross-validation results")
     p.add_argument("results", nargs="+", type=Path, help="cv.json files (named by their folder)")

@@ -223,3 +223,20 @@ def counts(clips: Iterable[Clip], key: str) -> dict[str, int]:
         value = str(getattr(clip, key))
         result[value] = result.get(value, 0) + 1
     return dict(sorted(result.items()))
+
+
+#: The terms each corpus's recordings come with; a model trained on them inherits these.
+LICENCES = {
+    "ravdess": "RAVDESS: CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
+    "tess": "TESS: CC BY-NC-ND 4.0 (Dupuis & Pichora-Fuller 2010)",
+    "crema": "CREMA-D: Open Database License, contents under the Database Contents License (Cao et al. 2014)",
+    "folder": "your own recordings: your terms and your speakers' consent",
+}
+
+
+def licence_terms(corpora: Iterable[str]) -> str:
+    """One sentence naming the terms a model trained on these corpora carries."""
+    terms = [LICENCES.get(c, f"{c}: terms unknown") for c in sorted(set(corpora))]
+    restricted = any(c in ("ravdess", "tess") for c in corpora)
+    note = " The weights carry these non-commercial terms." if restricted else ""
+    return "Trained on " + "; ".join(terms) + "." + note

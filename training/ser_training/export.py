@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .corpora import EMOTIONS
+from .corpora import EMOTIONS, licence_terms
 from .int8 import (
     ConversionError,
     c_stderr_to,
@@ -28,10 +28,6 @@ from .int8 import (
 from .models import build
 
 SCHEMA_VERSION = 1
-LICENCE = (
-    "Trained on RAVDESS (CC BY-NC-SA 4.0, Livingstone & Russo 2018) and TESS (CC BY-NC-ND 4.0, "
-    "Dupuis & Pichora-Fuller): the weights carry these non-commercial terms."
-)
 
 
 def exportable(model, cfg: Config):
@@ -136,7 +132,7 @@ def write_bundle(
         "verification": checks,
         "training": training,
         "evaluation": evaluation,
-        "licence": LICENCE,
+        "licence": licence_terms(training["corpora"]),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -1,0 +1,319 @@
+"""`ser-train report BUNDLE`: one self-contained HTML page, PNGs beside it, for judging a
+model by eye: the data it learned from, what emotions look like through the front end,
+how training went, the speaker-independent results, what the model listens to, and a
+model card.
+
+Results come from the bundle's manifest (the cross-validation recorded at export).
+Examples and feature importance need the corpora (``SER_DATASETS``); feature importance
+is measured on the shipped model's validation speakers, whose clips it never trained on.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ser_edge.audio_io import read_audio
+from ser_edge.frontend import FrontendConfig, compute_features
+from ser_edge.scoring import silence_row
+
+from . import plots
+from .config import load_config
+from .corpora import EMOTIONS, Clip, licence_terms
+from .dataset import evaluation_windows, featurise, label_index
+from .int8 import dequantise_scores, tflite_outputs
+from .pipeline import load_corpora
+
+TIME_REGIONS = 10
+
+
+@dataclass
+class Page:
+    """The report being built: HTML sections in order, and the files they reference."""
+
+    out: Path
+    sections: list[str] = field(default_factory=list)
+    titles: list[tuple[str, str]] = field(default_factory=list)
+    """(anchor, title) of each section, for the contents line."""
+    images: list[str] = field(default_factory=list)
+
+    def image(self, name: str, draw: Callable[[Path], Path], alt: str) -> str:
+        draw(self.out / name)
+        self.images.append(name)
+        return f'<img src="{name}" alt="{html.escape(alt)}">'
+
+    def add(self, title: str, body: str) -> None:
+        anchor = "".join(c if c.isalnum() else "-" for c in title.lower())
+        self.titles.append((anchor, title))
+        self.sections.append(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>')
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+# -- the model card's figures --------------------------------------------------------------
+
+
+def macs_per_inference(model: bytes) -> tuple[int, dict[str, int]]:
+    """Multiply-accumulates of one window, from the graph's layer shapes (convolutions,
+    depthwise convolutions, fully connected and LSTM layers; element-wise ops not counted)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+    shapes = {t["index"]: tuple(t["shape"]) for t in interp.get_tensor_details()}
+    per_op: dict[str, int] = {}
+    for op in interp._get_ops_details():  # the public API has no graph walk
+        name, ins, outs = op["op_name"], op["inputs"], op["outputs"]
+        out = int(np.prod(shapes[outs[0]])) if len(outs) else 0
+        if name == "CONV_2D":
+            _, kh, kw, cin = shapes[ins[1]]
+            n = out * kh * kw * cin
+        elif name == "DEPTHWISE_CONV_2D":
+            _, kh, kw, _ = shapes[ins[1]]
+            n = out * kh * kw
+        elif name == "FULLY_CONNECTED":
+            n = out * shapes[ins[1]][-1]
+        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            steps, units = shapes[outs[0]][-2], shapes[outs[0]][-1]
+            n = steps * 4 * units * (shapes[ins[0]][-1] + units)
+        else:
+            continue
+        per_op[name] = per_op.get(name, 0) + n
+    return sum(per_op.values()), per_op
+
+
+def latency_ms(model: bytes, window: np.ndarray, arena: int, repeat: int = 50) -> dict[str, float]:
+    """Median time of one window on this machine: LiteRT as the Pi runs it, and TFLite Micro."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro import runtime
+
+    kernels = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    litert = Interpreter(model_content=model, experimental_op_resolver_type=kernels)
+    litert.allocate_tensors()
+    index = litert.get_input_details()[0]["index"]
+    micro = runtime.Interpreter.from_bytes(model, arena_size=arena + 4096)
+
+    def run_litert() -> None:
+        litert.set_tensor(index, window[None])
+        litert.invoke()
+
+    def run_micro() -> None:
+        micro.set_input(window[None], 0)
+        micro.invoke()
+
+    out = {}
+    for name, run in (("LiteRT, built-in int8 kernels (the Pi)", run_litert), ("TFLite Micro kernels", run_micro)):
+        run()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - start) * 1000)
+        out[name] = float(np.median(times))
+    return out
+
+
+# -- feature importance -------------------------------------------------------------------
+
+
+def occlusion(score: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, truth: np.ndarray) -> dict:
+    """Drop in the true emotion's mean score when one MFCC column, or one time region, of
+    every window is replaced by that column's mean over the windows (occlusion)."""
+    fill = windows.reshape(-1, windows.shape[2]).mean(axis=0).round().astype(np.int8)
+
+    def true_score(w: np.ndarray) -> float:
+        return float(score(w)[np.arange(len(w)), truth].mean())
+
+    base = true_score(windows)
+    columns = []
+    for c in range(windows.shape[2]):
+        w = windows.copy()
+        w[:, :, c] = fill[c]
+        columns.append(base - true_score(w))
+    regions = []
+    edges = np.linspace(0, windows.shape[1], TIME_REGIONS + 1).astype(int)
+    for a, b in itertools.pairwise(edges):
+        w = windows.copy()
+        w[:, a:b, :] = fill
+        regions.append(base - true_score(w))
+    return {"base": [base], "columns": columns, "regions": regions}
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) -> Path:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = (bundle / "model.tflite").read_bytes()
+    fe = FrontendConfig.from_dict(manifest["frontend"]["config"])
+    out.mkdir(parents=True, exist_ok=True)
+    page = Page(out)
+    ev, training = manifest["evaluation"], manifest["training"]
+
+    log("model card: MACs and latency")
+    macs, per_op = macs_per_inference(model)
+    window = np.zeros(manifest["input"]["shape"][1:], np.int8)
+    latency = latency_ms(model, window, manifest["verification"]["tflm_arena_bytes"])
+    if "pooled" not in ev:
+        raise ValueError(f"{bundle}: the manifest records no cross-validation (export with --cv cv.json)")
+    pooled, scoring = ev["pooled"]["int8"], manifest["scoring"]
+    card = [
+        ("model", f"{manifest['name']} {manifest['version']} ({manifest['model']['kind']})"),
+        ("parameters", f"{manifest['model']['parameters']:,}"),
+        ("int8 model", f"{manifest['model']['tflite_bytes']:,} bytes (SHA-256 {manifest['model']['sha256'][:12]})"),
+        ("TFLite Micro arena", f"{manifest['verification']['tflm_arena_bytes']:,} bytes"),
+        ("MACs per inference (one window)", f"{macs:,} ({', '.join(f'{k} {v:,}' for k, v in per_op.items())})"),
+        *((f"latency per window, {k}", f"{v:.2f} ms (median of 50, this machine)") for k, v in latency.items()),
+        ("window", f"{scoring['window_frames']} frames of 20 ms, every {scoring['hop_frames']}"),
+        ("front end", f"{fe.hash}: {', '.join(fe.channels)}, {fe.n_features} columns per 20 ms"),
+        ("accuracy (int8, speaker-independent)", f"{pooled['accuracy']:.1%}, UAR {pooled['uar']:.1%}, "
+                                                 f"macro-F1 {pooled['macro_f1']:.1%} over {pooled['n']} clips"),
+        ("evaluation protocol", "; ".join(f"{k}: {v}" for k, v in ev["protocol"].items() if k != "folds_run")),
+        ("training data", f"{training['clips']} clips of {', '.join(training['corpora'])}; "
+                          f"{len(training['speakers'])} training speakers, "
+                          f"validation {', '.join(training['validation_speakers'])}"),
+        ("licence", licence_terms(training["corpora"])),
+    ]  # fmt: skip
+    page.add("Model card", table(("", ""), card))
+
+    try:
+        cfg = load_config(bundle / "config.yaml")
+        clips = list(load_corpora(cfg).clips)
+    except (OSError, ValueError) as e:
+        clips = []
+        note = f"<p>The corpora were not found ({html.escape(str(e))}); set SER_DATASETS.</p>"
+        page.add("Dataset composition", note)
+    if clips:
+        log("dataset composition")
+        page.add("Dataset composition", composition(page, clips))
+        held_out = [c for c in clips if c.speaker in set(training["validation_speakers"])]
+        log(f"examples per emotion from {', '.join(training['validation_speakers'])}")
+        page.add("What each emotion looks like", examples(page, held_out, fe))
+
+    log("training curves")
+    histories = [training["history"]] + [f["history"] for f in ev.get("folds", [])]
+    curves = page.image("curves.png", lambda p: plots.curves_png(histories, p, "accuracy and loss per epoch"), "curves")
+    page.add("Training curves", "<p>Line pair 1: the shipped model (validation = its two validation speakers); "
+             "the others: each cross-validation fold.</p>" + curves)  # fmt: skip
+
+    log("results")
+    page.add("Results (speaker-independent cross-validation)", results(page, ev))
+
+    if clips and held_out:
+        log("feature importance (occlusion)")
+        page.add("What the model listens to", importance(page, model, manifest, fe, held_out))
+
+    return write_html(page, manifest)
+
+
+def composition(page: Page, clips: Sequence[Clip]) -> str:
+    keys = sorted({(c.corpus, c.gender or "unknown") for c in clips})
+    counts = np.zeros((len(keys), len(EMOTIONS)), int)
+    for c in clips:
+        counts[keys.index((c.corpus, c.gender or "unknown")), EMOTIONS.index(c.label)] += 1
+    rows = [(corpus, gender, *row, row.sum()) for (corpus, gender), row in zip(keys, counts, strict=True)]
+    img = page.image("composition.png", lambda p: plots.composition_png(keys, counts, p), "clips per emotion")
+    speakers = len({c.speaker for c in clips})
+    return (f"<p>{len(clips)} clips from {speakers} speakers.</p>"
+            + table(("corpus", "gender", *EMOTIONS, "total"), rows) + img)  # fmt: skip
+
+
+def examples(page: Page, clips: Sequence[Clip], fe: FrontendConfig) -> str:
+    spectrum = FrontendConfig.from_dict(fe.to_dict() | {"channels": ["logmel"]})
+    parts = []
+    for emotion in EMOTIONS:
+        clip = next((c for c in clips if c.label == emotion), None)
+        if clip is None:
+            continue
+        pcm = read_audio(clip.path, fe.sample_rate)
+        mfcc, mel = compute_features(pcm, cfg=fe), compute_features(pcm, cfg=spectrum)
+        title = f"{emotion}: {clip.path.name} ({clip.speaker})"
+        draw = lambda p, pcm=pcm, mel=mel, mfcc=mfcc, title=title: plots.example_png(pcm, mel, mfcc, p, title)  # noqa: E731
+        parts.append(page.image(f"example_{emotion}.png", draw, title))
+    return ("<p>One clip per emotion from a speaker the shipped model did not train on: the waveform, the "
+            "front end's int8 log-mel spectrogram and its int8 MFCC rows (what the model sees).</p>"
+            + "".join(parts))  # fmt: skip
+
+
+def results(page: Page, ev: dict) -> str:
+    parts = []
+    for kind in ("float", "int8"):
+        r = ev["pooled"][kind]
+        for normalised in (False, True):
+            name = f"confusion_{kind}_{'normalised' if normalised else 'counts'}.png"
+            title = f"{kind}: {'share of each true emotion' if normalised else 'clips'}"
+            parts.append(page.image(name, lambda p, r=r, t=title, n=normalised: plots.confusion_png(
+                r["confusion"], p, t, normalised=n), title))  # fmt: skip
+    report_rows = []
+    for emotion in [e for e in EMOTIONS if e in ev["pooled"]["int8"]["classes"]]:  # those with test clips
+        f, q = ev["pooled"]["float"]["classes"][emotion], ev["pooled"]["int8"]["classes"][emotion]
+        report_rows.append((emotion, f["precision"], f["recall"], f["f1"], q["precision"], q["recall"], q["f1"],
+                            q["support"]))  # fmt: skip
+    header = ("emotion", "float precision", "float recall", "float F1", "int8 precision", "int8 recall", "int8 F1",
+              "clips")  # fmt: skip
+    speakers = sorted(ev["pooled"]["int8"]["per_speaker"])
+    per_speaker = {k: [ev["pooled"][k]["per_speaker"][s] for s in speakers] for k in ("float", "int8")}
+    bars = page.image("per_speaker.png", lambda p: plots.per_speaker_png(speakers, per_speaker, p), "per speaker")
+    summary = [(k, *(ev["pooled"][k][m] for m in ("accuracy", "uar", "macro_f1", "n"))) for k in ("float", "int8")]
+    return (
+        "<p>Every clip scored by a model that never heard its speaker (the folds of the model card's protocol).</p>"
+        + table(("model", "accuracy", "UAR", "macro-F1", "clips"), summary)
+        + "<h3>Confusion matrices</h3>" + "".join(parts)
+        + "<h3>Classification report</h3>" + table(header, report_rows)
+        + "<h3>Accuracy per speaker</h3>" + bars
+        + table(("speaker", "float", "int8"), list(zip(speakers, *per_speaker.values(), strict=True)))
+    )  # fmt: skip
+
+
+def importance(page: Page, model: bytes, manifest: dict, fe: FrontendConfig, clips: Sequence[Clip]) -> str:
+    scoring = manifest["scoring"]
+    bank = featurise(clips, fe, None, workers=1, label="featurising held-out clips")
+    windows, owners = evaluation_windows(clips, bank, scoring["window_frames"], scoring["hop_frames"], silence_row(fe))
+    truth = label_index(clips)[owners]
+    labels = manifest["labels"]
+    order = [labels.index(e) for e in EMOTIONS]  # the model's outputs in EMOTIONS order
+
+    def score(w: np.ndarray) -> np.ndarray:
+        return dequantise_scores(model, tflite_outputs(model, w))[:, order]
+
+    found = occlusion(score, windows, truth)
+    seconds = scoring["window_frames"] * fe.hop_samples / fe.sample_rate
+    img = page.image("importance.png", lambda p: plots.importance_png(found, fe, seconds, p), "occlusion")
+    return (
+        f"<p>Method: <b>occlusion</b>. On {len(windows)} windows of {len(clips)} clips from the validation "
+        f"speakers ({', '.join(sorted({c.speaker for c in clips}))}), each MFCC coefficient in turn, then each "
+        f"tenth of the {seconds:.1f} s window, is replaced by its mean value, and the drop in the int8 model's "
+        f"mean score for the true emotion is measured (base score {found['base'][0]:.3f}). Larger drop: the model "
+        f"relies more on that part. c0 is the frame's overall level.</p>" + img
+    )
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:.5em 0}
+section{margin-bottom:2em}"""
+
+
+def write_html(page: Page, manifest: dict) -> Path:
+    title = f"{manifest['name']} {manifest['version']}: evaluation report"
+    nav = " · ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title in page.titles)
+    body = "\n".join(page.sections)
+    text = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head>\n<body><h1>{html.escape(title)}</h1><p>{nav}</p>\n{body}\n"
+            f"<p><small>ser-train report, {time.strftime('%Y-%m-%d %H:%M')}</small></p></body></html>\n")  # fmt: skip
+    path = page.out / "index.html"
+    path.write_text(text)
+    return path
