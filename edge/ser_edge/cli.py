@@ -167,6 +167,29 @@ def _accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .monitor import LocalFeed, MqttFeed, View, monitor
+    from .settings import DeviceSettings, SourceSettings
+
+    settings = _settings(args.config)
+    if args.mqtt:
+        mqtt = dataclasses.replace(settings.mqtt, host=args.host or settings.mqtt.host,
+                                   port=args.port or settings.mqtt.port)  # fmt: skip
+        device = DeviceSettings(id=args.device) if args.device else settings.device
+        settings = dataclasses.replace(settings, mqtt=mqtt, device=device)
+        view = View(f"device {device.id} on {mqtt.host}:{mqtt.port}")
+        return monitor(MqttFeed(settings, view), view)
+    if args.files:
+        source = SourceSettings(kind="replay", files=tuple(args.files), loop=args.loop)
+        settings = dataclasses.replace(settings, source=source)
+    s = settings.source
+    names = ", ".join(p.name for p in s.files) if s.kind == "replay" else f"microphone {s.device or '(default)'}"
+    view = View(names)
+    return monitor(LocalFeed(settings, view), view)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-edge", description="Speech emotion recognition on the edge.")
     parser.add_argument("--version", action="version", version=f"ser-edge {__version__}")
@@ -201,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--availability", action="store_true", help="the broker must hold this device's 'online'")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
     p.set_defaults(func=_selftest)
+
+    p = sub.add_parser("monitor", help="live terminal view: level, gate, MFCC strip, emotion, events, stats")
+    p.add_argument("files", nargs="*", type=Path, help="replay these (in real time) instead of the microphone")
+    p.add_argument("--config", type=Path, help="daemon config (microphone, gate, model; broker and device for --mqtt)")
+    p.add_argument("--loop", action="store_true", help="replay the files again and again")
+    p.add_argument("--mqtt", action="store_true", help="watch a running device through its MQTT topics instead")
+    p.add_argument("--device", help="with --mqtt: the device id (default: the config's)")
+    p.add_argument("--host", help="with --mqtt: the broker (default: the config's)")
+    p.add_argument("--port", type=int, help="with --mqtt: the broker's port (default: the config's)")
+    p.set_defaults(func=_monitor)
 
     p = sub.add_parser("devices", help="list the audio input devices")
     p.set_defaults(func=_devices)

@@ -1,0 +1,248 @@
+"""`ser-edge monitor`: a live terminal view of a device (rich; works over ssh).
+
+Two feeds fill one ``View``, which ``render`` draws four times a second:
+
+- local: the daemon's own stages run here, on the microphone or on replayed files: input
+  level, gate state, the front end's MFCC rows, every recognition;
+- mqtt: a running daemon's topics (event, state, stats, availability). The level comes
+  from the stats topic; the gate state and the MFCC strip are not published, so they
+  show as such.
+
+Ctrl-C ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from .bundle import load_bundle
+from .decision import Recognition, recognise
+from .discovery import Topics
+from .events import iso_utc
+from .frontend import StreamingFrontend
+from .model import EmotionModel
+from .settings import Settings
+from .sources import MicrophoneSource, ReplaySource
+from .vad import Gate
+
+STRIP_ROWS = 400  # 8 s of front-end rows kept for the strip
+SHOWN_STATS = ("uptime_s", "cpu_percent", "rss_mb", "utterances", "events", "undecided", "latency_p95_ms",
+               "inference_p95_ms", "dropped_frames", "spool_depth", "link_state", "link_errors")  # fmt: skip
+# A dark-to-bright ramp for int8 values in the MFCC strip.
+RAMP = ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06", "#f7d13d", "#fcffa4"]
+
+
+@dataclass
+class View:
+    """What the screen shows; feeds write it from their thread, the screen reads it."""
+
+    source: str
+    level_db: float | None = None
+    voiced: bool | None = None
+    in_speech: bool | None = None
+    rows: deque = field(default_factory=lambda: deque(maxlen=STRIP_ROWS))
+    emotion: str = ""
+    confidence: float = 0.0
+    events: deque = field(default_factory=lambda: deque(maxlen=8))
+    stats: dict = field(default_factory=dict)
+    availability: str = ""
+    note: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def recognised(self, r: Recognition) -> None:
+        with self.lock:
+            self.emotion, self.confidence = r.emotion, r.confidence
+            if r.emitted:
+                self.events.appendleft((iso_utc(r.end)[11:19], r.emotion, r.confidence, r.seconds))
+
+
+# -- drawing ------------------------------------------------------------------------------
+
+
+def bar(fraction: float, width: int) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _colour(v: int) -> str:
+    return RAMP[min(len(RAMP) - 1, (v + 128) * len(RAMP) // 256)]
+
+
+def strip(rows: list[np.ndarray], width: int) -> Text:
+    """The last ``width`` front-end rows, one character column each, coloured by value;
+    two coefficients per text line (upper half block: the odd one), c0 at the bottom."""
+    text = Text()
+    if not rows:
+        return text.append("(no front-end rows yet)")
+    shown = np.array(rows[-width:], dtype=np.int16)
+    for low in reversed(range(0, shown.shape[1], 2)):
+        high = low + 1
+        for v in shown:
+            top = _colour(int(v[high])) if high < shown.shape[1] else "black"
+            text.append("▀", Style(color=top, bgcolor=_colour(int(v[low]))))
+        text.append(f" c{low}" + (f"/{high}" if high < shown.shape[1] else "") + ("\n" if low else ""))
+    return text
+
+
+def render(view: View, width: int, height: int) -> Group:
+    with view.lock:
+        rows, events, stats = list(view.rows), list(view.events), dict(view.stats)
+        level, voiced, in_speech = view.level_db, view.voiced, view.in_speech
+        emotion, confidence = view.emotion, view.confidence
+    inner = max(20, width - 8)
+    if level is None:
+        level = stats.get("input_level_db")
+    input_line = Text(f"level {level:6.1f} dBFS " if level is not None else "level  n/a ")
+    if level is not None:
+        input_line.append(bar((level + 90) / 90, max(10, width - 55)), "green")  # leaves room for the gate
+    if in_speech is None:
+        gate = Text("   gate: not published over MQTT", "dim")
+    else:
+        gate = Text("   gate: ").append("SPEECH" if in_speech else ("voiced" if voiced else "silence"),
+                                       "bold red" if in_speech else "dim")  # fmt: skip
+    now = Text(f"{emotion.upper():<10}", "bold magenta") if emotion else Text("(nothing recognised yet)", "dim")
+    if emotion:
+        now.append(f" {confidence:.2f} ").append(bar(confidence, 30), "magenta")
+    table = Table(expand=True, box=None, show_edge=False)
+    for name in ("time (UTC)", "emotion", "confidence", "seconds"):
+        table.add_column(name)
+    for t, e, c, s in events[: max(1, height - 24)]:  # the rest of the screen; the panels above take 22 lines
+        table.add_row(t, e, f"{c:.2f}", f"{s:.1f}")
+    figures = "  ".join(f"{k} {stats[k]}" for k in SHOWN_STATS if stats.get(k) is not None) or "(no stats yet)"
+    mfcc = strip(rows, inner - 5) if rows or in_speech is not None else Text("not published over MQTT", "dim")
+    title = f"ser-edge monitor: {view.source}" + (f" ({view.availability})" if view.availability else "")
+    top = Group(input_line + gate, Text(view.note, "yellow")) if view.note else input_line + gate
+    return Group(
+        Panel(top, title=title),
+        Panel(now, title="emotion"),
+        Panel(Text(figures), title="stats"),
+        Panel(mfcc, title="MFCC (front end, newest right)"),
+        Panel(table, title="last events"),
+    )
+
+
+# -- feeds --------------------------------------------------------------------------------
+
+
+class LocalFeed:
+    """The daemon's stages, here: source -> gate + front end -> recognition."""
+
+    def __init__(self, settings: Settings, view: View) -> None:
+        self.settings, self.view = settings, view
+        self.model = EmotionModel(load_bundle(settings.model.bundle))
+        s = settings.source
+        self.source = ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
+
+    def run(self, stop: threading.Event) -> None:
+        gate, frontend = Gate(self.settings.gate), StreamingFrontend(self.model.bundle.frontend)
+        counts = {"utterances": 0, "events": 0, "undecided": 0}
+        started = time.monotonic()
+        for chunk in self.source:
+            if stop.is_set():
+                break
+            utterances = gate.push(chunk.pcm, chunk.time)
+            rows = frontend.push(chunk.pcm)
+            with self.view.lock:
+                self.view.rows.extend(rows)
+                self.view.level_db, self.view.voiced, self.view.in_speech = gate.level_db, gate.voiced, gate.in_speech
+            for u in utterances:
+                self._recognise(u, counts)
+            counts["uptime_s"] = round(time.monotonic() - started)
+            with self.view.lock:
+                self.view.stats = dict(counts)
+        if isinstance(self.source, MicrophoneSource):
+            self.source.close()
+        for u in gate.flush():
+            self._recognise(u, counts)
+        with self.view.lock:
+            self.view.stats = dict(counts)
+            self.view.note = "" if stop.is_set() else "the replay is over; Ctrl-C to quit"
+
+    def _recognise(self, u, counts: dict) -> None:
+        r = recognise(self.model, u, self.settings.model.threshold)
+        counts["utterances"] += 1
+        counts["events" if r.emitted else "undecided"] += 1
+        self.view.recognised(r)
+
+
+class MqttFeed:
+    """A running daemon's topics on its broker."""
+
+    def __init__(self, settings: Settings, view: View) -> None:
+        from .publisher import mqtt_client
+
+        self.view = view
+        self.topics = Topics.of(settings.mqtt, settings.device.id)
+        self.client = mqtt_client(settings.mqtt, client_id="")
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{self.topics.base}/#", qos=1)
+        self.client.on_message = self._message
+        self.client.on_disconnect = lambda *_: self._note(f"disconnected from {settings.mqtt.host}; retrying")
+        self.client.connect_async(settings.mqtt.host, settings.mqtt.port, settings.mqtt.keepalive_s)
+
+    def _note(self, text: str) -> None:
+        with self.view.lock:
+            self.view.note = text
+
+    def _message(self, _c, _u, m) -> None:
+        text = m.payload.decode("utf-8", "replace")
+        try:
+            with self.view.lock:
+                if m.topic == self.topics.availability:
+                    self.view.availability = text
+                elif m.topic == self.topics.stats:
+                    self.view.stats = json.loads(text)
+                elif m.topic == self.topics.state:
+                    state = json.loads(text)
+                    self.view.emotion, self.view.confidence = state["emotion"], state["confidence"]
+                elif m.topic == self.topics.event:
+                    e = json.loads(text)
+                    self.view.emotion, self.view.confidence = e["emotion"], e["confidence"]
+                    self.view.events.appendleft((e["end"][11:19], e["emotion"], e["confidence"], e["duration_s"]))
+                self.view.note = ""
+        except (ValueError, KeyError) as e:
+            self._note(f"unreadable message on {m.topic}: {e}")
+
+    def run(self, stop: threading.Event) -> None:
+        self.client.loop_start()
+        stop.wait()
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def monitor(feed: LocalFeed | MqttFeed, view: View, console: Console | None = None) -> int:
+    console = console or Console()
+    stop = threading.Event()
+
+    def feed_safely() -> None:
+        try:
+            feed.run(stop)
+        except Exception as e:  # a broken sound card or file: say so on the screen, keep it up
+            with view.lock:
+                view.note = f"the feed stopped: {e}"
+
+    worker = threading.Thread(target=feed_safely, name="feed", daemon=True)
+    worker.start()
+    try:
+        with Live(render(view, console.width, console.height), console=console, auto_refresh=False,
+                  screen=True) as live:  # fmt: skip
+            while True:
+                live.update(render(view, console.width, console.height), refresh=True)
+                time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        worker.join(timeout=2)
+    return 0

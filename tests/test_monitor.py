@@ -1,0 +1,117 @@
+"""`ser-edge monitor` in a real pseudo-terminal, its screen read back by a terminal
+emulator (pyte): on a replayed file and attached to a running daemon over MQTT."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import struct
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyte
+
+from ser_edge.bundle import load_bundle
+from ser_edge.localbroker import LocalBroker
+from ser_edge.model import EmotionModel
+from ser_edge.pipeline import recognise_file
+from ser_edge.settings import GateSettings
+from tests.conftest import SAMPLES
+from tests.daemon_harness import SHIPPED, Daemon, write_config
+
+COLS, ROWS = 100, 40
+
+
+class Terminal:
+    """A program on a pty of COLS x ROWS, its output rendered by pyte."""
+
+    def __init__(self, *args: str) -> None:
+        self.screen = pyte.Screen(COLS, ROWS)
+        self._stream = pyte.ByteStream(self.screen)
+        self._lock = threading.Lock()
+        self.raw = b""
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: size its terminal, then become the monitor
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+            os.environ.update(TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS))
+            os.execv(sys.executable, [sys.executable, "-m", "ser_edge", "monitor", *args])
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self._lock:
+                self.raw += data
+                self._stream.feed(data)
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.screen.display)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(text := self.text()):
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"screen never matched; last screen:\n{self.text()}")
+
+    def interrupt(self, timeout: float = 10) -> int:
+        os.write(self.fd, b"\x03")  # Ctrl-C, through the terminal's line discipline
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, 9)
+        raise AssertionError("the monitor did not exit on Ctrl-C")
+
+
+def test_monitor_on_a_replayed_file_shows_the_emotion_and_updates() -> None:
+    clip = next(p for p in SAMPLES if p.name.split("-")[2] == "05")  # an angry clip
+    expected = recognise_file(clip, EmotionModel(load_bundle(SHIPPED)), GateSettings(), 0.3)[0].emotion
+    term = Terminal(str(clip))
+    try:
+        first = term.wait_for(lambda s: "level" in s and "gate:" in s)
+        assert "(nothing recognised yet)" in first
+        during = term.wait_for(lambda s: "SPEECH" in s)  # the gate opened while the clip played
+        assert "c0/1" in during and "▀" in during  # the MFCC strip is drawn
+        screen = term.wait_for(lambda s: expected.upper() in s)
+        assert f"  {expected}  " in " ".join(screen.split("│"))  # ... and it is in the event list
+        assert "events 1" in term.wait_for(lambda s: "events 1" in s)
+    finally:
+        code = term.interrupt()
+    assert code == 0 and b"Traceback" not in term.raw
+
+
+def test_monitor_attached_to_a_daemon_over_mqtt(tmp_path: Path) -> None:
+    files = SAMPLES[:2]
+    model = EmotionModel(load_bundle(SHIPPED))
+    expected = [r.emotion for f in files for r in recognise_file(f, model, GateSettings(), 0.3)]
+    with LocalBroker(tmp_path / "broker") as broker:
+        term = Terminal("--mqtt", "--host", "127.0.0.1", "--port", str(broker.port), "--device", "test")
+        try:
+            term.wait_for(lambda s: f"device test on 127.0.0.1:{broker.port}" in s)
+            time.sleep(1.0)  # subscribed before the daemon's first event
+            daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=files, realtime=True))
+            term.wait_for(lambda s: "(online)" in s)
+            screen = term.wait_for(lambda s: all(f"  {e}  " in s for e in expected), 60)
+            assert "gate: not published over MQTT" in screen
+            term.wait_for(lambda s: "cpu_percent" in s and "events 2" in s)  # the daemon's stats topic
+            term.wait_for(lambda s: "(offline)" in s, 60)  # the daemon finished the replay and said goodbye
+            assert daemon.wait(30) == 0
+            daemon.stop()
+        finally:
+            code = term.interrupt()
+    assert code == 0 and b"Traceback" not in term.raw
