@@ -162,28 +162,46 @@ static void send_features(struct ser_node *n, const struct ser_utterance *u) {
 }
 
 /* The scoring rule of ser_edge.scoring: windows of window_frames rows every hop_frames,
- * a last one aligned to the end, short utterances padded with silence rows. */
+ * a last one aligned to the end, short utterances padded with silence rows. The regular
+ * windows are scored as soon as their rows exist, so an utterance's end costs at most one
+ * inference. The scores collect in the payload buffer, after the 8 bytes of times (in
+ * results mode nothing else is sent from it while an utterance is open; init checked
+ * that every window fits). */
+static int score_window(struct ser_node *n, int32_t start) {
+    int8_t *scores = (int8_t *)n->payload + 8 + n->windows * n->model.labels;
+    if (n->failed || n->io.classify(n->io.ctx, n->rows[start], scores) != 0) {
+        n->failed = 1;
+        return -1;
+    }
+    n->windows++;
+    return 0;
+}
+
+static void score_ready_windows(struct ser_node *n) {
+    while (n->windows * n->model.hop_frames + n->model.window_frames <= n->n_rows) {
+        if (score_window(n, n->windows * n->model.hop_frames) != 0) {
+            return;
+        }
+    }
+}
+
 static void send_result(struct ser_node *n, const struct ser_utterance *u) {
-    int32_t w = n->model.window_frames, hop = n->model.hop_frames, rows = n->n_rows;
-    for (; rows < w; rows++) {
-        memcpy(n->rows[rows], n->pad, SER_NFEATURES);
+    int32_t w = n->model.window_frames, rows = n->n_rows;
+    if (rows < w) { /* short: one window, padded with silence */
+        for (; rows < w; rows++) {
+            memcpy(n->rows[rows], n->pad, SER_NFEATURES);
+        }
+        score_window(n, 0);
+    } else if ((n->windows - 1) * n->model.hop_frames + w < rows) { /* the tail the regular windows missed */
+        score_window(n, rows - w);
+    }
+    if (n->failed) {
+        ser_node_log(n, "inference failed; utterance dropped");
+        return;
     }
     put_u32(n->payload, clock_ms(n, u->start));
     put_u32(n->payload + 4, clock_ms(n, u->end));
-    size_t len = 8;
-    int32_t start = 0;
-    for (;;) {
-        if (n->io.classify(n->io.ctx, n->rows[start], (int8_t *)n->payload + len) != 0) {
-            ser_node_log(n, "inference failed; utterance dropped");
-            return;
-        }
-        len += (size_t)n->model.labels;
-        if (start + w >= rows) { /* init checked that every window fits the payload */
-            break;
-        }
-        start = start + hop + w <= rows ? start + hop : rows - w;
-    }
-    send(n, SER_RESULT, n->payload, len);
+    send(n, SER_RESULT, n->payload, 8 + (size_t)(n->windows * n->model.labels));
 }
 
 static void utterance_frame(struct ser_node *n) {
@@ -199,8 +217,13 @@ static void utterance_frame(struct ser_node *n) {
         n->utterance_open = 1;
         n->utterance_start = start;
         n->n_rows = 0;
+        n->windows = 0;
+        n->failed = 0;
     }
     compute_rows(n, start, (int32_t)(end - start) - 2); /* row j needs frames j and j + 1 */
+    if (n->mode == SER_NODE_RESULTS) {
+        score_ready_windows(n);
+    }
     if (closed) {
         n->mode == SER_NODE_FEATURES ? send_features(n, &u) : send_result(n, &u);
         n->utterance_open = 0;

@@ -59,6 +59,8 @@ struct ser_node {
     int32_t audio_frames;
     int8_t rows[SER_NODE_MAX_ROWS][SER_NFEATURES]; /* the open utterance's features */
     int32_t n_rows;
+    int32_t windows; /* results mode: windows of the open utterance scored so far */
+    int failed;      /* ... and whether the model failed on one */
     uint32_t utterance_start; /* gate frame index; valid while utterance_open */
     int utterance_open;
     int8_t pad[SER_NFEATURES]; /* the front end's row for silence: what short windows are padded with */

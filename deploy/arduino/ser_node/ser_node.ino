@@ -24,7 +24,7 @@ extern "C" {
 namespace {
 
 constexpr char kFirmware[] = "0.1.0";
-constexpr int kRingFrames = 8;  // 160 ms of audio between the microphone and the loop
+constexpr int kRingFrames = 12;  // 240 ms of audio between the microphone and the loop
 
 // The PDM interrupt fills frames; loop() consumes them. Single producer, single consumer.
 int16_t ring[kRingFrames][SER_VAD_FRAME];
