@@ -115,3 +115,14 @@ def test_monitor_attached_to_a_daemon_over_mqtt(tmp_path: Path) -> None:
         finally:
             code = term.interrupt()
     assert code == 0 and b"Traceback" not in term.raw
+
+
+def test_monitor_refuses_a_serial_source_by_name(tmp_path: Path) -> None:
+    import subprocess
+
+    config = tmp_path / "c.yaml"
+    config.write_text("source: {kind: serial}\n")
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "monitor", "--config", str(config)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "the daemon owns the node's port; watch it with --mqtt" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -23,7 +23,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 echo "setup: installing ser-edge, ser-training and the test tools into .venv"
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q -e "edge[bench,serial,vad,systemd]" -e training -r deploy/dev/requirements-dev.txt \
+.venv/bin/python -m pip install -q -e "edge[bench,vad,systemd]" -e training -r deploy/dev/requirements-dev.txt \
   2>&1 | grep -v "is ignored" || true
 # tf-keras (for the LSTM's int8 export) would pull the full tensorflow package as a dependency.
 .venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0 2>&1 | grep -v "is ignored" || true

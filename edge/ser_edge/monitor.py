@@ -143,6 +143,8 @@ class LocalFeed:
         self.settings, self.view = settings, view
         self.model = EmotionModel(load_bundle(settings.model.bundle))
         s = settings.source
+        if s.kind == "serial":
+            raise ValueError("source.kind is serial: the daemon owns the node's port; watch it with --mqtt")
         self.source = ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
 
     def run(self, stop: threading.Event) -> None:

@@ -84,7 +84,7 @@ class LinkStats:
 
 
 def open_port(s: SerialSettings):
-    import serial  # pyserial: pip install 'ser-edge[serial]'
+    import serial  # pyserial
 
     return serial.serial_for_url(s.port, baudrate=s.baud, timeout=0.1, write_timeout=1.0)
 
@@ -110,7 +110,7 @@ class SerialSource:
         while not self._stop.is_set():
             try:
                 port = self._opener(self.settings)
-            except (OSError, ValueError, ImportError) as e:  # pyserial's SerialException is an OSError
+            except (OSError, ValueError) as e:  # pyserial's SerialException is an OSError
                 if str(e) != outage:
                     log.warning("serial %s: cannot open (%s); retrying every %g s", self.settings.port, e,
                                 self.settings.retry_s)  # fmt: skip

@@ -167,6 +167,7 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
     macs, per_op = macs_per_inference(model)
     window = np.zeros(manifest["input"]["shape"][1:], np.int8)
     latency = latency_ms(model, window, manifest["verification"]["tflm_arena_bytes"])
+    reference = next(iter(latency.values()))
     if "pooled" not in ev:
         raise ValueError(f"{bundle}: the manifest records no cross-validation (export with --cv cv.json)")
     pooled, scoring = ev["pooled"]["int8"], manifest["scoring"]
@@ -176,7 +177,8 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
         ("int8 model", f"{manifest['model']['tflite_bytes']:,} bytes (SHA-256 {manifest['model']['sha256'][:12]})"),
         ("TFLite Micro arena", f"{manifest['verification']['tflm_arena_bytes']:,} bytes"),
         ("MACs per inference (one window)", f"{macs:,} ({', '.join(f'{k} {v:,}' for k, v in per_op.items())})"),
-        *((f"latency per window, {k}", f"{v:.2f} ms (median of 50, this machine)") for k, v in latency.items()),
+        *((f"latency per window, {k}", f"{v:.2f} ms (median of 50, this machine; {v / reference:.1f}x the Pi's)")
+          for k, v in latency.items()),
         ("window", f"{scoring['window_frames']} frames of 20 ms, every {scoring['hop_frames']}"),
         ("front end", f"{fe.hash}: {', '.join(fe.channels)}, {fe.n_features} columns per 20 ms"),
         ("accuracy (int8, speaker-independent)", f"{pooled['accuracy']:.1%}, UAR {pooled['uar']:.1%}, "
