@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +162,43 @@ def test_the_pi_scores_windows_exactly_as_tflite_micro(ravdess: Path) -> None:
         tflm.invoke()
         micro.append(model.dequantise(tflm.get_output(0)[0].copy()))
     np.testing.assert_array_equal(model.window_scores(np.array(windows)), np.array(micro))
+
+
+def test_reload_reconfigures_the_node_and_checks_it_against_the_new_model(tmp_path: Path) -> None:
+    """SIGHUP: the node gets the new gate settings, and a model change is checked against
+    the node's model: a node still flashed with the old one is refused, not trusted."""
+    import hashlib
+    import shutil
+    import signal
+
+    newer = tmp_path / "newer"
+    shutil.copytree(SHIPPED, newer)
+    model = (newer / "model.tflite").read_bytes() + bytes(16)  # the same network, another file
+    (newer / "model.tflite").write_bytes(model)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["model"]["sha256"] = hashlib.sha256(model).hexdigest()
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    link = tmp_path / "ttyNODE"
+    with LocalBroker(tmp_path / "broker") as broker:
+        source = f"{{kind: serial, serial: {{port: {link}, mode: results, retry_s: 0.2}}}}"
+        config = write_config(tmp_path / "c.yaml", broker.port, source=source)
+        daemon = Daemon(config)
+        emulator = subprocess.Popen([sys.executable, str(EMULATOR), "--link", str(link), "--bundle", str(SHIPPED),
+                                     "--loop", *map(str, SAMPLES[:2])], stdout=subprocess.DEVNULL)  # fmt: skip
+        try:
+            assert daemon.wait_log("node linked in results mode", 30), daemon.log
+            config.write_text(config.read_text().replace("mqtt:", "gate: {start_db: 14}\nmqtt:"))
+            daemon.process.send_signal(signal.SIGHUP)
+            assert daemon.wait_log("reloaded: model", 20), daemon.log
+            deadline = time.monotonic() + 20
+            while daemon.log.count("node linked in results mode") < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert daemon.log.count("node linked in results mode") == 2, daemon.log  # configured again
+            config.write_text(config.read_text().replace(str(SHIPPED), str(newer)))
+            daemon.process.send_signal(signal.SIGHUP)
+            old, new = load_bundle(SHIPPED).sha256[:12], manifest["model"]["sha256"][:12]
+            assert daemon.wait_log(f"node refused: node model {old} is not this bundle's model {new}", 20), daemon.log
+        finally:
+            emulator.kill()
+            emulator.wait()
+            daemon.stop()

@@ -167,6 +167,8 @@ class Daemon:
         self.settings = dataclasses.replace(self.settings, model=new.model, gate=new.gate)
         self.model, self.gate = model, gate
         self.publisher.set_discovery(self._discovery())
+        if isinstance(self._source, SerialSource):
+            self._source.configure(dataclasses.astuple(GateUnits.of(new.gate)))
         b = model.bundle
         log.info("reloaded: model %s %s (%s), threshold %.2f", b.name, b.version, b.sha256[:12], new.model.threshold)
 

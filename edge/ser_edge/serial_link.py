@@ -98,8 +98,9 @@ class SerialSource:
     ) -> None:  # fmt: skip
         self.settings = s
         self.stats = LinkStats()
-        # Each frame also starts with a delimiter, so line noise before it costs only itself.
-        self.config = b"\0" + encode(Message(MessageType.CONFIG, 0, config_payload(s.mode, gate)))
+        self.config = b""
+        self._relink = threading.Event()
+        self.configure(gate)
         self.bundle = bundle
         self._stop = stop
         self._opener = opener
@@ -130,12 +131,22 @@ class SerialSource:
                 self.stats.reconnects += 1
                 self._stop.wait(self.settings.retry_s)
 
+    def configure(self, gate: tuple[int, ...]) -> None:
+        """New gate settings or a new model (SIGHUP): the node is configured and its HELLO
+        checked again, so it never runs on stale settings or against another model."""
+        # Each frame also starts with a delimiter, so line noise before it costs only itself.
+        self.config = b"\0" + encode(Message(MessageType.CONFIG, 0, config_payload(self.settings.mode, gate)))
+        self._relink.set()
+
     def _session(self, port) -> Iterator[Chunk | NodeUtterance | AudioGap]:
         session = _Session(self, port)
-        port.write(self.config)
-        self.stats.state = "waiting"
         last_heard = next_beat = time.monotonic()
+        self._relink.set()
         while not self._stop.is_set():
+            if self._relink.is_set():
+                self._relink.clear()
+                port.write(self.config)
+                self.stats.state = "waiting"
             data = port.read(4096)
             now = time.monotonic()
             before = session.deframer.errors

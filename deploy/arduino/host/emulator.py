@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop-rate", type=float, default=0.0, help="lose each byte sent with this probability")
     p.add_argument("--replug-after", type=int, action="append", default=[], help="unplug, replug after file N (from 1)")
     p.add_argument("--linger", type=float, default=3.0, help="seconds to stay connected after the last file")
+    p.add_argument("--loop", action="store_true", help="play the files again and again (until killed)")
     p.add_argument("--config-timeout", type=float, default=60, help="give up when the Pi has not configured the node")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         wire.plug()
         print(f"node on {a.link} -> {os.ttyname(wire.slave)}", flush=True)
         try:
-            for n, path in enumerate(a.files, 1):
+            playlist = itertools.cycle(a.files) if a.loop else a.files
+            for n, path in enumerate(playlist, 1):
                 board.wait_configured(a.config_timeout)
                 board.play(clip_pcm(path), a.speed)
                 print(f"played {path.name}", flush=True)
