@@ -101,7 +101,6 @@ def render(view: View, width: int, height: int) -> Group:
         rows, events, stats = list(view.rows), list(view.events), dict(view.stats)
         level, voiced, in_speech = view.level_db, view.voiced, view.in_speech
         emotion, confidence = view.emotion, view.confidence
-    inner = max(20, width - 8)
     if level is None:
         level = stats.get("input_level_db")
     input_line = Text(f"level {level:6.1f} dBFS " if level is not None else "level  n/a ")
@@ -121,7 +120,7 @@ def render(view: View, width: int, height: int) -> Group:
     for t, e, c, s in events[: max(1, height - 24)]:  # the rest of the screen; the panels above take 22 lines
         table.add_row(t, e, f"{c:.2f}", f"{s:.1f}")
     figures = "  ".join(f"{k} {stats[k]}" for k in SHOWN_STATS if stats.get(k) is not None) or "(no stats yet)"
-    mfcc = strip(rows, inner - 5) if rows or in_speech is not None else Text("not published over MQTT", "dim")
+    mfcc = strip(rows, max(15, width - 13)) if rows or in_speech is not None else Text("not published over MQTT", "dim")
     title = f"ser-edge monitor: {view.source}" + (f" ({view.availability})" if view.availability else "")
     top = Group(input_line + gate, Text(view.note, "yellow")) if view.note else input_line + gate
     return Group(

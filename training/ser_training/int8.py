@@ -48,7 +48,7 @@ def convert(model, representative: np.ndarray) -> bytes:
     return data
 
 
-def _interpreter(model: bytes, reference: bool = False):
+def interpreter(model: bytes, reference: bool = False):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
@@ -58,18 +58,18 @@ def _interpreter(model: bytes, reference: bool = False):
 
 
 def input_quantisation(model: bytes) -> tuple[float, int]:
-    scale, zero = _interpreter(model).get_input_details()[0]["quantization"]
+    scale, zero = interpreter(model).get_input_details()[0]["quantization"]
     return float(scale), int(zero)
 
 
 def ops(model: bytes) -> list[str]:
-    interp = _interpreter(model)
+    interp = interpreter(model)
     return sorted({op["op_name"] for op in interp._get_ops_details()})
 
 
 def tflite_outputs(model: bytes, windows: np.ndarray, reference: bool = False) -> np.ndarray:
     """Raw int8 outputs, one row per window; state (LSTM) is reset before each."""
-    interp = _interpreter(model, reference)
+    interp = interpreter(model, reference)
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
     rows = []
     for w in windows:
@@ -81,7 +81,7 @@ def tflite_outputs(model: bytes, windows: np.ndarray, reference: bool = False) -
 
 
 def dequantise_scores(model: bytes, raw: np.ndarray) -> np.ndarray:
-    scale, zero = _interpreter(model).get_output_details()[0]["quantization"]
+    scale, zero = interpreter(model).get_output_details()[0]["quantization"]
     return (raw.astype(np.float64) - zero) * scale
 
 

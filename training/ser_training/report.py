@@ -21,14 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from ser_edge.audio_io import read_audio
+from ser_edge.bundle import load_bundle
 from ser_edge.frontend import FrontendConfig, compute_features
+from ser_edge.model import EmotionModel
 from ser_edge.scoring import silence_row
 
 from . import plots
 from .config import load_config
 from .corpora import EMOTIONS, Clip, licence_terms
 from .dataset import evaluation_windows, featurise, label_index
-from .int8 import dequantise_scores, tflite_outputs
+from .int8 import interpreter
 from .pipeline import load_corpora
 
 TIME_REGIONS = 10
@@ -70,9 +72,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def macs_per_inference(model: bytes) -> tuple[int, dict[str, int]]:
     """Multiply-accumulates of one window, from the graph's layer shapes (convolutions,
     depthwise convolutions, fully connected and LSTM layers; element-wise ops not counted)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=model)
+    interp = interpreter(model)
     shapes = {t["index"]: tuple(t["shape"]) for t in interp.get_tensor_details()}
     per_op: dict[str, int] = {}
     for op in interp._get_ops_details():  # the public API has no graph walk
@@ -95,20 +95,14 @@ def macs_per_inference(model: bytes) -> tuple[int, dict[str, int]]:
     return sum(per_op.values()), per_op
 
 
-def latency_ms(model: bytes, window: np.ndarray, arena: int, repeat: int = 50) -> dict[str, float]:
-    """Median time of one window on this machine: LiteRT as the Pi runs it, and TFLite Micro."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def latency_ms(pi: EmotionModel, window: np.ndarray, arena: int, repeat: int = 50) -> dict[str, float]:
+    """Median time of one window on this machine: the Pi's model stage, and TFLite Micro."""
     from tflite_micro import runtime
 
-    kernels = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    litert = Interpreter(model_content=model, experimental_op_resolver_type=kernels)
-    litert.allocate_tensors()
-    index = litert.get_input_details()[0]["index"]
-    micro = runtime.Interpreter.from_bytes(model, arena_size=arena + 4096)
+    micro = runtime.Interpreter.from_bytes(pi.bundle.model, arena_size=arena + 4096)
 
     def run_litert() -> None:
-        litert.set_tensor(index, window[None])
-        litert.invoke()
+        pi.window_scores(window[None])
 
     def run_micro() -> None:
         micro.set_input(window[None], 0)
@@ -165,8 +159,9 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
 
     log("model card: MACs and latency")
     macs, per_op = macs_per_inference(model)
+    pi = EmotionModel(load_bundle(bundle))
     window = np.zeros(manifest["input"]["shape"][1:], np.int8)
-    latency = latency_ms(model, window, manifest["verification"]["tflm_arena_bytes"])
+    latency = latency_ms(pi, window, manifest["verification"]["tflm_arena_bytes"])
     reference = next(iter(latency.values()))
     if "pooled" not in ev:
         raise ValueError(f"{bundle}: the manifest records no cross-validation (export with --cv cv.json)")
@@ -216,7 +211,7 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
 
     if clips and held_out:
         log("feature importance (occlusion)")
-        page.add("What the model listens to", importance(page, model, manifest, fe, held_out))
+        page.add("What the model listens to", importance(page, pi, fe, held_out))
 
     return write_html(page, manifest)
 
@@ -280,19 +275,14 @@ def results(page: Page, ev: dict) -> str:
     )  # fmt: skip
 
 
-def importance(page: Page, model: bytes, manifest: dict, fe: FrontendConfig, clips: Sequence[Clip]) -> str:
-    scoring = manifest["scoring"]
+def importance(page: Page, pi: EmotionModel, fe: FrontendConfig, clips: Sequence[Clip]) -> str:
+    b = pi.bundle
     bank = featurise(clips, fe, None, workers=1, label="featurising held-out clips")
-    windows, owners = evaluation_windows(clips, bank, scoring["window_frames"], scoring["hop_frames"], silence_row(fe))
+    windows, owners = evaluation_windows(clips, bank, b.window_frames, b.hop_frames, silence_row(fe))
     truth = label_index(clips)[owners]
-    labels = manifest["labels"]
-    order = [labels.index(e) for e in EMOTIONS]  # the model's outputs in EMOTIONS order
-
-    def score(w: np.ndarray) -> np.ndarray:
-        return dequantise_scores(model, tflite_outputs(model, w))[:, order]
-
-    found = occlusion(score, windows, truth)
-    seconds = scoring["window_frames"] * fe.hop_samples / fe.sample_rate
+    order = [b.labels.index(e) for e in EMOTIONS]  # the model's outputs in EMOTIONS order
+    found = occlusion(lambda w: pi.window_scores(w)[:, order], windows, truth)
+    seconds = b.window_frames * fe.hop_samples / fe.sample_rate
     img = page.image("importance.png", lambda p: plots.importance_png(found, fe, seconds, p), "occlusion")
     return (
         f"<p>Method: <b>occlusion</b>. On {len(windows)} windows of {len(clips)} clips from the validation "

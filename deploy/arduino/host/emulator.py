@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import hashlib
 import itertools
 import json
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_edge.bundle import load_bundle
 from ser_edge.settings import SourceSettings
 from ser_edge.sources import ReplaySource
 from ser_edge.vad import FRAME_SAMPLES, SAMPLE_RATE
@@ -81,15 +81,11 @@ class Model:
     def __init__(self, bundle: Path) -> None:
         from tflite_micro import runtime
 
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        model = (bundle / "model.tflite").read_bytes()
-        self.sha256 = hashlib.sha256(model).hexdigest()[:12]
-        self.labels = len(manifest["labels"])
-        self.window = manifest["scoring"]["window_frames"]
-        self.hop = manifest["scoring"]["hop_frames"]
-        self.columns = manifest["input"]["shape"][2]
-        arena = manifest["verification"]["tflm_arena_bytes"]
-        self._interp = runtime.Interpreter.from_bytes(model, arena_size=arena + 4096)
+        b = load_bundle(bundle)
+        self.sha256, self.labels = b.sha256[:12], len(b.labels)
+        self.window, self.hop, self.columns = b.window_frames, b.hop_frames, b.frontend.n_features
+        arena = json.loads((bundle / "manifest.json").read_text())["verification"]["tflm_arena_bytes"]
+        self._interp = runtime.Interpreter.from_bytes(b.model, arena_size=arena + 4096)
 
     def classify(self, _ctx, window, scores) -> int:
         x = np.ctypeslib.as_array(window, (self.window, self.columns)).copy()
