@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from .config import ConfigError, load_config
 from .corpora import Manifest, check_audio, counts, load_crema, load_folder, load_ravdess, load_tess
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+PROTOCOL_FILE = DEFAULT_CONFIG.with_name("robustness.yaml")
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -49,8 +51,9 @@ def _cv(args: argparse.Namespace) -> int:
     folds = make_folds(cfg, clips)
     if args.folds:
         folds = [folds[i - 1] for i in args.folds]
-    results = cross_validate(cfg, clips, bank, folds)
     args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.config, args.out / "config.yaml")  # what the fold models were trained with
+    results = cross_validate(cfg, clips, bank, folds, args.out)
     (args.out / "cv.json").write_text(json.dumps(results, indent=1) + "\n")
     for kind in ("float", "int8"):
         print(f"pooled {kind}: " + format_report(results["pooled"][kind]))
@@ -102,6 +105,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError("no clips to evaluate: give --ravdess and/or --folder (and matching --speakers)")
     result = evaluate_bundle(args.bundle, clips)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
+    return 0
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from .robustness import format_tables, load_protocol, robustness
+
+    protocol = load_protocol(args.protocol)
+    if args.every:
+        protocol = dataclasses.replace(protocol, every=args.every)
+    out = args.out or (args.target / "robustness")
+    t = robustness(args.target, protocol, out, workers=args.workers, cache=args.cache)
+    print(format_tables(t))
+    print(f"tables in {out / 'robustness.json'}")
     return 0
 
 
@@ -161,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="model bundle folder")
     p.add_argument("--out", type=Path, help="output folder (default: BUNDLE/report)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("robustness", help="accuracy through the device path: clean, gain, rooms, other corpora")
+    p.add_argument("target", type=Path, help="a model bundle, or a `ser-train cv` output folder (its fold models)")
+    p.add_argument("--out", type=Path, help="output folder (default: TARGET/robustness)")
+    p.add_argument("--protocol", type=Path, default=PROTOCOL_FILE, help="conditions (default: configs/robustness.yaml)")
+    p.add_argument("--every", type=int, help="score every n-th clip only (a quick look; not for reported figures)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")
+    p.set_defaults(func=_robustness)
 
     p = sub.add_parser("summary", help="markdown table of cross-validation results")
     p.add_argument("results", nargs="+", type=Path, help="cv.json files (named by their folder)")

@@ -57,10 +57,18 @@ class DataConfig:
     """RAVDESS root: the evaluation corpus (speaker folds over its actors)."""
     tess: str | None = "${SER_DATASETS}/tess"
     crema: str | None = None
+    emodb: str | None = "${SER_DATASETS}/emodb"
+    """German, 10 actors: a cross-corpus test, or training data once that is measured."""
+    ased: str | None = "${SER_CORPORA:-.cache/corpora}/ased"
+    """Corpora fetched by hand (shared/datasets/README.md says from where) live under SER_CORPORA."""
+    turev: str | None = "${SER_CORPORA:-.cache/corpora}/turev"
+    emospeech: str | None = "${SER_CORPORA:-.cache/corpora}/emospeech"
     folder: str | None = None
     """A user's own <label>/<file> recordings (training side only)."""
     extra_training: tuple[str, ...] = ("tess",)
     """Corpora added to the training side only."""
+    noise: str = "${SER_DATASETS}/noise"
+    """Background recordings: whole files are split between training and evaluation (noise.py)."""
     cache: str = ".cache/features"
     """Where featurised clips are cached (relative to the working directory)."""
 
@@ -101,15 +109,18 @@ class Config:
 
 
 def expand(path: str) -> Path:
-    """${VAR} and ~ in a configured path; an unset variable is an error naming it."""
+    """${VAR}, ${VAR:-default} and ~ in a configured path; an unset variable without a
+    default is an error naming it."""
 
     def env(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
             raise ConfigError(f"path {path!r} uses ${{{name}}}, which is not set")
-        return os.environ[name]
+        return default
 
-    return Path(re.sub(r"\$\{(\w+)\}", env, path)).expanduser()
+    return Path(re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", env, path)).expanduser()
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:

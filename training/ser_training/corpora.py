@@ -36,6 +36,11 @@ _CREMA_EMOTION = {
     "NEU": "neutral",
     "SAD": "sad",
 }
+_EMODB_EMOTION = {"W": "angry", "E": "disgust", "A": "fearful", "F": "happy", "T": "sad", "N": "neutral"}
+_EMODB_MALE = {"03", "10", "11", "12", "15"}
+_ASED_EMOTION = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+_TUREV_EMOTION = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+_EMOSPEECH_EMOTION = {"calm": "calm", "fearful": "fearful", "angry": "angry", "happy": "happy"}
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
 
 
@@ -182,6 +187,74 @@ def load_crema(root: Path, meta: Path | None = None, verify: bool = False) -> Ma
     return out
 
 
+def load_emodb(root: Path) -> Manifest:
+    """EmoDB: wav/SSTTTEV files (speaker, text, emotion letter, version); 10 German actors.
+    Boredom (L) has no counterpart among the eight labels and is left out."""
+    _require_dir(root, "emodb")
+    out = Manifest()
+    for path in _audio_files(root):
+        name = path.stem
+        if len(name) != 7 or not name[:2].isdigit():
+            out.problems.append(f"{path}: not an EmoDB name (SSTTTEV)")
+        elif name[5] == "L":
+            out.problems.append(f"{path}: boredom (L) has no counterpart among the eight emotions")
+        elif name[5] not in _EMODB_EMOTION:
+            out.problems.append(f"{path}: unknown EmoDB emotion letter {name[5]!r}")
+        else:
+            speaker = name[:2]
+            gender = "male" if speaker in _EMODB_MALE else "female"
+            out.clips.append(Clip(path, _EMODB_EMOTION[name[5]], f"emodb/{speaker}", "emodb", gender=gender,
+                                  statement=name[2:5]))  # fmt: skip
+    return out
+
+
+def load_ased(root: Path) -> Manifest:
+    """ASED v1 (Amharic): <emotion letter><folder>-<sentence>-<repetition>-<gender>-<speaker>;
+    the speaker is the last field alone (some speaker ids carry both gender codes)."""
+    _require_dir(root, "ased")
+    out = Manifest()
+    for path in _audio_files(root):
+        parts = path.stem.split("-")
+        emotion = _ASED_EMOTION.get(parts[0][:1].lower()) if parts and parts[0] else None
+        if len(parts) != 5 or emotion is None or not all(p.isdigit() for p in parts[1:]):
+            out.problems.append(f"{path}: not an ASED name (xn-yy-aa-gg-bb)")
+            continue
+        gender = {"01": "female", "02": "male"}.get(parts[3])
+        out.clips.append(Clip(path, emotion, f"ased/{parts[4]}", "ased", gender=gender, statement=parts[1]))
+    return out
+
+
+def load_turev(root: Path) -> Manifest:
+    """TurEV-DB (Turkish single words): <speaker>_<code>_<word>, kz angry, sk calm, mt happy, hl sad."""
+    _require_dir(root, "turev")
+    out = Manifest()
+    for path in _audio_files(root):
+        parts = path.stem.split("_")
+        if len(parts) < 3 or parts[1] not in _TUREV_EMOTION:
+            out.problems.append(f"{path}: not a TurEV-DB name (<speaker>_<kz|sk|mt|hl>_<word>)")
+            continue
+        out.clips.append(Clip(path, _TUREV_EMOTION[parts[1]], f"turev/{parts[0]}", "turev", statement=parts[2]))
+    return out
+
+
+def load_emospeech(root: Path) -> Manifest:
+    """Indian EmoSpeech Command v0.1: keyword-environment-emotion-timestamp-userhash, phone
+    recordings in real places; self-reported emotions calm, fearful, angry, happy. Background
+    clips (no keyword, no emotion) are not speech and are left out."""
+    _require_dir(root, "emospeech")
+    out = Manifest()
+    for path in _audio_files(root):
+        parts = path.stem.split("-")
+        if len(parts) < 5:
+            out.problems.append(f"{path}: not an EmoSpeech name (keyword-environment-emotion-time-user)")
+        elif parts[0] == "background" or parts[2].lower() not in _EMOSPEECH_EMOTION:
+            continue  # ambient recordings and clips without an emotion: not labelled speech
+        else:
+            label = _EMOSPEECH_EMOTION[parts[2].lower()]
+            out.clips.append(Clip(path, label, f"emospeech/{parts[-1][:12]}", "emospeech", statement=parts[0]))
+    return out
+
+
 def load_folder(root: Path) -> Manifest:
     """A user's own recordings: <label>/<file>, label one of EMOTIONS; one speaker per root."""
     _require_dir(root, "folder")
@@ -230,13 +303,31 @@ LICENCES = {
     "ravdess": "RAVDESS: CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
     "tess": "TESS: CC BY-NC-ND 4.0 (Dupuis & Pichora-Fuller 2010)",
     "crema": "CREMA-D: Open Database License, contents under the Database Contents License (Cao et al. 2014)",
+    "emodb": "EmoDB: free for research from TU Berlin, not to be redistributed (Burkhardt et al. 2005)",
+    "ased": "ASED v1: no licence stated, freely available for research (Retta et al. 2022)",
+    "turev": "TurEV-DB: CC BY-NC-ND 4.0 (Canpolat et al. 2020)",
+    "emospeech": "Indian EmoSpeech Command v0.1: CC BY-NC-SA 4.0 (Banga et al. 2019)",
     "folder": "your own recordings: your terms and your speakers' consent",
 }
 
 
 def licence_terms(corpora: Iterable[str]) -> str:
     """One sentence naming the terms a model trained on these corpora carries."""
-    terms = [LICENCES.get(c, f"{c}: terms unknown") for c in sorted(set(corpora))]
-    restricted = any(c in ("ravdess", "tess") for c in corpora)
+    corpora = sorted(set(corpora))
+    terms = [LICENCES.get(c, f"{c}: terms unknown") for c in corpora]
+    restricted = any(c in ("ravdess", "tess", "turev", "emospeech") for c in corpora)
     note = " The weights carry these non-commercial terms." if restricted else ""
     return "Trained on " + "; ".join(terms) + "." + note
+
+
+#: Loaders by corpus name, as data.<name> and cross-corpus lists name them.
+LOADERS = {
+    "ravdess": load_ravdess,
+    "tess": load_tess,
+    "crema": load_crema,
+    "emodb": load_emodb,
+    "ased": load_ased,
+    "turev": load_turev,
+    "emospeech": load_emospeech,
+    "folder": load_folder,
+}

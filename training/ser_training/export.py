@@ -99,13 +99,22 @@ def write_bundle(
     """Convert, verify and write model.tflite, manifest.json and model_data.{h,c}."""
     model_bytes = convert(exportable(model, cfg), representative)
     checks = verify(model_bytes, check_windows)
-    scale, zero = input_quantisation(model_bytes)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").write_bytes(model_bytes)
     header, source = c_array(model_bytes)
     (out / "model_data.h").write_text(header)
     (out / "model_data.c").write_text(source)
-    manifest = {
+    manifest = manifest_for(cfg, model_bytes, int(model.count_params()), checks, training, evaluation)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def manifest_for(cfg: Config, model_bytes: bytes, parameters: int, verification: dict, training: dict,
+                 evaluation: dict) -> dict:  # fmt: skip
+    """What ser-edge's load_bundle reads (and what people read): labels, front end and its
+    hash, input, scoring rule, model and its SHA-256, how it was verified, trained and evaluated."""
+    scale, zero = input_quantisation(model_bytes)
+    return {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name,
         "version": cfg.version,
@@ -125,14 +134,12 @@ def write_bundle(
         "model": {
             "kind": cfg.model.kind,
             "config": asdict(cfg.model),
-            "parameters": int(model.count_params()),
+            "parameters": parameters,
             "tflite_bytes": len(model_bytes),
             "sha256": hashlib.sha256(model_bytes).hexdigest(),
         },
-        "verification": checks,
+        "verification": verification,
         "training": training,
         "evaluation": evaluation,
         "licence": licence_terms(training["corpora"]),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest

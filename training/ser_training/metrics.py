@@ -79,3 +79,69 @@ def cv_table(results: dict[str, dict]) -> str:
             f"{q['accuracy']:.3f} | {q['uar']:.3f} | {q['macro_f1']:.3f} | {folds} |"
         )
     return "\n".join(rows)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their counts."""
+    if confidence.size == 0:
+        return float("nan")
+    edges = np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = edges == b
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total / confidence.size)
+
+
+def device_report(labels: np.ndarray, utterances: Sequence[np.ndarray], classes: Sequence[int] | None = None) -> dict:
+    """Scores of what a device would publish for labelled clips.
+
+    ``utterances[i]`` holds one score row per utterance the gate found in clip i (8 scores
+    each). Every utterance is one answer labelled with its clip's emotion; a clip with no
+    utterance is one "missed" answer, which counts as wrong. ``classes`` restricts the
+    answer to those emotions (argmax over their scores, confidence renormalised over
+    them), as cross-corpus protocols with fewer classes do; by default all eight.
+    """
+    classes = list(range(len(EMOTIONS))) if classes is None else list(classes)
+    k = len(classes)
+    truth, predicted, confidence = [], [], []
+    missed = np.zeros(k, dtype=np.int64)
+    for label, rows in zip(labels, utterances, strict=True):
+        row = classes.index(int(label))
+        if len(rows) == 0:
+            missed[row] += 1
+            continue
+        scores = np.asarray(rows, dtype=np.float64)[:, classes]
+        scores = scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-12)
+        truth += [row] * len(scores)
+        predicted += scores.argmax(axis=1).tolist()
+        confidence += scores.max(axis=1).tolist()
+    truth_a, pred_a, conf_a = np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64), np.array(confidence)
+    m = np.zeros((k, k + 1), dtype=np.int64)
+    np.add.at(m, (truth_a, pred_a), 1)
+    m[:, k] = missed
+    support = m.sum(axis=1)
+    tp = np.diag(m[:, :k]).astype(float)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(k), where=present)
+    answered = m[:, :k].sum(axis=0)
+    precision = np.divide(tp, answered, out=np.zeros(k), where=answered > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=precision + recall > 0)
+    shares = answered / max(answered.sum(), 1)
+    names = [EMOTIONS[c] for c in classes]
+    correct = pred_a == truth_a
+    return {
+        "classes": names,
+        "clips": len(labels),
+        "utterances": len(truth_a),
+        "missed": int(missed.sum()),
+        "accuracy": float(tp.sum() / max(support.sum(), 1)),
+        "uar": float(recall[present].mean()) if present.any() else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "ece": expected_calibration_error(conf_a, correct),
+        "confusion": m.tolist(),
+        "confusion_columns": [*names, "missed"],
+        "shares": {n: float(s) for n, s in zip(names, shares, strict=True)},
+        "max_share": {"class": names[int(shares.argmax())], "share": float(shares.max())},
+    }

@@ -14,9 +14,9 @@ import numpy as np
 from ser_edge.scoring import silence_row
 
 from .config import Config, expand
-from .corpora import Clip, Manifest, check_audio, load_crema, load_folder, load_ravdess, load_tess
+from .corpora import LOADERS, Clip, Manifest, check_audio, load_crema, load_ravdess
 from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
-from .export import exportable, quiet_stderr, write_bundle
+from .export import exportable, manifest_for, quiet_stderr, write_bundle
 from .int8 import convert, tflm_min_arena
 from .metrics import format_report, report
 from .splits import Fold, Split, speaker_folds, split
@@ -28,19 +28,22 @@ EVAL_CORPUS = "ravdess"
 def load_corpora(cfg: Config, verify_crema: bool = False) -> Manifest:
     """RAVDESS plus the configured extra training corpora, checked file by file."""
     manifest = load_ravdess(expand(cfg.data.ravdess))
-    loaders = {
-        "tess": load_tess,
-        "crema": lambda p: load_crema(p, verify=verify_crema),
-        "folder": load_folder,
-    }
     for name in cfg.data.extra_training:
-        if name not in loaders:
-            raise ValueError(f"data.extra_training: unknown corpus {name!r}; choose from {', '.join(loaders)}")
-        root = getattr(cfg.data, name)
-        if root is None:
-            raise ValueError(f"data.extra_training: {name!r} has no configured folder (data.{name})")
-        manifest.extend(loaders[name](expand(root)))
+        manifest.extend(load_corpus(cfg, name, "data.extra_training", verify_crema))
     return check_audio(manifest)
+
+
+def load_corpus(cfg: Config, name: str, where: str, verify_crema: bool = False) -> Manifest:
+    """One named corpus from its configured folder (data.<name>), unchecked."""
+    if name not in LOADERS or name == EVAL_CORPUS:
+        choices = ", ".join(n for n in LOADERS if n != EVAL_CORPUS)
+        raise ValueError(f"{where}: unknown corpus {name!r}; choose from {choices}")
+    root = getattr(cfg.data, name)
+    if root is None:
+        raise ValueError(f"{where}: {name!r} has no configured folder (data.{name})")
+    if name == "crema":
+        return load_crema(expand(root), verify=verify_crema)
+    return LOADERS[name](expand(root))
 
 
 def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: int = 300) -> np.ndarray:
@@ -50,8 +53,12 @@ def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: in
     return training_windows(chosen, bank, cfg.window.frames, silence_row(cfg.frontend), rng, p_original=1.0)
 
 
-def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], log=print) -> dict:
-    """Speaker-independent k-fold: float and int8 results per fold and pooled."""
+def cross_validate(
+    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], out: Path | None = None, log=print
+) -> dict:
+    """Speaker-independent k-fold: float and int8 results per fold and pooled. With ``out``,
+    each fold's int8 model is kept as ``out/folds/<k>/model.tflite`` beside ``fold.json``
+    (its speakers), so the robustness harness can score each fold's own test actors."""
     per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
     size: dict = {}
     for fold in folds:
@@ -66,6 +73,8 @@ def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds:
                 arena = tflm_min_arena(model_bytes)
             size = {"parameters": int(model.count_params()), "tflite_bytes": len(model_bytes),
                     "tflm_arena_bytes": arena}  # fmt: skip
+        if out is not None:
+            save_fold(out / "folds" / str(fold.index + 1), cfg, model, model_bytes, fold, sp)
         truth = label_index(sp.test)
         speakers = [c.speaker for c in sp.test]
         results = {}
@@ -90,6 +99,23 @@ def cross_validate(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds:
         "folds": per_fold,
         "pooled": {k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")},
     }
+
+
+def save_fold(folder: Path, cfg: Config, model, model_bytes: bytes, fold: Fold, sp: Split) -> None:
+    """One fold's int8 model as a bundle ser-edge can load, naming who it did and did not
+    hear (its test speakers are the robustness harness's clean set for it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.tflite").write_bytes(model_bytes)
+    training = {
+        "corpora": sorted({c.corpus for c in sp.train}),
+        "speakers": sorted({c.speaker for c in sp.train}),
+        "validation_speakers": sorted(fold.validation),
+        "test_speakers": sorted(fold.test),
+        "clips": len(sp.train),
+    }
+    verification = {"note": f"fold {fold.index + 1} of a cross-validation; not verified on TFLite Micro"}
+    manifest = manifest_for(cfg, model_bytes, int(model.count_params()), verification, training, {})
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def protocol(cfg: Config, folds: Sequence[Fold]) -> dict:
