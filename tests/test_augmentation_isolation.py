@@ -46,3 +46,24 @@ def test_renderings_are_seeded_and_differ_from_the_original() -> None:
     assert all(r.dtype == np.int16 and abs(r.size - pcm.size) < 0.3 * pcm.size for r in first)
     other = render(pcm, "y", cfg)
     assert not np.array_equal(first[0], other[0])
+
+
+def test_rooms_and_noise_come_from_the_training_side_only(datasets: Path) -> None:
+    from ser_edge.audio_io import read_audio
+    from ser_training.augment import surroundings
+    from ser_training.noise import noise_split
+
+    cfg = AugmentConfig(renderings=2, p=1.0, rooms=1.0, room_bank=2, noise=1.0, noise_snr_db=(5.0, 5.0))
+    where = surroundings(cfg, datasets / "noise", cache=None)
+    split = noise_split(datasets / "noise")
+    assert set(where.noise_files) == set(split.train) and set(where.noise_files).isdisjoint(split.test)
+    assert len(where.rooms) == 2 and all(0.1 <= r.rt60 <= 1.0 and 0.5 <= r.distance <= 4.0 for r in where.rooms)
+    pcm = read_audio(SAMPLES[0])
+    first, again = render(pcm, "x", cfg, where=where), render(pcm, "x", cfg, where=where)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    dry = render(pcm, "x", cfg)  # the same draws without rooms and noise
+    assert all(w.size > d.size for w, d in zip(first, dry, strict=True))  # each has a reverberant tail
+    # At 5 dB SNR the noise is plainly there: the quietest 20 ms of the rendering is far louder than the clip's.
+    quiet = min(np.mean(first[0][i : i + 320].astype(float) ** 2) for i in range(0, first[0].size - 320, 320))
+    clean = min(np.mean(pcm[i : i + 320].astype(float) ** 2) for i in range(0, pcm.size - 320, 320))
+    assert quiet > 100 * clean

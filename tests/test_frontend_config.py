@@ -21,11 +21,21 @@ def test_hash_is_short_hex_and_changes_with_every_field() -> None:
         "sample_rate": 22050, "window_samples": 400, "hop_samples": 160, "n_fft": 1024,
         "preemphasis": 0.95, "n_mels": 32, "fmin_hz": 20.0, "fmax_hz": 8000.0, "n_mfcc": 20,
         "channels": ("logmel",), "log_floor": -30, "logmel_step_shift": 3,
-        "mfcc_step_shift": 2, "c0_step_shift": 1,
+        "mfcc_step_shift": 2, "c0_step_shift": 1, "noise_reduction": True, "agc_strength": 0.5,
     }  # fmt: skip
-    assert set(changed) == {f.name for f in dataclasses.fields(FrontendConfig)}
+    # With a stage on, each of its settings counts too.
+    on = dataclasses.replace(base, noise_reduction=True, agc_strength=0.9)
+    stages = {"noise_rise_ms": 2000, "noise_keep": 0.25, "agc_time_ms": 200, "agc_offset": -20.0, "agc_floor": -10}
+    assert set(changed) | set(stages) == {f.name for f in dataclasses.fields(FrontendConfig)}
     hashes = {dataclasses.replace(base, **{k: v}).hash for k, v in changed.items()}
-    assert len(hashes) == len(changed) and base.hash not in hashes
+    hashes |= {dataclasses.replace(on, **{k: v}).hash for k, v in stages.items()} | {on.hash}
+    assert len(hashes) == len(changed) + len(stages) + 1 and base.hash not in hashes
+
+
+def test_stages_that_are_off_leave_the_hash_alone() -> None:
+    # Their settings change nothing while both are off, so bundles made before they existed stay valid.
+    quiet = FrontendConfig(noise_rise_ms=1000, agc_time_ms=100, agc_offset=-10.0)
+    assert quiet.hash == FrontendConfig().hash == "f2a44641c768"
 
 
 def test_round_trip_through_dict() -> None:
@@ -52,6 +62,11 @@ def test_is_frozen() -> None:
         ({"channels": ("mfcc", "mfcc")}, "channels must not repeat"),
         ({"preemphasis": 1.5}, "preemphasis must be in [0, 1)"),
         ({"log_floor": 3}, "log_floor must be between -40 and 0"),
+        ({"noise_keep": 0.0}, "noise_keep must be in (0, 1]"),
+        ({"agc_strength": 1.5}, "agc_strength must be between 0 and 1"),
+        ({"agc_strength": float("nan")}, "agc_strength must be a finite number"),
+        ({"agc_floor": 0}, "agc_floor must be between -40 and -1"),
+        ({"noise_reduction": 1}, "noise_reduction must be true or false"),
     ],
 )
 def test_invalid_values_are_named(change: dict, message: str) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from ser_training.config import ConfigError, expand, load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1] / "training" / "configs"
+CONFIGS = sorted([*ROOT.glob("*.yaml"), *ROOT.glob("ablations/*.yaml")])
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -67,3 +68,11 @@ def test_extra_corpus_must_be_known_and_configured(ravdess: Path) -> None:
         load_corpora(Config(data=replace(base, extra_training=("timit",))))
     with pytest.raises(ValueError, match=r"'tess' has no configured folder \(data.tess\)"):
         load_corpora(Config(data=replace(base, extra_training=("tess",))))
+
+
+def test_the_robustness_protocol_loads_with_the_issues_grid() -> None:
+    from ser_training.robustness import PROTOCOL_FILE, load_protocol
+
+    p = load_protocol(PROTOCOL_FILE)
+    assert p.gains_db == (-30, -20, -10, 0, 10) and p.rt60_s == (0.3, 0.6, 0.9) and p.snr_db == (20, 10, 5, 0)
+    assert p.distance_m == (1.0, 4.0) and "emodb" in p.corpora and p.every == 1

@@ -34,7 +34,9 @@ class Bundle:
     sha256: str
 
 
-def load_bundle(path: Path, frontend: FrontendConfig = DEFAULT_CONFIG) -> Bundle:
+def load_bundle(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) -> Bundle:
+    """The bundle at ``path``, checked; made for ``frontend`` (None: whichever front end its
+    manifest names, as evaluation tools that run any front end need)."""
     path = Path(path)
     manifest_path, model_path = path / "manifest.json", path / "model.tflite"
     if not manifest_path.is_file() or not model_path.is_file():
@@ -63,7 +65,7 @@ def load_bundle(path: Path, frontend: FrontendConfig = DEFAULT_CONFIG) -> Bundle
         raise BundleError(f"{model_path}: SHA-256 {sha[:12]}... does not match the manifest's {expected_sha[:12]}...")
     if bundle_frontend.hash != recorded_hash:
         raise BundleError(f"{manifest_path}: front-end config does not match its recorded hash {recorded_hash}")
-    if recorded_hash != frontend.hash:
+    if frontend is not None and recorded_hash != frontend.hash:
         raise BundleError(
             f"{path}: made for front end {recorded_hash}, but this front end is {frontend.hash}; "
             f"use a bundle exported for this version of ser-edge"

@@ -134,6 +134,23 @@ def room_bank(rt60s: tuple[float, ...], per_rt60: int, distances: tuple[float, f
     return bank
 
 
+def training_rooms(n: int, rt60: tuple[float, float], distance: tuple[float, float], seed: int,
+                   cache: Path | None = None) -> list[Room]:  # fmt: skip
+    """n rooms for augmentation, RT60 and talker distance drawn uniformly from the ranges;
+    seeded apart from room_bank's evaluation grid ("training" in every key)."""
+    params = {"n": n, "rt60": list(rt60), "distance": list(distance), "seed": seed, "version": 1}
+    tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache / f"training-rooms-{tag}.npz" if cache else None
+    if path and path.is_file():
+        return _load_rooms(path)
+    rng = key_rng(seed, "training rooms")
+    rooms = [simulate_room(float(rng.uniform(*rt60)), float(rng.uniform(*distance)), rng) for _ in range(n)]
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_bank(path, {0.0: rooms})
+    return rooms
+
+
 def _save_bank(path: Path, bank: dict[float, list[Room]]) -> None:
     arrays, meta = {}, []
     for rooms in bank.values():
@@ -144,13 +161,17 @@ def _save_bank(path: Path, bank: dict[float, list[Room]]) -> None:
     np.savez(path, meta=np.array(meta), **arrays)
 
 
-def _load_bank(path: Path) -> dict[float, list[Room]]:
+def _load_rooms(path: Path) -> list[Room]:
     data = np.load(path)
+    return [Room(float(rt60), float(measured), (float(x), float(y), float(z)), float(distance),
+                 data[f"s{i}"], data[f"n{i}"])
+            for i, (rt60, measured, x, y, z, distance) in enumerate(data["meta"])]  # fmt: skip
+
+
+def _load_bank(path: Path) -> dict[float, list[Room]]:
     bank: dict[float, list[Room]] = {}
-    for i, (rt60, measured, x, y, z, distance) in enumerate(data["meta"]):
-        room = Room(float(rt60), float(measured), (float(x), float(y), float(z)), float(distance),
-                    data[f"s{i}"], data[f"n{i}"])  # fmt: skip
-        bank.setdefault(float(rt60), []).append(room)
+    for room in _load_rooms(path):
+        bank.setdefault(room.rt60, []).append(room)
     return bank
 
 

@@ -1,5 +1,11 @@
-"""Audio augmentation with audiomentations: noise at a random SNR, time stretch, pitch
-shift and gain, seeded per clip so a run can be reproduced.
+"""Audio augmentation: time stretch, pitch shift and Gaussian noise (audiomentations),
+then optionally the clip spoken in a simulated room and real or synthetic background noise
+(acoustics.py, noise.py), then gain; seeded per clip so a run can be reproduced.
+
+Rooms come from a bank of their own (RT60 and distance drawn from the configured ranges,
+seeded apart from the robustness harness's grid); noise recordings from the training half
+of the shared recordings only (noise.noise_split), so evaluation hears noise training
+never did.
 
 Time stretch and pitch shift cost ~20 ms each per clip here, too slow to redo every
 epoch for 4,000 clips on two cores. So each training clip gets a bank of seeded
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +41,18 @@ class AugmentConfig:
     """Gain range (dB)."""
     p: float = 0.5
     """Probability of each of the four transforms in a rendering."""
+    rooms: float = 0.0
+    """Probability that a rendering is spoken in a simulated room (0: never)."""
+    room_rt60: tuple[float, float] = (0.1, 1.0)
+    """Reverberation time range of the training rooms (s)."""
+    room_distance: tuple[float, float] = (0.5, 4.0)
+    """Talker-to-microphone distance range of the training rooms (m)."""
+    room_bank: int = 64
+    """Training rooms simulated once and cached."""
+    noise: float = 0.0
+    """Probability of background noise (training recordings or synthetic) in a rendering."""
+    noise_snr_db: tuple[float, float] = (0.0, 30.0)
+    """SNR range of that background noise (dB, speech active level over noise)."""
     seed: int = 0
 
     @property
@@ -41,28 +60,82 @@ class AugmentConfig:
         """Digest of the settings, naming a cache of renderings made with them."""
         return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
 
+    @property
+    def acoustic(self) -> bool:
+        """Rooms or background noise are in use (they need the room bank and the noise recordings)."""
+        return self.rooms > 0 or self.noise > 0
 
-def _augmenter(cfg: AugmentConfig):
+
+@dataclass(frozen=True)
+class Surroundings:
+    """What the acoustic augmentation draws from: training rooms and noise recordings."""
+
+    rooms: tuple  # of acoustics.Room
+    noise_files: tuple[Path, ...]
+
+
+def surroundings(cfg: AugmentConfig, noise_root: Path, cache: Path | None) -> Surroundings:
+    """The training room bank (simulated once, cached) and the training half of the noise recordings."""
+    from .acoustics import training_rooms
+    from .noise import noise_split
+
+    rooms = training_rooms(cfg.room_bank, cfg.room_rt60, cfg.room_distance, cfg.seed, cache) if cfg.rooms else ()
+    files = noise_split(noise_root).train if cfg.noise else ()
+    return Surroundings(tuple(rooms), tuple(files))
+
+
+def _augmenter(cfg: AugmentConfig, gain: bool = True):
     import audiomentations as A  # heavy import, only when augmenting
 
-    return A.Compose(
-        [
-            A.TimeStretch(min_rate=cfg.stretch[0], max_rate=cfg.stretch[1], leave_length_unchanged=False, p=cfg.p),
-            A.PitchShift(min_semitones=cfg.semitones[0], max_semitones=cfg.semitones[1], p=cfg.p),
-            A.AddGaussianSNR(min_snr_db=cfg.snr_db[0], max_snr_db=cfg.snr_db[1], p=cfg.p),
-            A.Gain(min_gain_db=cfg.gain_db[0], max_gain_db=cfg.gain_db[1], p=cfg.p),
-        ]
-    )
+    steps = [
+        A.TimeStretch(min_rate=cfg.stretch[0], max_rate=cfg.stretch[1], leave_length_unchanged=False, p=cfg.p),
+        A.PitchShift(min_semitones=cfg.semitones[0], max_semitones=cfg.semitones[1], p=cfg.p),
+        A.AddGaussianSNR(min_snr_db=cfg.snr_db[0], max_snr_db=cfg.snr_db[1], p=cfg.p),
+    ]
+    if gain:
+        steps.append(A.Gain(min_gain_db=cfg.gain_db[0], max_gain_db=cfg.gain_db[1], p=cfg.p))
+    return A.Compose(steps)
 
 
-def render(pcm: np.ndarray, clip_id: str, cfg: AugmentConfig, sample_rate: int = 16000) -> list[np.ndarray]:
+def _acoustic(x: np.ndarray, cfg: AugmentConfig, where: Surroundings, pool, rng: np.random.Generator) -> np.ndarray:
+    """x in a random training room and/or with background noise, then the gain."""
+    from .acoustics import active_power, noise_at_snr, reverberate, scale_to
+
+    level = active_power(x)
+    room = where.rooms[int(rng.integers(len(where.rooms)))] if where.rooms and rng.random() < cfg.rooms else None
+    if room is not None:
+        x = scale_to(reverberate(x, room.speech_rir), level)
+    if pool is not None and rng.random() < cfg.noise:
+        noise, _ = pool.segment(x.size, rng)
+        if room is not None:
+            noise = reverberate(noise, room.noise_rir)[: x.size]
+        x = x + noise_at_snr(x, noise, rng.uniform(*cfg.noise_snr_db))
+    if rng.random() < cfg.p:
+        x = x * 10 ** (rng.uniform(*cfg.gain_db) / 20)
+    return x
+
+
+_POOLS: dict = {}
+
+
+def render(pcm: np.ndarray, clip_id: str, cfg: AugmentConfig, sample_rate: int = 16000,
+           where: Surroundings | None = None) -> list[np.ndarray]:  # fmt: skip
     """cfg.renderings augmented int16 versions of one clip; the same for the same inputs."""
-    augment = _augmenter(cfg)
+    from .noise import NoisePool, key_rng
+
+    acoustic = cfg.acoustic and where is not None
+    augment = _augmenter(cfg, gain=not acoustic)
+    pool = None
+    if acoustic and where.noise_files:
+        pool = _POOLS.get(where.noise_files) or _POOLS.setdefault(where.noise_files, NoisePool(where.noise_files))
     audio = pcm.astype(np.float32) / 32768.0
     out = []
     for i in range(cfg.renderings):
         seed = int.from_bytes(hashlib.sha256(f"{cfg.seed}/{clip_id}/{i}".encode()).digest()[:4], "little")
         random.seed(seed)  # audiomentations draws from both generators
         np.random.seed(seed)
-        out.append(to_int16(augment(samples=audio, sample_rate=sample_rate)))
+        x = augment(samples=audio, sample_rate=sample_rate)
+        if acoustic:
+            x = _acoustic(x.astype(np.float64), cfg, where, pool, key_rng(cfg.seed, clip_id, i, "acoustic"))
+        out.append(to_int16(x))
     return out

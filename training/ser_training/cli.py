@@ -14,7 +14,6 @@ from .config import ConfigError, load_config
 from .corpora import Manifest, check_audio, counts, load_crema, load_folder, load_ravdess, load_tess
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
-PROTOCOL_FILE = DEFAULT_CONFIG.with_name("robustness.yaml")
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -109,9 +108,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> int:
-    from .robustness import format_tables, load_protocol, robustness
+    from .robustness import PROTOCOL_FILE, format_tables, load_protocol, robustness
 
-    protocol = load_protocol(args.protocol)
+    protocol = load_protocol(args.protocol or PROTOCOL_FILE)
     if args.every:
         protocol = dataclasses.replace(protocol, every=args.every)
     out = args.out or (args.target / "robustness")
@@ -181,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", help="accuracy through the device path: clean, gain, rooms, other corpora")
     p.add_argument("target", type=Path, help="a model bundle, or a `ser-train cv` output folder (its fold models)")
     p.add_argument("--out", type=Path, help="output folder (default: TARGET/robustness)")
-    p.add_argument("--protocol", type=Path, default=PROTOCOL_FILE, help="conditions (default: configs/robustness.yaml)")
+    p.add_argument("--protocol", type=Path, help="conditions (default: configs/protocols/robustness.yaml)")
     p.add_argument("--every", type=int, help="score every n-th clip only (a quick look; not for reported figures)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")

@@ -16,7 +16,7 @@ from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 from ser_edge.scoring import pad_to, utterance_windows
 
-from .augment import AugmentConfig, render
+from .augment import AugmentConfig, Surroundings, render
 from .corpora import EMOTIONS, Clip
 
 
@@ -28,10 +28,17 @@ class FeatureBank:
     renderings: dict[Path, list[np.ndarray]]
 
 
+_SURROUNDINGS: list[Surroundings | None] = [None]
+
+
+def _set_surroundings(where: Surroundings | None) -> None:
+    _SURROUNDINGS[0] = where
+
+
 def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None]) -> tuple[np.ndarray, list[np.ndarray]]:
     path, fe, aug = job
     pcm = read_audio(path, fe.sample_rate)
-    extra = render(pcm, path.name, aug, fe.sample_rate) if aug and aug.renderings else []
+    extra = render(pcm, path.name, aug, fe.sample_rate, _SURROUNDINGS[0]) if aug and aug.renderings else []
     return compute_features(pcm, cfg=fe), [compute_features(x, cfg=fe) for x in extra]
 
 
@@ -51,14 +58,19 @@ def featurise(
     cache_dir: Path | None = None,
     workers: int = 2,
     label: str = "featurising",
+    where: Surroundings | None = None,
 ) -> FeatureBank:
-    """Features of the clips (and their renderings when ``aug``), cached in cache_dir.
+    """Features of the clips (and their renderings when ``aug``, in ``where``'s rooms and
+    noise when it asks for them), cached in cache_dir.
 
-    The cache is keyed by the clips' paths, the front-end hash and the augmentation
-    settings, not by file contents: delete it after editing audio files in place.
+    The cache is keyed by the clips' paths, the front-end hash, the augmentation settings
+    and the noise files' names, not by file contents: delete it after editing audio files
+    in place.
     """
     paths = sorted({c.path for c in clips})
     tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
+    if aug and aug.renderings and aug.acoustic and where is not None:
+        tag += "-" + hashlib.sha256("\n".join(f.name for f in where.noise_files).encode()).hexdigest()[:8]
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = cache_dir / f"{tag}-{digest}.npz" if cache_dir else None
     if cache and cache.is_file():
@@ -70,9 +82,10 @@ def featurise(
     else:
         jobs = [(p, fe, aug) for p in paths]
         if workers > 1:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            with multiprocessing.get_context("spawn").Pool(workers, _set_surroundings, (where,)) as pool:
                 results = list(tqdm(pool.imap(_work, jobs, chunksize=8), total=len(jobs), desc=label))
         else:
+            _set_surroundings(where)
             results = [_work(j) for j in tqdm(jobs, desc=label)]
         originals = [r[0] for r in results]
         renderings = [r[1] for r in results]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ser_edge.scoring import silence_row
 
+from .augment import surroundings
 from .config import Config, expand
 from .corpora import LOADERS, Clip, Manifest, check_audio, load_crema, load_ravdess
 from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
@@ -23,6 +24,7 @@ from .splits import Fold, Split, speaker_folds, split
 from .train import fit, int8_scorer, keras_scorer, utterance_scores
 
 EVAL_CORPUS = "ravdess"
+ROOMS_CACHE = Path(".cache/rooms")
 
 
 def load_corpora(cfg: Config, verify_crema: bool = False) -> Manifest:
@@ -133,7 +135,8 @@ def prepare(cfg: Config, cache: Path | None, verify_crema: bool = False) -> tupl
     manifest = load_corpora(cfg, verify_crema)
     for problem in manifest.problems:
         print(f"skipped: {problem}")
-    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache)
+    where = surroundings(cfg.augment, expand(cfg.data.noise), ROOMS_CACHE) if cfg.augment.acoustic else None
+    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where)
     return manifest.clips, bank
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
 
 SAMPLE_RATE = 16000
 EVAL_CORPUS = "ravdess"
-PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml"
+PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "configs" / "protocols" / "robustness.yaml"
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 #: Noise tail after the reverberant speech, so the gate closes on noise as it would live.
 _TAIL_S = 0.5
@@ -167,7 +168,7 @@ _WORKER: dict = {}
 def _init_worker(model_paths: Sequence[Path], protocol: Protocol, bank: dict[float, list[Room]],
                  noise_files: Sequence[Path], gate: GateSettings) -> None:  # fmt: skip
     _WORKER.update(
-        models=[EmotionModel(load_bundle(p)) for p in model_paths], protocol=protocol, bank=bank,
+        models=[EmotionModel(load_bundle(p, frontend=None)) for p in model_paths], protocol=protocol, bank=bank,
         noise=NoisePool(noise_files, SYNTH_KINDS[1:]), gate=gate, conditions=conditions(protocol),
     )  # fmt: skip
 
@@ -196,10 +197,13 @@ def score_job(job: Job) -> list[tuple[int, int, np.ndarray]]:
     for ci, c in enumerate(w["conditions"] if job.grid else w["conditions"][:1]):
         heard, gap = render(job, pcm, c)
         utterances = utterances_in(heard, w["gate"], gap_s=gap)
+        features: dict = {}  # per front end: models that share one share its rows
         for mi in job.models:
             model: EmotionModel = w["models"][mi]
-            feats = [compute_features(u.pcm, cfg=model.bundle.frontend) for u in utterances]
-            rows = np.array([model.utterance_scores(f) for f in feats]).reshape(len(utterances), len(EMOTIONS))
+            fe = model.bundle.frontend
+            if fe not in features:
+                features[fe] = [compute_features(u.pcm, cfg=fe) for u in utterances]
+            rows = np.array([model.utterance_scores(f) for f in features[fe]]).reshape(len(utterances), len(EMOTIONS))
             out.append((ci, mi, rows))
     return out
 
@@ -208,6 +212,8 @@ def run_jobs(jobs: Sequence[Job], model_paths: Sequence[Path], protocol: Protoco
              gate: GateSettings, workers: int = 2) -> list[list[tuple[int, int, np.ndarray]]]:  # fmt: skip
     """score_job for every job, in worker processes, in job order."""
     init = (list(model_paths), protocol, bank, list(noise_files), gate)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # one BLAS thread per worker process
+        os.environ.setdefault(var, "1")
     if workers <= 1:
         _init_worker(*init)
         return [score_job(j) for j in tqdm(jobs, desc="robustness")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -19,6 +20,8 @@ import numpy as np
 ALGORITHM_VERSION = 1
 
 CHANNEL_KINDS = ("mfcc", "logmel", "zcr", "rms")
+NORMALISATION_FIELDS = ("noise_reduction", "noise_rise_ms", "noise_keep", "agc_strength", "agc_time_ms",
+                        "agc_offset", "agc_floor")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,30 @@ class FrontendConfig:
     """MFCC c1.. are quantized in steps of 2**-mfcc_step_shift log2 units."""
     c0_step_shift: int = 0
     """MFCC c0 is quantized in steps of 2**-c0_step_shift log2 units."""
+    noise_reduction: bool = False
+    """Subtract each mel band's tracked noise floor from it before the features (normalise.py)."""
+    noise_rise_ms: int = 4000
+    """Time constant of the noise floor's rise; it falls at once to a quieter frame."""
+    noise_keep: float = 0.125
+    """Noise reduction keeps at least this fraction of a band's energy (spectral floor)."""
+    agc_strength: float = 0.0
+    """PCEN-style gain control: each band divided by its smoothed energy to this power (0: off, 1: full)."""
+    agc_time_ms: int = 400
+    """Time constant of the smoothed band energy the gain control divides by."""
+    agc_offset: float = -30.0
+    """Smoothed energies below this level (log2 re full scale) are not amplified further."""
+    agc_floor: int = -12
+    """With gain control, the floor of the features in log2 units re the smoothed level."""
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
         if problems:
             raise ValueError("invalid front-end config: " + "; ".join(problems))
+
+    @property
+    def normalises(self) -> bool:
+        """Noise reduction or gain control is on: the front end has memory across frames."""
+        return self.noise_reduction or self.agc_strength > 0
 
     @property
     def n_features(self) -> int:
@@ -122,14 +144,25 @@ class FrontendConfig:
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit digest of the parameters and the algorithm version."""
-        payload = json.dumps({"algorithm": ALGORITHM_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        fields_ = self.to_dict()
+        if not self.normalises:  # off, they change nothing: bundles made before they existed stay valid
+            fields_ = {k: v for k, v in fields_.items() if k not in NORMALISATION_FIELDS}
+        payload = json.dumps({"algorithm": ALGORITHM_VERSION, **fields_}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def _problems(c: FrontendConfig):
-    ints = ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels", "n_mfcc")
+    ints = ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels", "n_mfcc", "noise_rise_ms", "agc_time_ms")
     shifts = ("logmel_step_shift", "mfcc_step_shift", "c0_step_shift")
-    for name in (*ints, "log_floor", *shifts):
+    if not isinstance(c.noise_reduction, bool):
+        yield f"noise_reduction must be true or false, got {c.noise_reduction!r}"
+        return
+    for name in ("preemphasis", "fmin_hz", "fmax_hz", "noise_keep", "agc_strength", "agc_offset"):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            yield f"{name} must be a finite number, got {value!r}"
+            return
+    for name in (*ints, "log_floor", "agc_floor", *shifts):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int):
             yield f"{name} must be an integer, got {value!r}"
@@ -155,6 +188,14 @@ def _problems(c: FrontendConfig):
     for name in shifts:
         if not -4 <= getattr(c, name) <= 8:
             yield f"{name} must be between -4 and 8, got {getattr(c, name)}"
+    if not 0.0 < c.noise_keep <= 1.0:
+        yield f"noise_keep must be in (0, 1], got {c.noise_keep}"
+    if not 0.0 <= c.agc_strength <= 1.0:
+        yield f"agc_strength must be between 0 and 1, got {c.agc_strength}"
+    if not -40.0 <= c.agc_offset <= 0.0:
+        yield f"agc_offset must be between -40 and 0 (log2 units), got {c.agc_offset}"
+    if not -40 <= c.agc_floor < 0:
+        yield f"agc_floor must be between -40 and -1 (log2 units), got {c.agc_floor}"
     if not isinstance(c.channels, tuple) or not c.channels:
         yield f"channels must be a non-empty tuple, got {c.channels!r}"
     else:

@@ -12,8 +12,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .config import FrontendConfig
-from .fixed import features_from_frames
-from .tables import tables_for
+from .fixed import columns, log_mel_of_frames
+from .normalise import BandState, normalise_bands
+from .tables import LOG_FRAC_BITS, tables_for
 
 DEFAULT_CONFIG = FrontendConfig()
 
@@ -50,14 +51,23 @@ def _frame(pcm: np.ndarray, cfg: FrontendConfig) -> tuple[np.ndarray, np.ndarray
     return frames, prev
 
 
-def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, states: Sequence[tuple[int, BandState]] = ()
+          ) -> np.ndarray:  # fmt: skip
+    """int8 rows of frames; with noise reduction or gain control, ``states`` says which
+    consecutive frames belong to one stream (their count) and that stream's band state."""
     if frames.shape[0] == 0:
         return np.zeros((0, cfg.n_features), np.int8)
     t = tables_for(cfg)
-    parts = [
-        features_from_frames(frames[i : i + _CHUNK_FRAMES], prev[i : i + _CHUNK_FRAMES], cfg, t)
-        for i in range(0, frames.shape[0], _CHUNK_FRAMES)
-    ]
+    chunks = range(0, frames.shape[0], _CHUNK_FRAMES)
+    logmel = np.concatenate([log_mel_of_frames(frames[i : i + _CHUNK_FRAMES], prev[i : i + _CHUNK_FRAMES], cfg, t)
+                             for i in chunks])  # fmt: skip
+    if cfg.normalises:
+        starts = np.cumsum([0] + [n for n, _ in states])
+        over = np.concatenate([normalise_bands(logmel[a : a + n], state, cfg, t)
+                               for a, (n, state) in zip(starts, states, strict=False)])  # fmt: skip
+    else:
+        over = logmel - (cfg.log_floor << LOG_FRAC_BITS)
+    parts = [columns(frames[i : i + _CHUNK_FRAMES], over[i : i + _CHUNK_FRAMES], cfg, t) for i in chunks]
     return np.concatenate(parts)
 
 
@@ -68,7 +78,7 @@ def compute_features(pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendCon
     the meaning and scale of each column.
     """
     frames, prev = _frame(check_pcm(pcm, sample_rate, cfg), cfg)
-    return _core(frames, prev, cfg)
+    return _core(frames, prev, cfg, [(frames.shape[0], BandState())])
 
 
 def compute_features_batch(
@@ -83,7 +93,8 @@ def compute_features_batch(
             raise ValueError(f"clip {i}: {e}") from None
     if not framed:
         return []
-    out = _core(np.concatenate([f for f, _ in framed]), np.concatenate([p for _, p in framed]), cfg)
+    states = [(f.shape[0], BandState()) for f, _ in framed]  # each clip a stream of its own
+    out = _core(np.concatenate([f for f, _ in framed]), np.concatenate([p for _, p in framed]), cfg, states)
     bounds = np.cumsum([f.shape[0] for f, _ in framed])[:-1]
     return np.split(out, bounds)
 
@@ -101,6 +112,7 @@ class StreamingFrontend:
         """Forget buffered audio, as at the start of a new stream."""
         self._buffer = np.zeros(0, np.int16)
         self._prev = np.int16(0)  # sample just before self._buffer[0]
+        self._bands = BandState()
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
         """Append samples; return the features of the frames they complete (maybe none)."""
@@ -113,4 +125,4 @@ class StreamingFrontend:
         if consumed:
             self._prev = data[consumed - 1]
         self._buffer = data[consumed:].copy()
-        return _core(frames, prev, self.cfg)
+        return _core(frames, prev, self.cfg, [(frames.shape[0], self._bands)])

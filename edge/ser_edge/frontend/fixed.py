@@ -198,30 +198,44 @@ def _quantise(q10: np.ndarray, step_shift: int) -> np.ndarray:
     return shr_round(q10.astype(np.int64), LOG_FRAC_BITS - step_shift)
 
 
-def features_from_frames(
+def log_mel_of_frames(
     frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, t: Tables, carrier: Carrier = np.float64
 ) -> np.ndarray:
-    """int8 features of raw int16 frames (F, window); prev[f] is the sample before frame f."""
+    """Floored log2 mel energies (Q10, int64) of raw int16 frames (F, window); prev[f] is
+    the sample before frame f. Each frame on its own: no memory."""
     x = frames.astype(carrier)
     v = emphasise_and_window(x, prev.astype(carrier), t)
     u, shift = normalise(v)
     xr, xi = real_fft(u, cfg.n_fft, t)
-    logmel = log_mel(mel_energies(xr, xi, t), shift, cfg, t)  # int64 Q10
-    over_floor = logmel - (cfg.log_floor << LOG_FRAC_BITS)
+    return log_mel(mel_energies(xr, xi, t), shift, cfg, t)
 
-    columns = []
+
+def columns(
+    frames: np.ndarray, over_floor: np.ndarray, cfg: FrontendConfig, t: Tables, carrier: Carrier = np.float64
+) -> np.ndarray:
+    """The int8 feature columns from the mel values over the floor (Q10) and the raw frames."""
+    out_columns = []
     for kind in cfg.channels:
         if kind == "mfcc":
             mfcc = matmul_shr(over_floor.astype(carrier), t.dct_q15.T.astype(carrier))
             mfcc = mfcc.astype(np.int64)
             c0 = _quantise(mfcc[:, :1], cfg.c0_step_shift) - 128
-            columns += [c0, _quantise(mfcc[:, 1:], cfg.mfcc_step_shift)]
+            out_columns += [c0, _quantise(mfcc[:, 1:], cfg.mfcc_step_shift)]
         elif kind == "logmel":
-            columns.append(_quantise(over_floor, cfg.logmel_step_shift) - 128)
+            out_columns.append(_quantise(over_floor, cfg.logmel_step_shift) - 128)
         elif kind == "zcr":
-            columns.append(zcr_column(frames, cfg)[:, None])
+            out_columns.append(zcr_column(frames, cfg)[:, None])
         else:
             energy = energy_column(frames, cfg, t)[:, None]
-            columns.append(_quantise(energy, cfg.logmel_step_shift) - 128)
-    out = np.concatenate([np.asarray(c, dtype=np.int64) for c in columns], axis=1)
+            out_columns.append(_quantise(energy, cfg.logmel_step_shift) - 128)
+    out = np.concatenate([np.asarray(c, dtype=np.int64) for c in out_columns], axis=1)
     return np.clip(out, -128, 127).astype(np.int8)
+
+
+def features_from_frames(
+    frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, t: Tables, carrier: Carrier = np.float64
+) -> np.ndarray:
+    """int8 features of raw int16 frames of a front end without memory (no noise
+    reduction or gain control: normalise.py adds those between the two halves)."""
+    logmel = log_mel_of_frames(frames, prev, cfg, t, carrier)
+    return columns(frames, logmel - (cfg.log_floor << LOG_FRAC_BITS), cfg, t, carrier)

@@ -26,6 +26,12 @@ SPECTRUM_SHIFT = 8
 POWER_SHIFT = 12
 #: Mel filter weights are Q10.
 MEL_WEIGHT_BITS = 10
+#: The per-band curves of normalise.py are tabulated every 2^-CURVE_STEP_BITS log2 units ...
+CURVE_STEP_BITS = 4
+#: ... over 0 .. CURVE_SPAN log2 units (beyond it both are 0).
+CURVE_SPAN = 16
+#: The per-band states of normalise.py keep this many bits below Q10.
+STATE_EXTRA_BITS = 6
 #: Largest magnitude every intermediate must stay below (float64 carries it exactly).
 EXACT_LIMIT = 1 << 53
 
@@ -46,6 +52,12 @@ class Tables:
     log2_q16: np.ndarray  # (2**LOG_TABLE_BITS + 1,) log2(1 + i/64) in Q16
     dct_q15: np.ndarray  # (n_mfcc, n_mels) orthonormal DCT-II
     log2_window_q10: int  # round(1024 * log2(window_samples)), for the RMS channel
+    noise_gain_q10: np.ndarray  # (CURVE_SPAN * 2^CURVE_STEP_BITS + 1,) log2(max(1 - 2^-d, noise_keep)), Q10
+    softplus_q10: np.ndarray  # same grid: log2(1 + 2^-d), Q10
+    noise_rise_q15: int  # one-pole coefficient of the noise floor's rise
+    agc_smooth_q15: int  # one-pole coefficient of the smoothed band energy
+    agc_strength_q15: int
+    agc_offset_q10: int
 
 
 def _q15(values: np.ndarray) -> np.ndarray:
@@ -141,9 +153,30 @@ def tables_for(cfg: FrontendConfig) -> Tables:
         log2_q16=np.round(np.log2(1.0 + np.arange(65) / 64.0) * (1 << 16)).astype(np.int64),
         dct_q15=_q15(dct_matrix(cfg.n_mfcc, cfg.n_mels)),
         log2_window_q10=round(float(np.log2(cfg.window_samples)) * (1 << LOG_FRAC_BITS)),
+        **_normalisation_tables(cfg),
     )
     _check_bounds(cfg, tables)
     return tables
+
+
+def one_pole_q15(hop_ms: float, time_ms: float) -> int:
+    """Q15 coefficient c of y += c (x - y) for a time constant of time_ms at one update per hop."""
+    return max(1, round(Q15 * (1.0 - np.exp(-hop_ms / time_ms))))
+
+
+def _normalisation_tables(cfg: FrontendConfig) -> dict:
+    d = np.arange(CURVE_SPAN * (1 << CURVE_STEP_BITS) + 1) / (1 << CURVE_STEP_BITS)
+    with np.errstate(divide="ignore"):
+        kept = np.log2(np.maximum(1.0 - 2.0**-d, cfg.noise_keep))
+    q10 = 1 << LOG_FRAC_BITS
+    return {
+        "noise_gain_q10": np.round(kept * q10).astype(np.int64),
+        "softplus_q10": np.round(np.log2(1.0 + 2.0**-d) * q10).astype(np.int64),
+        "noise_rise_q15": one_pole_q15(cfg.hop_ms, cfg.noise_rise_ms),
+        "agc_smooth_q15": one_pole_q15(cfg.hop_ms, cfg.agc_time_ms),
+        "agc_strength_q15": round(cfg.agc_strength * Q15),
+        "agc_offset_q10": round(cfg.agc_offset * q10),
+    }
 
 
 def _check_bounds(cfg: FrontendConfig, t: Tables) -> None:
