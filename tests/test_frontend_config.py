@@ -25,7 +25,14 @@ def test_hash_is_short_hex_and_changes_with_every_field() -> None:
     }  # fmt: skip
     # With a stage on, each of its settings counts too.
     on = dataclasses.replace(base, noise_reduction=True, agc_strength=0.9)
-    stages = {"noise_rise_ms": 2000, "noise_keep": 0.25, "agc_time_ms": 200, "agc_offset": -20.0, "agc_floor": -10}
+    stages = {
+        "noise_rise_ms": 2000,
+        "noise_keep": 0.25,
+        "noise_bias": 2.0,
+        "agc_time_ms": 200,
+        "agc_offset": -20.0,
+        "agc_floor": -10,
+    }
     assert set(changed) | set(stages) == {f.name for f in dataclasses.fields(FrontendConfig)}
     hashes = {dataclasses.replace(base, **{k: v}).hash for k, v in changed.items()}
     hashes |= {dataclasses.replace(on, **{k: v}).hash for k, v in stages.items()} | {on.hash}

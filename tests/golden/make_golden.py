@@ -20,6 +20,9 @@ CLIPS = ["03-01-01-01-01-01-03.flac", "03-01-05-02-01-01-07.flac", "03-01-08-02-
 CONFIGS = {
     "default": FrontendConfig(),
     "all_channels": FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms")),
+    "normalised": FrontendConfig(
+        channels=("mfcc", "logmel"), log_floor=-40, noise_reduction=True, agc_strength=0.95, agc_offset=-36.0
+    ),
 }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 ALGORITHM_VERSION = 1
 
 CHANNEL_KINDS = ("mfcc", "logmel", "zcr", "rms")
-NORMALISATION_FIELDS = ("noise_reduction", "noise_rise_ms", "noise_keep", "agc_strength", "agc_time_ms",
+NORMALISATION_FIELDS = ("noise_reduction", "noise_rise_ms", "noise_keep", "noise_bias", "agc_strength", "agc_time_ms",
                         "agc_offset", "agc_floor")  # fmt: skip
 
 
@@ -62,6 +62,9 @@ class FrontendConfig:
     """Time constant of the noise floor's rise; it falls at once to a quieter frame."""
     noise_keep: float = 0.125
     """Noise reduction keeps at least this fraction of a band's energy (spectral floor)."""
+    noise_bias: float = 1.0
+    """log2 units added to the tracked floor before subtracting: a running minimum sits
+    below the noise's mean level (minimum statistics' bias compensation)."""
     agc_strength: float = 0.0
     """PCEN-style gain control: each band divided by its smoothed energy to this power (0: off, 1: full)."""
     agc_time_ms: int = 400
@@ -157,7 +160,7 @@ def _problems(c: FrontendConfig):
     if not isinstance(c.noise_reduction, bool):
         yield f"noise_reduction must be true or false, got {c.noise_reduction!r}"
         return
-    for name in ("preemphasis", "fmin_hz", "fmax_hz", "noise_keep", "agc_strength", "agc_offset"):
+    for name in ("preemphasis", "fmin_hz", "fmax_hz", "noise_keep", "noise_bias", "agc_strength", "agc_offset"):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             yield f"{name} must be a finite number, got {value!r}"
@@ -190,6 +193,8 @@ def _problems(c: FrontendConfig):
             yield f"{name} must be between -4 and 8, got {getattr(c, name)}"
     if not 0.0 < c.noise_keep <= 1.0:
         yield f"noise_keep must be in (0, 1], got {c.noise_keep}"
+    if not 0.0 <= c.noise_bias <= 4.0:
+        yield f"noise_bias must be between 0 and 4 (log2 units), got {c.noise_bias}"
     if not 0.0 <= c.agc_strength <= 1.0:
         yield f"agc_strength must be between 0 and 1, got {c.agc_strength}"
     if not -40.0 <= c.agc_offset <= 0.0:

@@ -4,10 +4,11 @@ Both work on the log2 mel energies (Q10), where dividing is subtracting, so they
 division and no wide linear values; the C port (deploy/arduino/ser_node/frontend.c)
 does the same integer steps.
 
-- **Noise reduction** tracks each band's noise floor N (it falls at once to a quieter
-  frame and rises with time constant ``noise_rise_ms``) and subtracts it as spectral
-  subtraction does, E - N, which in the log domain is L + log2(1 - 2^-(L - N)), never
-  keeping less than ``noise_keep`` of the band.
+- **Noise reduction** tracks each band's noise floor (it falls at once to a quieter
+  frame and rises with time constant ``noise_rise_ms``), raises it by ``noise_bias`` to
+  the noise's mean level N, and subtracts that as spectral subtraction does, E - N, which
+  in the log domain is L + log2(1 - 2^-(L - N)), never keeping less than ``noise_keep``
+  of the band.
 - **Gain control** divides each band by its smoothed energy M to the power
   ``agc_strength``, as PCEN does (Wang et al. 2017, "Trainable frontend for robust and
   far-field keyword spotting"; TensorFlow Lite Micro's microfrontend does it on linear
@@ -62,11 +63,11 @@ def normalise_bands(logmel: np.ndarray, state: BandState, cfg: FrontendConfig, t
         if cfg.noise_reduction:
             if state.noise is None:
                 state.noise = x << STATE_EXTRA_BITS
-            noise = state.noise >> STATE_EXTRA_BITS
-            cleaned = np.maximum(
-                x + np.where(x > noise, curve(t.noise_gain_q10, x - noise), t.noise_gain_q10[0]), floor
-            )
-            state.noise = np.where(x < noise, x << STATE_EXTRA_BITS, _smooth(state.noise, x, t.noise_rise_q15))
+            tracked = state.noise >> STATE_EXTRA_BITS
+            noise = tracked + t.noise_bias_q10
+            gain = np.where(x > noise, curve(t.noise_gain_q10, x - noise), t.noise_gain_q10[0])
+            cleaned = np.maximum(x + gain, floor)
+            state.noise = np.where(x < tracked, x << STATE_EXTRA_BITS, _smooth(state.noise, x, t.noise_rise_q15))
             x = cleaned
         if cfg.agc_strength > 0:
             state.level = x << STATE_EXTRA_BITS if state.level is None else _smooth(state.level, x, t.agc_smooth_q15)

@@ -55,6 +55,7 @@ class Tables:
     noise_gain_q10: np.ndarray  # (CURVE_SPAN * 2^CURVE_STEP_BITS + 1,) log2(max(1 - 2^-d, noise_keep)), Q10
     softplus_q10: np.ndarray  # same grid: log2(1 + 2^-d), Q10
     noise_rise_q15: int  # one-pole coefficient of the noise floor's rise
+    noise_bias_q10: int
     agc_smooth_q15: int  # one-pole coefficient of the smoothed band energy
     agc_strength_q15: int
     agc_offset_q10: int
@@ -173,6 +174,7 @@ def _normalisation_tables(cfg: FrontendConfig) -> dict:
         "noise_gain_q10": np.round(kept * q10).astype(np.int64),
         "softplus_q10": np.round(np.log2(1.0 + 2.0**-d) * q10).astype(np.int64),
         "noise_rise_q15": one_pole_q15(cfg.hop_ms, cfg.noise_rise_ms),
+        "noise_bias_q10": round(cfg.noise_bias * q10),
         "agc_smooth_q15": one_pole_q15(cfg.hop_ms, cfg.agc_time_ms),
         "agc_strength_q15": round(cfg.agc_strength * Q15),
         "agc_offset_q10": round(cfg.agc_offset * q10),
