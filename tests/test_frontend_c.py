@@ -21,6 +21,11 @@ sys.path.insert(0, str(REPO / "deploy" / "arduino"))
 from gen_frontend_tables import header  # noqa: E402
 
 FULL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
+#: Noise reduction and gain control: the stages with memory across frames.
+NORMALISED = FrontendConfig(channels=("mfcc", "logmel", "rms"), log_floor=-40, noise_reduction=True,
+                            agc_strength=0.95, agc_offset=-36.0, noise_bias=1.25)  # fmt: skip
+AGC_ONLY = FrontendConfig(log_floor=-36, agc_strength=1.0, agc_time_ms=250, agc_floor=-10)
+CONFIGS = {"default": DEFAULT_CONFIG, "all-channels": FULL, "normalised": NORMALISED, "agc-only": AGC_ONLY}
 
 
 def _build(cfg: FrontendConfig, where: Path) -> ctypes.CDLL:
@@ -41,7 +46,7 @@ def _build(cfg: FrontendConfig, where: Path) -> ctypes.CDLL:
 @pytest.fixture(scope="module")
 def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[FrontendConfig, ctypes.CDLL]:
     root = tmp_path_factory.mktemp("frontend-c")
-    return {cfg: _build(cfg, root / str(i)) for i, cfg in enumerate((DEFAULT_CONFIG, FULL))}
+    return {cfg: _build(cfg, root / str(i)) for i, cfg in enumerate(CONFIGS.values())}
 
 
 def _c_features(lib: ctypes.CDLL, pcm: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
@@ -63,7 +68,7 @@ def test_hash_is_compiled_in(libs: dict) -> None:
         assert lib.ser_frontend_hash().decode() == cfg.hash
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT_CONFIG, FULL], ids=["default", "all-channels"])
+@pytest.mark.parametrize("cfg", CONFIGS.values(), ids=CONFIGS.keys())
 def test_real_clips_bit_exact(libs: dict, cfg: FrontendConfig, ravdess: Path) -> None:
     clips = list(SAMPLES) + sorted(ravdess.glob("Actor_*/*.flac"))[::60]
     for path in clips:
@@ -71,7 +76,7 @@ def test_real_clips_bit_exact(libs: dict, cfg: FrontendConfig, ravdess: Path) ->
         assert np.array_equal(_c_features(libs[cfg], pcm, cfg), compute_features(pcm, cfg=cfg)), path
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT_CONFIG, FULL], ids=["default", "all-channels"])
+@pytest.mark.parametrize("cfg", CONFIGS.values(), ids=CONFIGS.keys())
 def test_random_and_extreme_inputs_bit_exact(libs: dict, cfg: FrontendConfig) -> None:
     rng = np.random.default_rng(7)
     n = 16000

@@ -32,6 +32,23 @@ def _array(ctype: str, name: str, values: np.ndarray) -> str:
     return f"static const {ctype} {name}{dims} = {_nested(values)};\n"
 
 
+def _normalisation(cfg: FrontendConfig, t: T.Tables) -> list[str]:
+    """Constants and curves of the stages that are on (none for a front end without them)."""
+    if not cfg.normalises:
+        return []
+    lines = [f"#define SER_CURVE_STEP_BITS {T.CURVE_STEP_BITS}", f"#define SER_CURVE_SPAN {T.CURVE_SPAN}",
+             f"#define SER_STATE_EXTRA_BITS {T.STATE_EXTRA_BITS}"]  # fmt: skip
+    if cfg.noise_reduction:
+        lines += [f"#define SER_NOISE_RISE_Q15 {t.noise_rise_q15}", f"#define SER_NOISE_BIAS_Q10 {t.noise_bias_q10}",
+                  _array("int32_t", "SER_NOISE_GAIN_Q10", t.noise_gain_q10).rstrip()]  # fmt: skip
+    if cfg.agc_strength > 0:
+        lines += [f"#define SER_AGC_SMOOTH_Q15 {t.agc_smooth_q15}",
+                  f"#define SER_AGC_STRENGTH_Q15 {t.agc_strength_q15}",
+                  f"#define SER_AGC_OFFSET_Q10 {t.agc_offset_q10}", f"#define SER_AGC_FLOOR {cfg.agc_floor}",
+                  _array("int32_t", "SER_SOFTPLUS_Q10", t.softplus_q10).rstrip()]  # fmt: skip
+    return lines
+
+
 def header(cfg: FrontendConfig) -> str:
     t = T.tables_for(cfg)
     assert max(np.abs(t.pass2_direct_q15).max(), np.abs(t.pass2_mirror_q15).max(), np.abs(t.pass1_q15).max()) < 2**31
@@ -64,6 +81,10 @@ def header(cfg: FrontendConfig) -> str:
         f"#define SER_SPECTRUM_SHIFT {T.SPECTRUM_SHIFT}",
         f"#define SER_POWER_SHIFT {T.POWER_SHIFT}",
         f"#define SER_MEL_WEIGHT_BITS {T.MEL_WEIGHT_BITS}",
+        "/* per-band noise reduction and gain control (ser_edge/frontend/normalise.py) */",
+        f"#define SER_NOISE_REDUCTION {int(cfg.noise_reduction)}",
+        f"#define SER_AGC {int(cfg.agc_strength > 0)}",
+        *_normalisation(cfg, t),
         "/* 1 mfcc, 2 logmel, 3 zcr, 4 rms, in output order */",
         f"static const uint8_t SER_CHANNELS[SER_NCHANNELS] = {{{channels}}};",
         _array("int32_t", "SER_WINDOW_Q15", t.window_q15),

@@ -25,7 +25,59 @@ static int64_t a[2 * SER_R1][SER_R2];
 static int64_t y[2][HALF + 1];
 static int64_t over_floor[SER_NMELS];
 
-void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]) {
+void ser_frontend_reset(struct ser_frontend_state *s) {
+    s->started = 0;
+}
+
+#if SER_NOISE_REDUCTION || SER_AGC
+/* A tabulated curve at d >= 0 (Q10), linearly interpolated; 0 beyond the table. */
+static int64_t curve(const int32_t *table, int64_t d) {
+    const int step = SER_LOG_FRAC_BITS - SER_CURVE_STEP_BITS;
+    if (d >= ((int64_t)SER_CURVE_SPAN << SER_LOG_FRAC_BITS)) {
+        return 0;
+    }
+    int64_t i = d >> step, frac = d & ((1 << step) - 1);
+    return table[i] + (((int64_t)(table[i + 1] - table[i]) * frac) >> step);
+}
+
+/* state += c (x - state), x in Q10, state in Q(10 + SER_STATE_EXTRA_BITS). */
+static int32_t smooth(int32_t state, int64_t x, int32_t c_q15) {
+    return (int32_t)(state + ((((x << SER_STATE_EXTRA_BITS) - state) * c_q15) >> 15));
+}
+
+/* normalise_bands for one frame: log2 mel energies (Q10, floored) -> values over the floor. */
+static void normalise_bands(struct ser_frontend_state *s, int64_t *x) {
+    int first = !s->started;
+    s->started = 1;
+    for (int b = 0; b < SER_NMELS; b++) {
+        int64_t v = x[b];
+#if SER_NOISE_REDUCTION
+        if (first) {
+            s->noise[b] = (int32_t)(v << SER_STATE_EXTRA_BITS);
+        }
+        int64_t tracked = s->noise[b] >> SER_STATE_EXTRA_BITS;
+        int64_t noise = tracked + SER_NOISE_BIAS_Q10;
+        int64_t cleaned = v + (v > noise ? curve(SER_NOISE_GAIN_Q10, v - noise) : SER_NOISE_GAIN_Q10[0]);
+        int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
+        s->noise[b] = v < tracked ? (int32_t)(v << SER_STATE_EXTRA_BITS) : smooth(s->noise[b], v, SER_NOISE_RISE_Q15);
+        v = cleaned > floor_q10 ? cleaned : floor_q10;
+#endif
+#if SER_AGC
+        s->level[b] = first ? (int32_t)(v << SER_STATE_EXTRA_BITS) : smooth(s->level[b], v, SER_AGC_SMOOTH_Q15);
+        int64_t level = s->level[b] >> SER_STATE_EXTRA_BITS;
+        int64_t gap = level > SER_AGC_OFFSET_Q10 ? level - SER_AGC_OFFSET_Q10 : SER_AGC_OFFSET_Q10 - level;
+        int64_t reference = (level > SER_AGC_OFFSET_Q10 ? level : SER_AGC_OFFSET_Q10) + curve(SER_SOFTPLUS_Q10, gap);
+        v -= (reference * SER_AGC_STRENGTH_Q15 + (1 << 14)) >> 15;
+        int64_t agc_floor = (int64_t)SER_AGC_FLOOR * (1 << SER_LOG_FRAC_BITS);
+        x[b] = (v > agc_floor ? v : agc_floor) - agc_floor;
+#else
+        x[b] = v - (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
+#endif
+    }
+}
+#endif
+
+void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]) {
     /* emphasise_and_window: exact products, |v| < 2^46 */
     int64_t peak = 0;
     for (int n = 0; n < SER_NFFT; n++) {
@@ -92,8 +144,16 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
         }
         int64_t logmel = ser_log2_q10(mel) - offset;
         int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
-        over_floor[b] = (logmel > floor_q10 ? logmel : floor_q10) - floor_q10;
+        over_floor[b] = logmel > floor_q10 ? logmel : floor_q10;
     }
+#if SER_NOISE_REDUCTION || SER_AGC
+    normalise_bands(s, over_floor); /* the floored levels become values over the floor */
+#else
+    (void)s;
+    for (int b = 0; b < SER_NMELS; b++) {
+        over_floor[b] -= (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
+    }
+#endif
     /* the output columns, channel by channel */
     int col = 0;
     for (int ch = 0; ch < SER_NCHANNELS; ch++) {
@@ -130,9 +190,11 @@ void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES
 }
 
 size_t ser_frontend_clip(const int16_t *pcm, size_t n, int8_t *out, size_t max_rows) {
+    struct ser_frontend_state s;
+    ser_frontend_reset(&s);
     size_t rows = 0;
     for (size_t start = 0; start + SER_WINDOW <= n && rows < max_rows; start += SER_HOP, rows++) {
-        ser_frontend_frame(pcm + start, start ? pcm[start - 1] : 0, out + rows * SER_NFEATURES);
+        ser_frontend_frame(&s, pcm + start, start ? pcm[start - 1] : 0, out + rows * SER_NFEATURES);
     }
     return rows;
 }

@@ -9,11 +9,23 @@
 
 #include "frontend_tables.h"
 
-/* One frame: SER_WINDOW samples, prev = the sample before them (0 at the stream's start). */
-void ser_frontend_frame(const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]);
+/* What noise reduction and gain control remember between the frames of one stream (an
+ * utterance on the node), per mel band in Q(10 + SER_STATE_EXTRA_BITS); unused when the
+ * config has neither. */
+struct ser_frontend_state {
+    int started;
+    int32_t noise[SER_NMELS];
+    int32_t level[SER_NMELS];
+};
 
-/* Every complete frame of a clip, SER_HOP apart; returns the number of rows written
- * (out holds max_rows * SER_NFEATURES). */
+/* Start a new stream. */
+void ser_frontend_reset(struct ser_frontend_state *s);
+
+/* One frame: SER_WINDOW samples, prev = the sample before them (0 at the stream's start). */
+void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]);
+
+/* Every complete frame of a clip (one stream), SER_HOP apart; returns the number of rows
+ * written (out holds max_rows * SER_NFEATURES). */
 size_t ser_frontend_clip(const int16_t *pcm, size_t n, int8_t *out, size_t max_rows);
 
 /* The config hash compiled in, e.g. "f2a44641c768". */

@@ -56,7 +56,8 @@ int ser_node_init(struct ser_node *n, const struct ser_node_io *io, const struct
     n->firmware = firmware;
     ser_deframer_init(&n->rx);
     int16_t silence[SER_WINDOW] = {0};
-    ser_frontend_frame(silence, 0, n->pad);
+    ser_frontend_reset(&n->fe);
+    ser_frontend_frame(&n->fe, silence, 0, n->pad); /* a stream's first row of silence, as in Python */
     if (io->classify && (model->labels < 1 || model->labels > SER_NODE_MAX_LABELS || model->window_frames < 1 ||
                          model->window_frames > SER_NODE_MAX_ROWS || model->hop_frames < 1 ||
                          8 + (SER_NODE_MAX_ROWS / model->hop_frames + 2) * model->labels > SER_MAX_PAYLOAD)) {
@@ -142,7 +143,10 @@ static void compute_rows(struct ser_node *n, uint32_t s, int32_t last) {
         memcpy(x, n->ring[f % SER_NODE_RING], sizeof n->ring[0]);
         memcpy(x + SER_VAD_FRAME, n->ring[(f + 1) % SER_NODE_RING], (SER_WINDOW - SER_VAD_FRAME) * sizeof x[0]);
         int16_t prev = n->n_rows ? n->ring[(f - 1) % SER_NODE_RING][SER_VAD_FRAME - 1] : 0;
-        ser_frontend_frame(x, prev, n->rows[n->n_rows]);
+        if (n->n_rows == 0) {
+            ser_frontend_reset(&n->fe); /* each utterance is a stream of its own, from its pre-roll */
+        }
+        ser_frontend_frame(&n->fe, x, prev, n->rows[n->n_rows]);
     }
 }
 

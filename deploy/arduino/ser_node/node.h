@@ -58,6 +58,7 @@ struct ser_node {
     int16_t audio[SER_NODE_AUDIO_FRAMES * SER_VAD_FRAME];
     int32_t audio_frames;
     int8_t rows[SER_NODE_MAX_ROWS][SER_NFEATURES]; /* the open utterance's features */
+    struct ser_frontend_state fe;                  /* the front end's memory within the utterance */
     int32_t n_rows;
     int32_t windows; /* results mode: windows of the open utterance scored so far */
     int failed;      /* ... and whether the model failed on one */
