@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_edge.audio_io import read_audio
-from ser_edge.frontend import FrontendConfig, compute_features
+from ser_edge.frontend import FrontendConfig, compute_features_batch
 from ser_edge.scoring import pad_to, utterance_windows
 
 from .augment import AugmentConfig, Surroundings, render
@@ -39,7 +39,8 @@ def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None]) -> tuple[np.nd
     path, fe, aug = job
     pcm = read_audio(path, fe.sample_rate)
     extra = render(pcm, path.name, aug, fe.sample_rate, _SURROUNDINGS[0]) if aug and aug.renderings else []
-    return compute_features(pcm, cfg=fe), [compute_features(x, cfg=fe) for x in extra]
+    original, *renderings = compute_features_batch([pcm, *extra], cfg=fe)  # one pass over all versions
+    return original, renderings
 
 
 def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .config import FrontendConfig
 from .fixed import columns, log_mel_of_frames
-from .normalise import BandState, normalise_bands
+from .normalise import BandState, normalise_streams
 from .tables import LOG_FRAC_BITS, tables_for
 
 DEFAULT_CONFIG = FrontendConfig()
@@ -61,14 +61,23 @@ def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, states: Seq
     chunks = range(0, frames.shape[0], _CHUNK_FRAMES)
     logmel = np.concatenate([log_mel_of_frames(frames[i : i + _CHUNK_FRAMES], prev[i : i + _CHUNK_FRAMES], cfg, t)
                              for i in chunks])  # fmt: skip
-    if cfg.normalises:
-        starts = np.cumsum([0] + [n for n, _ in states])
-        over = np.concatenate([normalise_bands(logmel[a : a + n], state, cfg, t)
-                               for a, (n, state) in zip(starts, states, strict=False)])  # fmt: skip
-    else:
-        over = logmel - (cfg.log_floor << LOG_FRAC_BITS)
+    over = _normalise(logmel, states, cfg, t) if cfg.normalises else logmel - (cfg.log_floor << LOG_FRAC_BITS)
     parts = [columns(frames[i : i + _CHUNK_FRAMES], over[i : i + _CHUNK_FRAMES], cfg, t) for i in chunks]
     return np.concatenate(parts)
+
+
+def _normalise(logmel: np.ndarray, states: Sequence[tuple[int, BandState]], cfg: FrontendConfig, t) -> np.ndarray:
+    """normalise_streams over consecutive streams of frames: padded to one (streams,
+    frames, bands) block (a stream's padding comes after its frames, so it changes nothing
+    of theirs), then unpadded."""
+    lengths = [n for n, _ in states]
+    starts = np.cumsum([0, *lengths])
+    block = np.zeros((len(states), max(lengths), logmel.shape[1]), np.int64)
+    for i, n in enumerate(lengths):
+        block[i, :n] = logmel[starts[i] : starts[i] + n]
+        block[i, n:] = logmel[starts[i] + n - 1] if n else 0
+    out = normalise_streams(block, [state for _, state in states], cfg, t)
+    return np.concatenate([out[i, :n] for i, n in enumerate(lengths)])
 
 
 def compute_features(pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG) -> np.ndarray:

@@ -53,29 +53,46 @@ def _smooth(state: np.ndarray, x: np.ndarray, c_q15: int) -> np.ndarray:
     return state + ((((x << STATE_EXTRA_BITS) - state) * c_q15) >> 15)
 
 
-def normalise_bands(logmel: np.ndarray, state: BandState, cfg: FrontendConfig, t: Tables) -> np.ndarray:
-    """(frames, bands) log2 mel energies in Q10 (floored at log_floor) -> the values over
-    the floor that the feature columns are made of; updates ``state`` in place."""
+def normalise_streams(logmel: np.ndarray, states: list[BandState], cfg: FrontendConfig, t: Tables) -> np.ndarray:
+    """(streams, frames, bands) log2 mel energies in Q10 (floored at log_floor) -> the
+    values over the floor that the feature columns are made of, each stream with its own
+    state (updated in place). Streams advance frame by frame together, so a batch of
+    clips costs one pass of small array operations per frame, not one per clip."""
     floor = cfg.log_floor << LOG_FRAC_BITS
     agc_floor = cfg.agc_floor << LOG_FRAC_BITS
-    out = np.empty_like(logmel)
-    for f, x in enumerate(logmel.astype(np.int64)):
-        if cfg.noise_reduction:
-            if state.noise is None:
-                state.noise = x << STATE_EXTRA_BITS
-            tracked = state.noise >> STATE_EXTRA_BITS
-            noise = tracked + t.noise_bias_q10
-            gain = np.where(x > noise, curve(t.noise_gain_q10, x - noise), t.noise_gain_q10[0])
-            cleaned = np.maximum(x + gain, floor)
-            state.noise = np.where(x < tracked, x << STATE_EXTRA_BITS, _smooth(state.noise, x, t.noise_rise_q15))
-            x = cleaned
-        if cfg.agc_strength > 0:
-            state.level = x << STATE_EXTRA_BITS if state.level is None else _smooth(state.level, x, t.agc_smooth_q15)
-            level = state.level >> STATE_EXTRA_BITS
+    x_all = logmel.astype(np.int64)
+    out = np.empty_like(x_all)
+    noise = _gather(states, "noise", x_all[:, 0]) if cfg.noise_reduction else None
+    level = _gather(states, "level", x_all[:, 0]) if cfg.agc_strength > 0 else None
+    for f in range(x_all.shape[1]):
+        x = x_all[:, f]
+        if noise is not None:
+            tracked = noise >> STATE_EXTRA_BITS
+            above = tracked + t.noise_bias_q10
+            gain = np.where(x > above, curve(t.noise_gain_q10, x - above), t.noise_gain_q10[0])
+            noise = np.where(x < tracked, x << STATE_EXTRA_BITS, _smooth(noise, x, t.noise_rise_q15))
+            x = np.maximum(x + gain, floor)
+        if level is not None:
+            level = _smooth(level, x, t.agc_smooth_q15) if f or _started(states, "level") else x << STATE_EXTRA_BITS
+            smoothed = level >> STATE_EXTRA_BITS
             offset = t.agc_offset_q10
-            reference = np.maximum(level, offset) + curve(t.softplus_q10, np.abs(level - offset))
+            reference = np.maximum(smoothed, offset) + curve(t.softplus_q10, np.abs(smoothed - offset))
             x = x - ((reference * t.agc_strength_q15 + (1 << 14)) >> 15)
-            out[f] = np.maximum(x, agc_floor) - agc_floor
+            out[:, f] = np.maximum(x, agc_floor) - agc_floor
         else:
-            out[f] = x - floor
+            out[:, f] = x - floor
+    for i, state in enumerate(states):
+        state.noise = None if noise is None else noise[i].copy()
+        state.level = None if level is None else level[i].copy()
     return out
+
+
+def _gather(states: list[BandState], name: str, first: np.ndarray) -> np.ndarray:
+    """The streams' states as one array; a stream that has not started takes its first frame."""
+    return np.stack([first[i] << STATE_EXTRA_BITS if getattr(s, name) is None else getattr(s, name)
+                     for i, s in enumerate(states)])  # fmt: skip
+
+
+def _started(states: list[BandState], name: str) -> bool:
+    """Whether the streams had a state before this call (all or none do: a batch starts together)."""
+    return getattr(states[0], name) is not None
