@@ -43,8 +43,10 @@ def test_one_utterance_with_preroll_and_hangover() -> None:
     speech = _speech()
     pcm = np.concatenate([_silence(1.0), speech, _silence(1.5)])
     (u,) = _run(Gate(GateSettings()), pcm)
-    # Speech starts about 0.7 s into the clip: 1.7 s into the stream, less the 300 ms pre-roll.
-    assert 1000.0 + 1.3 < u.start < 1000.0 + 1.8
+    # The stream's first second is digital silence: no signal, so it neither opens the gate
+    # nor sets the floor. The clip's room tone does; its first audible sounds (a breath at
+    # -58 dBFS, 20 dB above its quietest frames) open the gate 0.2 s into the clip.
+    assert 1000.0 + 0.7 < u.start < 1000.0 + 1.8  # less the 300 ms pre-roll
     assert u.end == pytest.approx(u.start + u.pcm.size / RATE)
     assert u.pcm.size % FRAME_SAMPLES == 0
     # The utterance is real samples of the stream, from its start on.
@@ -60,6 +62,18 @@ def test_chunking_does_not_change_the_result() -> None:
     assert len(a) == len(b) == 2
     for x, y in zip(a, b, strict=True):
         assert x.start == pytest.approx(y.start) and np.array_equal(x.pcm, y.pcm)
+
+
+def test_digital_silence_neither_opens_the_gate_nor_sets_the_floor() -> None:
+    rng = np.random.default_rng(3)
+    speech = _speech()
+    room = rng.normal(0, 20, 3 * RATE + speech.size)  # a quiet room, about -64 dBFS
+    room[3 * RATE :] += speech * 0.1  # a talker 20 dB quieter than the sample, 3 s into the room
+    pcm = np.concatenate([_silence(2.0), room.round().astype(np.int16)])
+    gate = Gate(GateSettings())
+    (u,) = _run(gate, pcm)
+    assert u.start > 1000.0 + 5.0  # the talker opens it, not the room after the zeros
+    assert gate.judge.floor > db_to_q10(-70)  # the floor sits at the room's level, not at the zeros'
 
 
 def test_silence_and_clicks_give_nothing() -> None:
@@ -96,7 +110,8 @@ def test_noise_floor_adapts_to_steady_noise() -> None:
 def test_hiss_is_not_voice() -> None:
     rng = np.random.default_rng(2)
     hiss = np.diff(np.round(rng.normal(0, 3000, 3 * RATE + 1))).astype(np.int16)  # high-passed: many crossings
-    pcm = np.concatenate([_silence(1), hiss, _silence(1)])
+    room = np.round(rng.normal(0, 5, RATE)).astype(np.int16)  # the floor is set by a quiet room first
+    pcm = np.concatenate([room, hiss, room])
     assert _run(Gate(GateSettings(max_zcr=0.5)), pcm) == []
     assert len(_run(Gate(GateSettings(max_zcr=1.0)), pcm)) == 1  # the same frames pass without the ZCR test
 
@@ -106,6 +121,9 @@ def test_webrtcvad_engine_finds_the_utterance() -> None:
     pcm = np.concatenate([_silence(1.0), speech, _silence(1.5)])
     (energy,) = _run(Gate(GateSettings()), pcm)
     (webrtc,) = _run(Gate(GateSettings(engine="webrtcvad")), pcm)
-    for u in (energy, webrtc):  # the voice is from about 0.7 s to 2.9 s into the clip, breath after it
-        assert 1000 + 1.0 + 0.3 < u.start < 1000 + 1.0 + 0.8
+    # The voice is from about 0.7 s to 2.9 s into the clip, a breath before and after it;
+    # the energy gate opens on the first breath (0.2 s), webrtcvad on the voice.
+    assert 1000 + 0.7 < energy.start < 1000 + 1.0 + 0.8
+    assert 1000 + 1.0 + 0.3 < webrtc.start < 1000 + 1.0 + 0.8
+    for u in (energy, webrtc):
         assert 1000 + 1.0 + 2.9 < u.end <= 1000 + 1.0 + speech.size / RATE + 0.6

@@ -75,7 +75,10 @@ class EnergyJudge:
     The floor follows the minimum frame level of the last 3 s (minimum statistics, kept
     as minima of 0.5 s blocks so each frame costs O(1) on a microcontroller): speech
     always has quieter gaps within that span, steady noise does not. The floor drops
-    at once and rises by 1/8 of the difference per frame.
+    at once and rises by 1/8 of the difference per frame. Frames below ``floor_db`` carry
+    no signal (digital silence between replayed files, a muted input): they are unvoiced
+    and leave the floor alone, so the floor starts at the first frame with signal and a
+    room's noise after a stretch of zeros does not open the gate.
     """
 
     BLOCK_FRAMES = 25
@@ -83,13 +86,17 @@ class EnergyJudge:
 
     def __init__(self, s: GateSettings) -> None:
         self.units = GateUnits.of(s)
-        self.floor = self.units.min_floor_q10
+        self.floor: int | None = None
         self._minima: deque[int] = deque(maxlen=self.BLOCKS)
         self._block_min = 0
         self._block_frames = 0
 
     def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
         u = self.units
+        if level < u.min_floor_q10:
+            return False
+        if self.floor is None:
+            self.floor = level
         voiced = level >= self.floor + (u.stop_q10 if in_speech else u.start_q10) and crossings <= u.max_crossings
         self._block_min = level if self._block_frames == 0 else min(self._block_min, level)
         self._block_frames += 1

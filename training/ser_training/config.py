@@ -85,7 +85,22 @@ class TrainConfig:
     """Chance that an epoch uses a clip's original instead of a rendering."""
     extra_per_epoch: int | None = 700
     """Clips of the extra training corpora (TESS ...) drawn afresh for each epoch; None: all."""
+    select: str = "best"
+    """best: keep the epoch with the best validation accuracy (early stopping on the
+    validation speakers); last: train the whole schedule and keep the last epoch."""
+    schedule: str = "plateau"
+    """plateau: halve the learning rate when validation loss stalls; cosine: decay it to
+    zero over the epochs, independent of the validation speakers."""
+    calibrate: bool = False
+    """Fit a softmax temperature on the validation speakers' utterances (minimum NLL) and
+    fold it into the last layer, so that confidences mean what they say."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.select not in ("best", "last"):
+            raise ValueError(f"select must be best or last, got {self.select!r}")
+        if self.schedule not in ("plateau", "cosine"):
+            raise ValueError(f"schedule must be plateau or cosine, got {self.schedule!r}")
 
 
 @dataclass(frozen=True)

@@ -75,25 +75,67 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
 
     val_x, owners = evaluation_windows(validation, bank, frames, cfg.window.hop, pad)
     val_y = onehot[label_index(validation)[owners]]
+    steps = -(-(len(main) + n_extra) // batch) * cfg.train.epochs
+    rate = (keras.optimizers.schedules.CosineDecay(cfg.train.learning_rate, steps)
+            if cfg.train.schedule == "cosine" else cfg.train.learning_rate)  # fmt: skip
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+        optimizer=keras.optimizers.Adam(rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
         metrics=["accuracy"],
     )
     with tempfile.TemporaryDirectory() as tmp:
         best = str(Path(tmp) / "best.weights.h5")
-        callbacks = [
-            Progress(cfg.train.epochs),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.train.reduce_lr_patience),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
-            keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True),
-        ]
+        callbacks = [Progress(cfg.train.epochs)]
+        if cfg.train.schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                               patience=cfg.train.reduce_lr_patience))  # fmt: skip
+        if cfg.train.select == "best":
+            callbacks += [
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
+                keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True,
+                                                save_weights_only=True),
+            ]  # fmt: skip
         history = model.fit(
             Epochs(), validation_data=(val_x.astype(np.float32), val_y), epochs=cfg.train.epochs,
             callbacks=callbacks, verbose=verbose,
         )  # fmt: skip
-        model.load_weights(best)
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        if cfg.train.select == "best":
+            model.load_weights(best)
+    record = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if cfg.train.calibrate:
+        record["temperature"] = calibrate(model, val_x, owners, label_index(validation))
+    return model, record
+
+
+def temperature_fit(logits: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
+    """The softmax temperature minimising the NLL of utterance scores (the mean of their
+    windows' softmax, the daemon's rule), searched on a log grid from 0.25 to 8."""
+    best, best_nll = 1.0, np.inf
+    counts = np.bincount(owners, minlength=len(labels))[:, None]
+    for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 81)):
+        z = logits / t
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        utterance = np.zeros((len(labels), logits.shape[1]))
+        np.add.at(utterance, owners, p)
+        utterance /= np.maximum(counts, 1)
+        nll = -np.mean(np.log(np.maximum(utterance[np.arange(len(labels)), labels], 1e-12)))
+        if nll < best_nll:
+            best, best_nll = float(t), nll
+    return best
+
+
+def calibrate(model, windows: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling fitted on the validation speakers, folded into the last layer
+    (its weights and bias divided by T); returns T."""
+    import keras
+
+    scores = model.get_layer("scores")
+    kernel, bias = scores.get_weights()
+    before = keras.Model(model.input, scores.input).predict(windows.astype(np.float32), batch_size=256, verbose=0)
+    t = temperature_fit(before @ kernel + bias, owners, labels)
+    scores.set_weights([kernel / t, bias / t])
+    return t
 
 
 def _progress_callback():

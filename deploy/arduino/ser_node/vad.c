@@ -12,6 +12,13 @@ void ser_vad_init(struct ser_vad *v, const struct ser_vad_settings *s) {
 }
 
 static int judge(struct ser_vad *v, int32_t level, int32_t crossings) {
+    if (level < v->s.min_floor_q10) { /* no signal: unvoiced, and the floor stays */
+        return 0;
+    }
+    if (!v->has_floor) { /* the floor starts at the first frame with signal */
+        v->floor = level;
+        v->has_floor = 1;
+    }
     int32_t bar = v->floor + (v->open ? v->s.stop_q10 : v->s.start_q10);
     int voiced = level >= bar && crossings <= v->s.max_crossings;
     v->block_min = v->block_frames == 0 ? level : (level < v->block_min ? level : v->block_min);
