@@ -49,8 +49,27 @@ def cv(work: Path) -> dict:
     return json.loads((work / "cv" / "cv.json").read_text())
 
 
+PROTOCOL = """gains_db: [-10, 0]
+rt60_s: [0.3]
+snr_db: [10]
+distance_m: [1.0, 4.0]
+rooms_per_rt60: 2
+corpora: [emodb]
+every: 4
+seed: 5
+"""
+
+
 @pytest.fixture(scope="module")
-def bundle(work: Path, cv: dict) -> Path:
+def robustness(work: Path, cv: dict) -> dict:
+    """The harness on the CV's fold model, a small grid (CI time), written where export finds it."""
+    (work / "protocol.yaml").write_text(PROTOCOL)
+    ser_train("robustness", str(work / "cv"), "--protocol", str(work / "protocol.yaml"), "--cache", str(work / "rooms"))
+    return json.loads((work / "cv" / "robustness" / "robustness.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bundle(work: Path, cv: dict, robustness: dict) -> Path:
     common = ["--cache", str(work / "cache")]
     ser_train("train", "--config", str(work / "smoke.yaml"), "--out", str(work / "run"), *common)
     out = work / "bundle"
@@ -73,6 +92,40 @@ def test_cv_reports_float_and_int8_per_fold_and_pooled(cv: dict) -> None:
     assert len(fold["history"]["loss"]) == 2
 
 
+def test_cv_keeps_each_folds_model_as_a_bundle(work: Path, cv: dict) -> None:
+    from ser_edge.bundle import load_bundle
+
+    fold = load_bundle(work / "cv" / "folds" / "1")
+    manifest = json.loads((work / "cv" / "folds" / "1" / "manifest.json").read_text())
+    assert manifest["training"]["test_speakers"] == cv["folds"][0]["test_speakers"]
+    assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["test_speakers"])
+    assert fold.frontend == DEFAULT_CONFIG and len(fold.labels) == 8
+
+
+def test_robustness_covers_every_condition_and_repeats_exactly(work: Path, cv: dict, robustness: dict) -> None:
+    from ser_training.corpora import check_audio, load_ravdess
+
+    assert list(robustness["conditions"]) == ["clean", "gain -10 dB", "gain +0 dB", "RT60 0.3 s, SNR 10 dB"]
+    test = set(cv["folds"][0]["test_speakers"])  # only the fold's own test speakers, every 4th clip
+    expected = [c for c in check_audio(load_ravdess(work / "ravdess")).clips[::4] if c.speaker in test]
+    assert robustness["conditions"]["clean"]["clips"] == len(expected) > 0
+    for r in robustness["conditions"].values():
+        assert r["clips"] > 0 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1
+        assert sum(r["shares"].values()) == pytest.approx(1.0) or r["utterances"] == 0
+    assert robustness["conditions"]["clean"] == robustness["conditions"]["gain +0 dB"]
+    emodb = robustness["corpora"]["emodb"]
+    assert set(emodb) == {"8-way", "own classes", "4-class"}
+    assert emodb["4-class"]["classes"] == ["angry", "happy", "neutral", "sad"]
+    assert set(robustness["noise_files"]).isdisjoint({"aircon_0.flac", "dishwasher_0.flac", "street_0.flac"})
+    again = work / "again"
+    ser_train("robustness", str(work / "cv"), "--protocol", str(work / "protocol.yaml"), "--out", str(again),
+              "--cache", str(work / "rooms"))  # fmt: skip
+    second = json.loads((again / "robustness.json").read_text())
+    assert second["conditions"] == robustness["conditions"] and second["corpora"] == robustness["corpora"]
+    for name in ("robustness.png", "shares.png"):
+        assert (again / name).stat().st_size > 10_000
+
+
 def test_bundle_is_valid_and_verified(bundle: Path) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     model = (bundle / "model.tflite").read_bytes()
@@ -93,6 +146,8 @@ def test_bundle_is_valid_and_verified(bundle: Path) -> None:
     assert v["tflm_max_abs_diff_steps"] <= 1 and v["verified_windows"] > 0 and 1000 < v["tflm_arena_bytes"] < 1 << 20
     assert "non-commercial" in manifest["licence"]
     assert manifest["evaluation"]["protocol"]["kind"].startswith("2-fold speaker-independent")
+    summary = manifest["robustness"]["summary"]  # the fold models' harness figures travel with the bundle
+    assert 0 <= summary["clean_accuracy"] <= 1 and "emodb_uar_4class" in summary
     assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["validation_speakers"])
     source = (bundle / "model_data.c").read_text()
     assert f"g_ser_model_len = {len(model)};" in source and source.count("0x") == len(model)
@@ -160,7 +215,9 @@ def test_report_shows_data_results_importance_and_card(work: Path, bundle: Path)
             pixels = np.asarray(image.convert("L"), dtype=float)
         assert image.width >= 500 and image.height >= 300, name
         assert pixels.std() > 10 and (pixels < 200).mean() > 0.02, f"{name} looks blank"
-    for text in ("Dataset composition", "What each emotion looks like", "Training curves", "Classification report",
+    assert {"robustness.png", "shares.png"} <= set(referenced)
+    for text in ("Robustness: rooms, input level, other corpora", "RT60 0.3 s, SNR 10 dB", "emodb 4-class",
+                 "Dataset composition", "What each emotion looks like", "Training curves", "Classification report",
                  "Accuracy per speaker", "Method: <b>occlusion</b>", "MACs per inference", "TFLite Micro arena",
                  "latency per window", "evaluation protocol", "CC BY-NC-SA 4.0"):  # fmt: skip
         assert text in page, text

@@ -79,10 +79,16 @@ def _export(args: argparse.Namespace) -> int:
     from .pipeline import export_run, prepare
 
     cfg = load_config(args.run / "config.yaml")
+    from .robustness import compact
+
     evaluation = json.loads(args.cv.read_text()) if args.cv else {"note": "no cross-validation given"}
+    tables = args.cv.parent / "robustness" / "robustness.json" if args.cv else None
+    robustness = json.loads(tables.read_text()) if tables and tables.is_file() else None
     clips, bank = prepare(cfg, args.cache)
-    manifest = export_run(cfg, clips, bank, args.run, args.out, evaluation)
+    manifest = export_run(cfg, clips, bank, args.run, args.out, evaluation, robustness and compact(robustness))
     shutil.copy(args.run / "config.yaml", args.out / "config.yaml")  # how it was trained, for `report`
+    if robustness:  # the CV's fold models through the device path, for `report`
+        shutil.copy(tables, args.out / "robustness.json")
     v, m = manifest["verification"], manifest["model"]
     print(f"{args.out}/model.tflite: {m['tflite_bytes']} bytes, {m['parameters']} parameters, "
           f"TFLM arena {v['tflm_arena_bytes']} bytes, TFLM == TFLite reference on {v['verified_windows']} "

@@ -95,8 +95,10 @@ def write_bundle(
     check_windows: np.ndarray,
     training: dict,
     evaluation: dict,
+    robustness: dict | None = None,
 ) -> dict:
-    """Convert, verify and write model.tflite, manifest.json and model_data.{h,c}."""
+    """Convert, verify and write model.tflite, manifest.json and model_data.{h,c}; the
+    robustness tables (of the CV's fold models) go in the manifest, compacted."""
     model_bytes = convert(exportable(model, cfg), representative)
     checks = verify(model_bytes, check_windows)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,13 +106,13 @@ def write_bundle(
     header, source = c_array(model_bytes)
     (out / "model_data.h").write_text(header)
     (out / "model_data.c").write_text(source)
-    manifest = manifest_for(cfg, model_bytes, int(model.count_params()), checks, training, evaluation)
+    manifest = manifest_for(cfg, model_bytes, int(model.count_params()), checks, training, evaluation, robustness)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def manifest_for(cfg: Config, model_bytes: bytes, parameters: int, verification: dict, training: dict,
-                 evaluation: dict) -> dict:  # fmt: skip
+                 evaluation: dict, robustness: dict | None = None) -> dict:  # fmt: skip
     """What ser-edge's load_bundle reads (and what people read): labels, front end and its
     hash, input, scoring rule, model and its SHA-256, how it was verified, trained and evaluated."""
     scale, zero = input_quantisation(model_bytes)
@@ -141,5 +143,6 @@ def manifest_for(cfg: Config, model_bytes: bytes, parameters: int, verification:
         "verification": verification,
         "training": training,
         "evaluation": evaluation,
+        **({"robustness": robustness} if robustness else {}),
         "licence": licence_terms(training["corpora"]),
     }

@@ -168,7 +168,8 @@ def train_final(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path
     return training
 
 
-def export_run(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path, out: Path, evaluation: dict) -> dict:
+def export_run(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path, out: Path, evaluation: dict,
+               robustness: dict | None = None) -> dict:  # fmt: skip
     """Convert a trained run to a verified bundle: calibrated on its training clips,
     checked on its validation clips."""
     import keras
@@ -179,4 +180,5 @@ def export_run(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path,
     training = json.loads((run / "training.json").read_text())
     sp = final_split(cfg, clips)
     windows, _ = evaluation_windows(sp.validation, bank, cfg.window.frames, cfg.window.hop, silence_row(cfg.frontend))
-    return write_bundle(out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation)
+    return write_bundle(out, model, cfg, _representative(cfg, sp.train, bank), windows, training, evaluation,
+                        robustness)  # fmt: skip

@@ -118,3 +118,66 @@ def importance_png(found: dict[str, list[float]], fe, seconds: float, path: Path
         ax.set_ylabel("drop in true-emotion score")
         ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
+
+
+def robustness_png(t: dict, path: Path, title: str) -> Path:
+    """The robustness harness at a glance: accuracy against SNR for each RT60 (clean as a
+    line), against input gain, and on each held-out corpus."""
+    p, cond = t["protocol"], t["conditions"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.2, 1, 1.3]})
+    ax = axes[0]
+    if "clean" in cond:
+        clean = 100 * cond["clean"]["accuracy"]
+        for rt60 in p["rt60_s"]:
+            acc = [100 * cond[f"RT60 {rt60:g} s, SNR {s:g} dB"]["accuracy"] for s in p["snr_db"]]
+            ax.plot(p["snr_db"], acc, "o-", label=f"RT60 {rt60:g} s")
+        ax.axhline(clean, color="k", ls="--", label=f"clean {clean:.1f} %")
+        ax.axhline(100 / len(EMOTIONS), color="grey", ls=":", label="chance")
+        ax.set_xlabel("SNR (dB)")
+        ax.invert_xaxis()
+        ax.legend(fontsize=8)
+        gains = [100 * cond[f"gain {g:+g} dB"]["accuracy"] for g in p["gains_db"]]
+        axes[1].plot(p["gains_db"], gains, "o-")
+        axes[1].axhline(clean, color="k", ls="--")
+        axes[1].set_xlabel("input gain (dB)")
+    ax.set_ylabel("accuracy, 8 classes (%)")
+    ax.set_title("simulated rooms, talker 1-4 m")
+    axes[1].set_title("input level")
+    for a in axes[:2]:
+        a.set_ylim(0, 100)
+        a.grid(alpha=0.3)
+    corpora = list(t["corpora"])
+    x = np.arange(len(corpora))
+    ua = [100 * t["corpora"][c].get("4-class", t["corpora"][c]["own classes"])["uar"] for c in corpora]
+    top = [100 * t["corpora"][c]["8-way"]["max_share"]["share"] for c in corpora]
+    axes[2].bar(x - 0.2, ua, 0.4, label="UA, 4 classes (own classes where fewer)")
+    axes[2].bar(x + 0.2, top, 0.4, label="share of the most answered class, 8-way")
+    axes[2].axhline(25, color="grey", ls=":")
+    axes[2].set_xticks(x, corpora)
+    axes[2].set_ylim(0, 100)
+    axes[2].set_title("corpora never trained on")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def shares_png(t: dict, path: Path, title: str) -> Path:
+    """Which emotions the device answers under each condition: a model that collapses onto
+    one class shows one colour taking the bar."""
+    rows = [(name, r["shares"]) for name, r in t["conditions"].items()]
+    rows += [(f"{c} (8-way)", e["8-way"]["shares"]) for c, e in t["corpora"].items()]
+    fig, ax = plt.subplots(figsize=(11, 0.32 * len(rows) + 1.5))
+    left = np.zeros(len(rows))
+    colours = plt.get_cmap("tab10")
+    for k, emotion in enumerate(EMOTIONS):
+        share = np.array([100 * s.get(emotion, 0.0) for _, s in rows])
+        ax.barh(range(len(rows)), share, left=left, color=colours(k), label=emotion)
+        left += share
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(35, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("share of answers (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(ncol=8, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.set_title(title, pad=28)
+    return _save(fig, path)

@@ -159,7 +159,7 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
 
     log("model card: MACs and latency")
     macs, per_op = macs_per_inference(model)
-    pi = EmotionModel(load_bundle(bundle))
+    pi = EmotionModel(load_bundle(bundle, frontend=None))
     window = np.zeros(manifest["input"]["shape"][1:], np.int8)
     latency = latency_ms(pi, window, manifest["verification"]["tflm_arena_bytes"])
     reference = next(iter(latency.values()))
@@ -208,6 +208,9 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
 
     log("results")
     page.add("Results (speaker-independent cross-validation)", results(page, ev))
+
+    log("robustness: simulated rooms, input level, other corpora")
+    page.add("Robustness: rooms, input level, other corpora", robustness_section(page, bundle, log))
 
     if clips and held_out:
         log("feature importance (occlusion)")
@@ -272,6 +275,46 @@ def results(page: Page, ev: dict) -> str:
         + "<h3>Classification report</h3>" + table(header, report_rows)
         + "<h3>Accuracy per speaker</h3>" + bars
         + table(("speaker", "float", "int8"), list(zip(speakers, *per_speaker.values(), strict=True)))
+    )  # fmt: skip
+
+
+def robustness_section(page: Page, bundle: Path, log: Callable[[str], None]) -> str:
+    """The robustness harness's tables and pictures: the CV's fold models' (recorded at
+    export), or else the bundle's own on what it never heard."""
+    from .robustness import load_protocol, robustness
+
+    stored = bundle / "robustness.json"
+    if stored.is_file():
+        t = json.loads(stored.read_text())
+        source = "the cross-validation's fold models, each on the speakers it never heard (recorded at export)"
+    else:
+        try:
+            t = robustness(bundle, load_protocol(), page.out / "robustness", log=log)
+        except (ValueError, OSError) as e:
+            return f"<p>Not measured: {html.escape(str(e))}.</p>"
+        source = "this bundle's own model, on speakers and corpora it never heard"
+    rooms = page.image("robustness.png", lambda p: plots.robustness_png(t, p, "through the device path"), "rooms")
+    shares = page.image("shares.png", lambda p: plots.shares_png(t, p, "share of answers per class"), "shares")
+    header = ("condition", "clips", "missed", "accuracy", "UA", "macro-F1", "ECE", "most answered")
+
+    def row(name: str, r: dict) -> tuple:
+        top = r["max_share"]
+        return (name, r["clips"], r["missed"], r["accuracy"], r["uar"], r["macro_f1"], r["ece"],
+                f"{top['class']} {top['share']:.0%}")  # fmt: skip
+
+    conditions = [row(n, r) for n, r in t["conditions"].items()]
+    corpora = [row(f"{c} {kind} ({', '.join(r['classes'])})", r) for c, e in t["corpora"].items()
+               for kind, r in e.items()]  # fmt: skip
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in t.get("notes", []))
+    return (
+        f"<p>Every clip through the daemon's own path (gate, front end, int8 model, mean of window scores); "
+        f"a clip the gate misses counts as a wrong answer. Models: {source}. Rooms: shoebox simulations, "
+        f"RT60 x SNR grid, talker {t['protocol']['distance_m'][0]:g}-{t['protocol']['distance_m'][1]:g} m away, "
+        f"noise from recordings held out of training ({', '.join(t.get('noise_files', [])) or 'none'}) and "
+        f"synthetic noise; seed {t['protocol']['seed']}.</p>"
+        + rooms + table(header, conditions)
+        + "<h3>Corpora never trained on</h3>" + (table(header, corpora) if corpora else "<p>none measured</p>")
+        + (f"<ul>{notes}</ul>" if notes else "") + "<h3>Share of answers per class</h3>" + shares
     )  # fmt: skip
 
 

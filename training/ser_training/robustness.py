@@ -347,7 +347,30 @@ def robustness(target: Path, protocol: Protocol, out: Path, workers: int = 2, ca
                            for room in rooms] for r, rooms in bank.items()}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(t, indent=1) + "\n")
+    draw(t, out, target.name)
     return t
+
+
+def draw(t: dict, out: Path, name: str) -> list[Path]:
+    """robustness.png (accuracy by room, gain and corpus) and shares.png (answers per class)."""
+    from . import plots
+
+    return [plots.robustness_png(t, out / "robustness.png", f"{name}: through the device path"),
+            plots.shares_png(t, out / "shares.png", f"{name}: share of answers per class")]  # fmt: skip
+
+
+def compact(t: dict) -> dict:
+    """What a bundle's manifest keeps of the tables: the figures, not the confusion matrices."""
+    keys = ("clips", "missed", "accuracy", "uar", "macro_f1", "ece", "max_share")
+    corpora = {c: {kind: {k: r[k] for k in (*keys, "classes")} for kind, r in entry.items()}
+               for c, entry in t["corpora"].items()}  # fmt: skip
+    return {
+        "protocol": t["protocol"],
+        "models": t["models"],
+        "summary": t["summary"],
+        "conditions": {n: {k: r[k] for k in keys} for n, r in t["conditions"].items()},
+        "corpora": corpora,
+    }
 
 
 # --- printing -----------------------------------------------------------------------------------------
