@@ -15,10 +15,14 @@ from ser_training.corpora import (
     EMOTIONS,
     check_audio,
     counts,
+    load_ased,
     load_crema,
+    load_emodb,
+    load_emospeech,
     load_folder,
     load_ravdess,
     load_tess,
+    load_turev,
 )
 
 
@@ -116,3 +120,39 @@ def test_datasets_command_counts_and_reports(ravdess: Path, tmp_path: Path) -> N
 def test_datasets_command_errors_are_one_line(args: list[str], message: str) -> None:
     r = _ser_train(*args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_emodb_maps_the_german_letters_and_leaves_boredom_out(datasets: Path) -> None:
+    m = load_emodb(datasets / "emodb")
+    assert len(m.clips) == 535 - 81 and sum("boredom" in p for p in m.problems) == 81
+    assert counts(m.clips, "label") == {"angry": 127, "disgust": 46, "fearful": 69, "happy": 71, "neutral": 79,
+                                        "sad": 62}  # fmt: skip
+    assert len(counts(m.clips, "speaker")) == 10 and counts(m.clips, "gender") == {"female": 256, "male": 198}
+    clip = next(c for c in m.clips if c.path.name == "03a01Wa.flac")
+    assert (clip.label, clip.speaker, clip.gender, clip.corpus) == ("angry", "emodb/03", "male", "emodb")
+
+
+def _stand_ins(root: Path, names: list[str]) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.zeros(1600, np.int16), 16000, subtype="PCM_16")
+
+
+def test_ased_turev_and_emospeech_names(tmp_path: Path) -> None:
+    _stand_ins(tmp_path / "ased", ["01Neutral/n1-01-01-01-01.wav", "04Sad/S4-04-02-01-29.wav", "05Angry/a5-3-x.wav"])
+    ased = load_ased(tmp_path / "ased")
+    assert [(c.label, c.speaker, c.gender) for c in ased.clips] == [("neutral", "ased/01", "female"),
+                                                                   ("sad", "ased/29", "female")]  # fmt: skip
+    assert len(ased.problems) == 1 and "not an ASED name" in ased.problems[0]
+    _stand_ins(tmp_path / "turev", ["Calm/1358_sk_beste.wav", "Angry/1157_kz_acik.wav", "Sad/oops.wav"])
+    turev = load_turev(tmp_path / "turev")
+    assert sorted((c.label, c.speaker) for c in turev.clips) == [("angry", "turev/1157"), ("calm", "turev/1358")]
+    assert len(turev.problems) == 1
+    _stand_ins(tmp_path / "emo", ["House/stop-safe-angry-1562907046662-d14a028c2a3a.wav",
+                                  "Roads/background-safe-None-20190701193438-d14a028c2a3a.wav",
+                                  "Metro/help-glass break-Fearful-20190701-abcdef012345678.wav"])  # fmt: skip
+    emo = load_emospeech(tmp_path / "emo")
+    assert sorted((c.label, c.speaker, c.statement) for c in emo.clips) == [
+        ("angry", "emospeech/d14a028c2a3a", "stop"), ("fearful", "emospeech/abcdef012345", "help")]  # fmt: skip
+    assert not emo.problems  # background clips are not speech: left out silently

@@ -11,23 +11,23 @@ from pathlib import Path
 from ser_edge.command import run
 
 from .config import ConfigError, load_config
-from .corpora import Manifest, check_audio, counts, load_crema, load_folder, load_ravdess, load_tess
+from .corpora import LOADERS, Manifest, check_audio, counts, load_crema, load_folder, load_ravdess
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 
 
 def _datasets(args: argparse.Namespace) -> int:
     manifest = Manifest()
-    if args.ravdess:
-        manifest.extend(load_ravdess(args.ravdess))
-    if args.tess:
-        manifest.extend(load_tess(args.tess))
+    for name, load in LOADERS.items():
+        if name in ("crema", "folder") or getattr(args, name) is None:
+            continue
+        manifest.extend(load(getattr(args, name)))
     if args.crema:
         manifest.extend(load_crema(args.crema, args.crema_meta, verify=args.verify))
     for folder in args.folder or []:
         manifest.extend(load_folder(folder))
-    if not (args.ravdess or args.tess or args.crema or args.folder):
-        raise ValueError("name at least one dataset: --ravdess, --tess, --crema or --folder")
+    if not manifest.clips and not manifest.problems:
+        raise ValueError("name at least one dataset: " + ", ".join(f"--{n}" for n in LOADERS))
     manifest = check_audio(manifest)
     if not manifest.clips:
         raise ValueError("no usable clips found in the given folders")
@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="count clips per corpus, label, speaker and gender; list problems")
     p.add_argument("--ravdess", type=Path, help="RAVDESS speech folder (Actor_*/...)")
     p.add_argument("--tess", type=Path, help="TESS folder (<SPEAKER>_<emotion>/...)")
+    p.add_argument("--emodb", type=Path, help="EmoDB folder (wav/SSTTTEV files)")
+    p.add_argument("--ased", type=Path, help="ASED v1 folder (01Neutral ... 05Angry)")
+    p.add_argument("--turev", type=Path, help="TurEV-DB 'Sound Source' folder")
+    p.add_argument("--emospeech", type=Path, help="Indian EmoSpeech Command folder")
     p.add_argument("--crema", type=Path, help="CREMA-D folder holding AudioWAV/")
     p.add_argument("--crema-meta", type=Path, help="folder with VideoDemographics.csv (default: --crema)")
     p.add_argument("--verify", action="store_true", help="check CREMA-D files against their SHA-256 list")
