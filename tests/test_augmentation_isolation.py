@@ -67,3 +67,24 @@ def test_rooms_and_noise_come_from_the_training_side_only(datasets: Path) -> Non
     quiet = min(np.mean(first[0][i : i + 320].astype(float) ** 2) for i in range(0, first[0].size - 320, 320))
     clean = min(np.mean(pcm[i : i + 320].astype(float) ** 2) for i in range(0, pcm.size - 320, 320))
     assert quiet > 100 * clean
+
+
+def test_another_channel_band_limits_and_keeps_the_level() -> None:
+    from ser_edge.audio_io import read_audio
+    from ser_training.augment import Surroundings, another_channel
+
+    rng = np.random.default_rng(0)
+    white = rng.normal(0, 1, 64000)
+    f = np.fft.rfftfreq(white.size, 1 / 16000)
+    for seed in range(5):
+        y = another_channel(white, np.random.default_rng(seed))
+        gain = np.abs(np.fft.rfft(y)) ** 2 / np.abs(np.fft.rfft(white)) ** 2
+        mid = gain[(f > 900) & (f < 1100)].mean()
+        assert gain[f < 40].mean() < mid / 4 and gain[f > 7900].mean() < mid / 4  # both edges cut
+    pcm = read_audio(SAMPLES[2])
+    cfg = AugmentConfig(renderings=1, p=0.0, channel=1.0)
+    assert np.array_equal(render(pcm, "x", cfg)[0], render(pcm, "x", AugmentConfig(renderings=1, p=0.0))[0])
+    (phone,) = render(pcm, "x", cfg, where=Surroundings((), ()))  # no rooms, no noise: only the channel
+    assert not np.array_equal(phone, pcm)
+    level = lambda x: np.mean(x.astype(float) ** 2)  # noqa: E731
+    assert 0.5 < level(phone) / level(pcm) < 2.0

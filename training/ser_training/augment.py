@@ -53,6 +53,9 @@ class AugmentConfig:
     """Probability of background noise (training recordings or synthetic) in a rendering."""
     noise_snr_db: tuple[float, float] = (0.0, 30.0)
     """SNR range of that background noise (dB, speech active level over noise)."""
+    channel: float = 0.0
+    """Probability of another microphone's or a phone's channel: a band-pass with random
+    edges (80-400 Hz, 3-7.5 kHz) and a random first-order tilt, after the noise."""
     seed: int = 0
 
     @property
@@ -62,8 +65,8 @@ class AugmentConfig:
 
     @property
     def acoustic(self) -> bool:
-        """Rooms or background noise are in use (they need the room bank and the noise recordings)."""
-        return self.rooms > 0 or self.noise > 0
+        """Rooms, background noise or channels are in use (the chain after audiomentations)."""
+        return self.rooms > 0 or self.noise > 0 or self.channel > 0
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,21 @@ def _acoustic(x: np.ndarray, cfg: AugmentConfig, where: Surroundings, pool, rng:
         if room is not None:
             noise = reverberate(noise, room.noise_rir)[: x.size]
         x = x + noise_at_snr(x, noise, rng.uniform(*cfg.noise_snr_db))
+    if rng.random() < cfg.channel:
+        x = scale_to(another_channel(x, rng), level)
     if rng.random() < cfg.p:
         x = x * 10 ** (rng.uniform(*cfg.gain_db) / 20)
     return x
+
+
+def another_channel(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
+    """x through a random band-pass (2nd-order Butterworth, 80-400 Hz to 3-7.5 kHz) and a
+    first-order tilt y[n] = x[n] - a x[n-1], a in [-0.6, 0.6] (darker to brighter)."""
+    from scipy.signal import butter, lfilter, sosfilt
+
+    low, high = rng.uniform(80, 400), rng.uniform(3000, 7500)
+    y = sosfilt(butter(2, [low, high], btype="band", fs=sample_rate, output="sos"), x)
+    return lfilter([1.0, -rng.uniform(-0.6, 0.6)], [1.0], y)
 
 
 _POOLS: dict = {}

@@ -24,14 +24,20 @@ def normalisation(clips: Sequence[Clip], bank: FeatureBank) -> tuple[np.ndarray,
     return rows.mean(axis=0), np.maximum(rows.var(axis=0), 1e-6)
 
 
-def class_weights(labels: np.ndarray, extra: np.ndarray, extra_share: float) -> dict[int, float]:
-    """Inverse class frequency of an average epoch (all of ``labels``, ``extra_share`` of
-    ``extra``), 1.0 on average over the classes present."""
-    n = len(EMOTIONS)
-    counts = np.bincount(labels, minlength=n) + extra_share * np.bincount(extra, minlength=n)
-    present = np.flatnonzero(counts)
-    weights = counts[present].sum() / (len(present) * counts[present])
-    return {int(k): float(w) for k, w in zip(present, weights, strict=True)}
+def balanced_weights(main: Sequence[Clip], extra: Sequence[Clip], extra_share: float) -> dict[tuple[str, int], float]:
+    """A loss weight per (corpus, emotion) so that, in an average epoch (all of ``main``,
+    ``extra_share`` of ``extra``), every emotion weighs the same and, within an emotion,
+    every corpus that has it weighs the same: no corpus's mix of emotions becomes the
+    model's prior (a corpus without calm cannot teach "this voice is never calm").
+    Mean weight 1; with one corpus, inverse class frequency."""
+    expected: dict[tuple[str, int], float] = {}
+    for clips, share in ((main, 1.0), (extra, extra_share)):
+        for c in clips:
+            key = (c.corpus, EMOTIONS.index(c.label))
+            expected[key] = expected.get(key, 0.0) + share
+    corpora_with = {k: sum(1 for _, kk in expected if kk == k) for _, k in expected}
+    total = sum(expected.values())
+    return {key: total / (len(corpora_with) * corpora_with[key[1]] * n) for key, n in expected.items()}
 
 
 def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 0):
@@ -48,7 +54,7 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
     main = [c for c in train if c.corpus == validation[0].corpus] if validation else list(train)
     extra = [c for c in train if c.corpus != validation[0].corpus] if validation else []
     n_extra = len(extra) if cfg.train.extra_per_epoch is None else min(cfg.train.extra_per_epoch, len(extra))
-    class_w = class_weights(label_index(main), label_index(extra), n_extra / max(len(extra), 1))
+    weights = balanced_weights(main, extra, n_extra / max(len(extra), 1))
     batch = cfg.train.batch_size
 
     class Epochs(keras.utils.PyDataset):
@@ -66,7 +72,7 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
             drawn = [extra[i] for i in rng.choice(len(extra), n_extra, replace=False)] if n_extra else []
             clips = rng.permutation(np.array(main + drawn, dtype=object))
             self.y = label_index(clips)
-            self.w = np.array([class_w[k] for k in self.y], dtype=np.float32)
+            self.w = np.array([weights[c.corpus, k] for c, k in zip(clips, self.y, strict=True)], dtype=np.float32)
             self.x = training_windows(clips, bank, frames, pad, rng, cfg.train.p_original).astype(np.float32)
 
         def __getitem__(self, i: int):
