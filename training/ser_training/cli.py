@@ -128,8 +128,14 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from .metrics import cv_table
+    from .robustness import ablation_table
 
     print(cv_table({path.parent.name: json.loads(path.read_text()) for path in args.results}))
+    harness = {p.parent.name: p.parent / "robustness" / "robustness.json" for p in args.results}
+    found = {name: json.loads(path.read_text()) for name, path in harness.items() if path.is_file()}
+    if found:
+        print("\nthrough the device path (ser-train robustness; drops and changes in points of accuracy):")
+        print(ablation_table(found))
     return 0
 
 

@@ -403,3 +403,27 @@ def format_tables(t: dict) -> str:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def ablation_table(runs: dict[str, dict]) -> str:
+    """Markdown: each run's harness summary against the issue's targets (name -> robustness.json)."""
+    rows = [
+        "| run | clean WA | clean UA | rooms SNR>=10, RT60<=0.6: drop | rooms 0-5 dB: drop | gain: max change | "
+        "EmoDB 4-class UA | top share, held-out corpora | ECE clean |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in runs.items():
+        s = t["summary"]
+        tops = [(c, e["8-way"]["max_share"]) for c, e in t["corpora"].items()]
+        worst = max(tops, key=lambda x: x[1]["share"], default=None)
+        top = f"{100 * worst[1]['share']:.0f} % {worst[1]['class']} ({worst[0]})" if worst else "n/a"
+        emodb = t["corpora"].get("emodb", {}).get("4-class")
+        cells = [_pct(s.get(k)) for k in ("clean_accuracy", "clean_uar", "rooms_mild_drop", "rooms_harsh_drop",
+                                          "gain_max_change")]  # fmt: skip
+        cells += [_pct(emodb["uar"] if emodb else None), top, _fmt(s.get("clean_ece"))]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
