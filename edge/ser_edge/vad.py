@@ -78,7 +78,9 @@ class EnergyJudge:
     at once and rises by 1/8 of the difference per frame. Frames below ``floor_db`` carry
     no signal (digital silence between replayed files, a muted input): they are unvoiced
     and leave the floor alone, so the floor starts at the first frame with signal and a
-    room's noise after a stretch of zeros does not open the gate.
+    room's noise after a stretch of zeros does not open the gate. Half a second of no
+    signal ends the recording as far as the floor is concerned: the next signal starts
+    it afresh, as a new stream would.
     """
 
     BLOCK_FRAMES = 25
@@ -90,11 +92,17 @@ class EnergyJudge:
         self._minima: deque[int] = deque(maxlen=self.BLOCKS)
         self._block_min = 0
         self._block_frames = 0
+        self._silent = 0  # frames in a row without signal
 
     def __call__(self, frame: np.ndarray, level: int, crossings: int, in_speech: bool) -> bool:
         u = self.units
         if level < u.min_floor_q10:
+            self._silent += 1
+            if self._silent == self.BLOCK_FRAMES:
+                self.floor, self._block_frames = None, 0
+                self._minima.clear()
             return False
+        self._silent = 0
         if self.floor is None:
             self.floor = level
         voiced = level >= self.floor + (u.stop_q10 if in_speech else u.start_q10) and crossings <= u.max_crossings
@@ -149,6 +157,7 @@ class Gate:
         self.judge = WebrtcJudge(s) if s.engine == "webrtcvad" else EnergyJudge(s)
         u = GateUnits.of(s)
         self._onset, self._hangover, self._min, self._max = u.onset, u.hangover, u.min_frames, u.max_frames
+        self._no_signal = u.min_floor_q10  # frames below this level are digital silence
         self._pre: deque[tuple[np.ndarray, float]] = deque(maxlen=u.preroll + u.onset)
         self._speech: list[tuple[np.ndarray, float]] = []
         self._pending = np.zeros(0, np.int16)
@@ -180,7 +189,9 @@ class Gate:
         for i, frame in enumerate(frames):
             self.level_db = max(levels[i] / (1 << LOG_FRAC_BITS) * _DB_PER_LOG2, -120.0)
             self.voiced = self.judge(frame, levels[i], crossings[i], self._open)
-            utterance = self._step(frame, t0 + i * FRAME_SAMPLES / SAMPLE_RATE, self.voiced)
+            utterance = self._step(
+                frame, t0 + i * FRAME_SAMPLES / SAMPLE_RATE, self.voiced, levels[i] >= self._no_signal
+            )
             if utterance is not None:
                 out.append(utterance)
         return out
@@ -193,9 +204,12 @@ class Gate:
         self._pending = np.zeros(0, np.int16)
         return [out] if out is not None else []
 
-    def _step(self, frame: np.ndarray, t: float, voiced: bool) -> Utterance | None:
+    def _step(self, frame: np.ndarray, t: float, voiced: bool, signal: bool) -> Utterance | None:
         if not self._open:
-            self._pre.append((frame, t))
+            if signal:
+                self._pre.append((frame, t))
+            else:  # the pre-roll is what came after the last digital silence, never the silence
+                self._pre.clear()
             self._run = self._run + 1 if voiced else 0
             if self._run >= self._onset:
                 self._open, self._speech = True, list(self._pre)

@@ -12,9 +12,14 @@ void ser_vad_init(struct ser_vad *v, const struct ser_vad_settings *s) {
 }
 
 static int judge(struct ser_vad *v, int32_t level, int32_t crossings) {
-    if (level < v->s.min_floor_q10) { /* no signal: unvoiced, and the floor stays */
+    if (level < v->s.min_floor_q10) { /* no signal: unvoiced, and the floor stays ... */
+        if (++v->silent == SER_VAD_BLOCK_FRAMES) { /* ... until half a second of it ends the recording */
+            v->has_floor = 0;
+            v->n_minima = v->next_minimum = v->block_frames = 0;
+        }
         return 0;
     }
+    v->silent = 0;
     if (!v->has_floor) { /* the floor starts at the first frame with signal */
         v->floor = level;
         v->has_floor = 1;
@@ -67,7 +72,8 @@ int ser_vad_frame(struct ser_vad *v, const int16_t x[SER_VAD_FRAME], struct ser_
     v->frame++;
     if (!v->open) {
         int32_t cap = v->s.preroll + v->s.onset;
-        v->pre += v->pre < cap;
+        /* the pre-roll is what came after the last frame without signal, never that frame */
+        v->pre = v->level_q10 < v->s.min_floor_q10 ? 0 : v->pre + (v->pre < cap);
         v->run = voiced ? v->run + 1 : 0;
         if (v->run >= v->s.onset) {
             v->open = 1;

@@ -19,6 +19,7 @@ struct ser_vad {
     struct ser_vad_settings s;
     int32_t floor, minima[SER_VAD_BLOCKS], n_minima, next_minimum, block_min, block_frames;
     int has_floor;     /* a frame with signal has set the floor */
+    int32_t silent;    /* frames in a row without signal */
     int open;
     int32_t run;       /* voiced frames in a row (closed) or unvoiced in a row (open) */
     int32_t pre;       /* frames held as pre-roll while closed */
