@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import fftconvolve
+from tqdm import tqdm
 
 from .noise import key_rng
 
@@ -127,7 +128,8 @@ def room_bank(rt60s: tuple[float, ...], per_rt60: int, distances: tuple[float, f
     for rt60 in rt60s:
         rng = key_rng(seed, "rooms", rt60)
         spread = np.linspace(distances[0], distances[1], per_rt60) if per_rt60 > 1 else np.array([distances[0]])
-        bank[rt60] = [simulate_room(rt60, float(d), rng) for d in rng.permutation(spread)]
+        bank[rt60] = [simulate_room(rt60, float(d), rng)
+                      for d in tqdm(rng.permutation(spread), desc=f"simulating rooms, RT60 {rt60:g} s")]  # fmt: skip
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_bank(path, bank)
@@ -144,7 +146,8 @@ def training_rooms(n: int, rt60: tuple[float, float], distance: tuple[float, flo
     if path and path.is_file():
         return _load_rooms(path)
     rng = key_rng(seed, "training rooms")
-    rooms = [simulate_room(float(rng.uniform(*rt60)), float(rng.uniform(*distance)), rng) for _ in range(n)]
+    rooms = [simulate_room(float(rng.uniform(*rt60)), float(rng.uniform(*distance)), rng)
+             for _ in tqdm(range(n), desc="simulating training rooms")]  # fmt: skip
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_bank(path, {0.0: rooms})
