@@ -88,3 +88,24 @@ def test_another_channel_band_limits_and_keeps_the_level() -> None:
     assert not np.array_equal(phone, pcm)
     level = lambda x: np.mean(x.astype(float) ** 2)  # noqa: E731
     assert 0.5 < level(phone) / level(pcm) < 2.0
+
+
+def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from ser_edge.audio_io import read_audio
+    from ser_edge.frontend import FrontendConfig, compute_features
+    from ser_edge.pipeline import utterances_in
+    from ser_edge.settings import GateSettings
+    from ser_training.dataset import featurise
+
+    pcm = read_audio(SAMPLES[1])
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.concatenate([np.zeros(16000, np.int16), pcm]), 16000, subtype="PCM_16")  # a second of zeros first
+    fe = FrontendConfig(agc_strength=1.0, log_floor=-40)  # a front end with memory: where it starts matters
+    clip = Clip(path, "calm", "x/1", "x")
+    gated = featurise([clip], fe, None, workers=1, gated=True).originals[path]
+    whole = featurise([clip], fe, None, workers=1).originals[path]
+    (u,) = utterances_in(read_audio(path), GateSettings())
+    assert np.array_equal(gated, compute_features(u.pcm, cfg=fe))
+    assert gated.shape[0] < whole.shape[0] - 50  # the leading zeros and the tail are not in it

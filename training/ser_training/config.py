@@ -69,6 +69,10 @@ class DataConfig:
     """Corpora added to the training side only."""
     noise: str = "${SER_DATASETS}/noise"
     """Background recordings: whole files are split between training and evaluation (noise.py)."""
+    gate: bool = False
+    """Featurise each clip (and rendering) as the device hears it: the longest utterance
+    the daemon's default gate finds, so a front end with memory starts where it starts on
+    the device (at the pre-roll), not at the file's first sample."""
     cache: str = ".cache/features"
     """Where featurised clips are cached (relative to the working directory)."""
 

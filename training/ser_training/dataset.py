@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features_batch
+from ser_edge.pipeline import utterances_in
 from ser_edge.scoring import pad_to, utterance_windows
+from ser_edge.settings import GateSettings
 
 from .augment import AugmentConfig, Surroundings, render
 from .corpora import EMOTIONS, Clip
@@ -35,11 +37,20 @@ def _set_surroundings(where: Surroundings | None) -> None:
     _SURROUNDINGS[0] = where
 
 
-def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None]) -> tuple[np.ndarray, list[np.ndarray]]:
-    path, fe, aug = job
+def as_heard(pcm: np.ndarray) -> np.ndarray:
+    """A clip as the device hears it: the longest utterance the daemon's default gate finds
+    in it (from its pre-roll, where the front end's state starts), or the whole clip when
+    the gate finds none."""
+    found = utterances_in(pcm, GateSettings())
+    return max(found, key=lambda u: u.pcm.size).pcm if found else pcm
+
+
+def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None, bool]) -> tuple[np.ndarray, list[np.ndarray]]:
+    path, fe, aug, gated = job
     pcm = read_audio(path, fe.sample_rate)
     extra = render(pcm, path.name, aug, fe.sample_rate, _SURROUNDINGS[0]) if aug and aug.renderings else []
-    original, *renderings = compute_features_batch([pcm, *extra], cfg=fe)  # one pass over all versions
+    versions = [as_heard(x) for x in (pcm, *extra)] if gated else [pcm, *extra]
+    original, *renderings = compute_features_batch(versions, cfg=fe)  # one pass over all versions
     return original, renderings
 
 
@@ -60,9 +71,11 @@ def featurise(
     workers: int = 2,
     label: str = "featurising",
     where: Surroundings | None = None,
+    gated: bool = False,
 ) -> FeatureBank:
     """Features of the clips (and their renderings when ``aug``, in ``where``'s rooms and
-    noise when it asks for them), cached in cache_dir.
+    noise when it asks for them; each as the device hears it when ``gated``), cached in
+    cache_dir.
 
     The cache is keyed by the clips' paths, the front-end hash, the augmentation settings
     and the noise files' names, not by file contents: delete it after editing audio files
@@ -70,6 +83,8 @@ def featurise(
     """
     paths = sorted({c.path for c in clips})
     tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
+    if gated:
+        tag += "-gated"
     if aug and aug.renderings and aug.acoustic and where is not None:
         tag += "-" + hashlib.sha256("\n".join(f.name for f in where.noise_files).encode()).hexdigest()[:8]
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
@@ -81,7 +96,7 @@ def featurise(
         flat = _unpack(data["aug_rows"], data["aug_lengths"])
         renderings = [flat[i * per : (i + 1) * per] for i in range(len(paths))]
     else:
-        jobs = [(p, fe, aug) for p in paths]
+        jobs = [(p, fe, aug, gated) for p in paths]
         if workers > 1:
             with multiprocessing.get_context("spawn").Pool(workers, _set_surroundings, (where,)) as pool:
                 results = list(tqdm(pool.imap(_work, jobs, chunksize=8), total=len(jobs), desc=label))

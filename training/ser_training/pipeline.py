@@ -136,7 +136,7 @@ def prepare(cfg: Config, cache: Path | None, verify_crema: bool = False) -> tupl
     for problem in manifest.problems:
         print(f"skipped: {problem}")
     where = surroundings(cfg.augment, expand(cfg.data.noise), ROOMS_CACHE) if cfg.augment.acoustic else None
-    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where)
+    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where, gated=cfg.data.gate)
     return manifest.clips, bank
 
 
