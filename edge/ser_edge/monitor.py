@@ -14,6 +14,7 @@ Ctrl-C ends it cleanly.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections import deque
@@ -225,6 +226,9 @@ class MqttFeed:
 def monitor(feed: LocalFeed | MqttFeed, view: View, console: Console | None = None) -> int:
     console = console or Console()
     stop = threading.Event()
+    # Ctrl-C ends the view even when a shell started it with SIGINT ignored (as shells do
+    # for background jobs): a terminal UI must answer to it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def feed_safely() -> None:
         try:
