@@ -142,7 +142,9 @@ def render(pcm: np.ndarray, clip_id: str, cfg: AugmentConfig, sample_rate: int =
     augment = _augmenter(cfg, gain=not acoustic)
     pool = None
     if acoustic and where.noise_files:
-        pool = _POOLS.get(where.noise_files) or _POOLS.setdefault(where.noise_files, NoisePool(where.noise_files))
+        if where.noise_files not in _POOLS:  # the recordings are read once per process
+            _POOLS[where.noise_files] = NoisePool(where.noise_files)
+        pool = _POOLS[where.noise_files]
     audio = pcm.astype(np.float32) / 32768.0
     out = []
     for i in range(cfg.renderings):

@@ -77,10 +77,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .pipeline import export_run, prepare
-
-    cfg = load_config(args.run / "config.yaml")
     from .robustness import compact
 
+    cfg = load_config(args.run / "config.yaml")
     evaluation = json.loads(args.cv.read_text()) if args.cv else {"note": "no cross-validation given"}
     tables = args.cv.parent / "robustness" / "robustness.json" if args.cv else None
     robustness = json.loads(tables.read_text()) if tables and tables.is_file() else None

@@ -182,7 +182,9 @@ def _build(cls: Any, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: {e}") from None
 
 
-def load_config(path: Path) -> Config:
+def load_yaml_as(cls: Any, path: Path) -> Any:
+    """A YAML file read into the frozen dataclass ``cls``; every mistake a ConfigError
+    naming the file and the key."""
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
@@ -190,6 +192,10 @@ def load_config(path: Path) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     try:
-        return _build(Config, data, "")
+        return _build(cls, data, "")
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def load_config(path: Path) -> Config:
+    return load_yaml_as(Config, path)

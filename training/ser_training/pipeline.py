@@ -14,7 +14,7 @@ import numpy as np
 from ser_edge.scoring import silence_row
 
 from .augment import surroundings
-from .config import Config, expand
+from .config import Config, DataConfig, expand
 from .corpora import LOADERS, Clip, Manifest, check_audio, load_crema, load_ravdess
 from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
 from .export import exportable, manifest_for, quiet_stderr, write_bundle
@@ -31,16 +31,17 @@ def load_corpora(cfg: Config, verify_crema: bool = False) -> Manifest:
     """RAVDESS plus the configured extra training corpora, checked file by file."""
     manifest = load_ravdess(expand(cfg.data.ravdess))
     for name in cfg.data.extra_training:
-        manifest.extend(load_corpus(cfg, name, "data.extra_training", verify_crema))
+        manifest.extend(load_corpus(cfg.data, name, "data.extra_training", verify_crema))
     return check_audio(manifest)
 
 
-def load_corpus(cfg: Config, name: str, where: str, verify_crema: bool = False) -> Manifest:
-    """One named corpus from its configured folder (data.<name>), unchecked."""
+def load_corpus(data: DataConfig, name: str, where: str, verify_crema: bool = False) -> Manifest:
+    """One named corpus from its configured folder (data.<name>), unchecked; ``where``
+    names the setting that asked for it in errors."""
     if name not in LOADERS or name == EVAL_CORPUS:
         choices = ", ".join(n for n in LOADERS if n != EVAL_CORPUS)
         raise ValueError(f"{where}: unknown corpus {name!r}; choose from {choices}")
-    root = getattr(cfg.data, name)
+    root = getattr(data, name)
     if root is None:
         raise ValueError(f"{where}: {name!r} has no configured folder (data.{name})")
     if name == "crema":

@@ -38,13 +38,13 @@ from ser_edge.pipeline import utterances_in
 from ser_edge.settings import GateSettings
 
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
-from .config import Config, ConfigError, DataConfig, _build, expand, load_config
-from .corpora import EMOTIONS, Clip, check_audio, load_ravdess
+from .config import Config, DataConfig, expand, load_config, load_yaml_as
+from .corpora import EMOTIONS, check_audio, load_ravdess
 from .metrics import device_report
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
+from .pipeline import EVAL_CORPUS, load_corpus
 
 SAMPLE_RATE = 16000
-EVAL_CORPUS = "ravdess"
 PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "configs" / "protocols" / "robustness.yaml"
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 #: Noise tail after the reverberant speech, so the gate closes on noise as it would live.
@@ -69,14 +69,7 @@ class Protocol:
 
 
 def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
-    import yaml
-
-    try:
-        return _build(Protocol, yaml.safe_load(path.read_text()), "")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return load_yaml_as(Protocol, path)
 
 
 @dataclass(frozen=True)
@@ -160,6 +153,7 @@ class Job:
     label: str
     models: tuple[int, ...]
     grid: bool
+    corpus: str = EVAL_CORPUS
 
 
 _WORKER: dict = {}
@@ -224,18 +218,6 @@ def run_jobs(jobs: Sequence[Job], model_paths: Sequence[Path], protocol: Protoco
 # --- the whole harness ------------------------------------------------------------------------------
 
 
-def _corpus_clips(data: DataConfig, name: str) -> list[Clip] | None:
-    from .corpora import LOADERS
-
-    root = getattr(data, name, None)
-    if root is None:
-        return None
-    folder = expand(root)
-    if not folder.is_dir():
-        return None
-    return check_audio(LOADERS[name](folder)).clips
-
-
 def plan(target: Path, protocol: Protocol, data: DataConfig, log=print) -> tuple[list[Scorer], list[Job], list[str]]:
     """The models, the clip jobs (evaluation corpus first, then each cross corpus) and notes
     on what could not be measured."""
@@ -254,33 +236,27 @@ def plan(target: Path, protocol: Protocol, data: DataConfig, log=print) -> tuple
         if not owners:
             notes.append(f"{name}: every model trained on it, so it is not a cross-corpus test here")
             continue
-        clips = _corpus_clips(data, name)
-        if clips is None:
-            notes.append(f"{name}: no folder (data.{name}); not measured")
+        if getattr(data, name, None) is None:
+            notes.append(f"{name}: no folder configured (data.{name}); not measured")
             continue
-        jobs += [Job(c.path, c.label, owners, grid=False) for c in clips[:: protocol.every]]
+        try:
+            clips = check_audio(load_corpus(data, name, "protocol corpora")).clips
+        except FileNotFoundError as e:
+            notes.append(f"{e}; not measured")
+            continue
+        jobs += [Job(c.path, c.label, owners, grid=False, corpus=name) for c in clips[:: protocol.every]]
     for note in notes:
         log(f"note: {note}")
     return models, jobs, notes
 
 
-def corpus_of(job: Job, data: DataConfig, names: Sequence[str]) -> str:
-    """Which configured corpus a clip's file lives in."""
-    for name in (EVAL_CORPUS, *names):
-        root = getattr(data, name, None)
-        if root is not None and expand(root) in job.path.parents:
-            return name
-    return "?"
-
-
-def tables(jobs: Sequence[Job], results: Sequence[list], protocol: Protocol, data: DataConfig) -> dict:
+def tables(jobs: Sequence[Job], results: Sequence[list], protocol: Protocol) -> dict:
     """Device reports for every condition and corpus, and the summary figures."""
     conds = conditions(protocol)
     per: dict[tuple[str, str], tuple[list[int], list[np.ndarray]]] = {}
     for job, rows in zip(jobs, results, strict=True):
-        corpus = corpus_of(job, data, protocol.corpora)
         for ci, _, scores in rows:
-            key = (corpus, conds[ci].name) if job.grid else (corpus, "as recorded")
+            key = (job.corpus, conds[ci].name) if job.grid else (job.corpus, "as recorded")
             labels, found = per.setdefault(key, ([], []))
             labels.append(EMOTIONS.index(job.label))
             found.append(scores)
@@ -338,7 +314,7 @@ def robustness(target: Path, protocol: Protocol, out: Path, workers: int = 2, ca
         if needs_rooms else {}  # fmt: skip
     noise_files = noise_split(expand(data.noise)).test if needs_rooms else ()
     results = run_jobs(jobs, [m.path for m in models], protocol, bank, noise_files, gate or GateSettings(), workers)
-    t = tables(jobs, results, protocol, data)
+    t = tables(jobs, results, protocol)
     t["target"] = str(target)
     t["models"] = [str(m.path) for m in models]
     t["notes"] = notes

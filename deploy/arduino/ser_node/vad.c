@@ -7,8 +7,7 @@
 
 void ser_vad_init(struct ser_vad *v, const struct ser_vad_settings *s) {
     memset(v, 0, sizeof *v);
-    v->s = *s;
-    v->floor = s->min_floor_q10;
+    v->s = *s; /* the floor is set by the first frame with signal (has_floor) */
 }
 
 static int judge(struct ser_vad *v, int32_t level, int32_t crossings) {

@@ -51,10 +51,10 @@ def _frame(pcm: np.ndarray, cfg: FrontendConfig) -> tuple[np.ndarray, np.ndarray
     return frames, prev
 
 
-def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, states: Sequence[tuple[int, BandState]] = ()
+def _core(frames: np.ndarray, prev: np.ndarray, cfg: FrontendConfig, states: Sequence[tuple[int, BandState]]
           ) -> np.ndarray:  # fmt: skip
-    """int8 rows of frames; with noise reduction or gain control, ``states`` says which
-    consecutive frames belong to one stream (their count) and that stream's band state."""
+    """int8 rows of frames; ``states`` says which consecutive frames belong to one stream
+    (their count) and that stream's band state (used by noise reduction and gain control)."""
     if frames.shape[0] == 0:
         return np.zeros((0, cfg.n_features), np.int8)
     t = tables_for(cfg)

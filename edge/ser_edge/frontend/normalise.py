@@ -62,18 +62,18 @@ def normalise_streams(logmel: np.ndarray, states: list[BandState], cfg: Frontend
     agc_floor = cfg.agc_floor << LOG_FRAC_BITS
     x_all = logmel.astype(np.int64)
     out = np.empty_like(x_all)
-    noise = _gather(states, "noise", x_all[:, 0]) if cfg.noise_reduction else None
-    level = _gather(states, "level", x_all[:, 0]) if cfg.agc_strength > 0 else None
+    noise, level = _stacked(states, "noise"), _stacked(states, "level")  # None: the streams start here
     for f in range(x_all.shape[1]):
         x = x_all[:, f]
-        if noise is not None:
+        if cfg.noise_reduction:
+            noise = x << STATE_EXTRA_BITS if noise is None else noise
             tracked = noise >> STATE_EXTRA_BITS
             above = tracked + t.noise_bias_q10
             gain = np.where(x > above, curve(t.noise_gain_q10, x - above), t.noise_gain_q10[0])
             noise = np.where(x < tracked, x << STATE_EXTRA_BITS, _smooth(noise, x, t.noise_rise_q15))
             x = np.maximum(x + gain, floor)
-        if level is not None:
-            level = _smooth(level, x, t.agc_smooth_q15) if f or _started(states, "level") else x << STATE_EXTRA_BITS
+        if cfg.agc_strength > 0:
+            level = x << STATE_EXTRA_BITS if level is None else _smooth(level, x, t.agc_smooth_q15)
             smoothed = level >> STATE_EXTRA_BITS
             offset = t.agc_offset_q10
             reference = np.maximum(smoothed, offset) + curve(t.softplus_q10, np.abs(smoothed - offset))
@@ -87,12 +87,7 @@ def normalise_streams(logmel: np.ndarray, states: list[BandState], cfg: Frontend
     return out
 
 
-def _gather(states: list[BandState], name: str, first: np.ndarray) -> np.ndarray:
-    """The streams' states as one array; a stream that has not started takes its first frame."""
-    return np.stack([first[i] << STATE_EXTRA_BITS if getattr(s, name) is None else getattr(s, name)
-                     for i, s in enumerate(states)])  # fmt: skip
-
-
-def _started(states: list[BandState], name: str) -> bool:
-    """Whether the streams had a state before this call (all or none do: a batch starts together)."""
-    return getattr(states[0], name) is not None
+def _stacked(states: list[BandState], name: str) -> np.ndarray | None:
+    """The streams' states as one array, or None for streams that have not started (a
+    batch starts together: all or none have one)."""
+    return None if getattr(states[0], name) is None else np.stack([getattr(s, name) for s in states])
