@@ -76,6 +76,16 @@ def test_digital_silence_neither_opens_the_gate_nor_sets_the_floor() -> None:
     assert gate.judge.floor > db_to_q10(-70)  # the floor sits at the room's level, not at the zeros'
 
 
+def test_a_talker_at_the_last_bits_still_opens_the_gate() -> None:
+    """40 dB below the sample its peaks are 11 LSB and its pauses last-bit noise (about
+    -93 dBFS): that noise is signal and sets the floor, so the talker stands above it."""
+    quiet = np.round(read_audio(SAMPLES[1]) * 10 ** (-40 / 20)).astype(np.int16)
+    assert np.abs(quiet).max() <= 12
+    (u,) = _run(Gate(GateSettings()), np.concatenate([_silence(0.5), quiet, _silence(1.0)]))
+    assert u.pcm.size > RATE  # the sentence, not a fragment
+    assert _run(Gate(GateSettings(floor_db=-90)), quiet) == []  # a floor above that noise misses it
+
+
 def test_silence_and_clicks_give_nothing() -> None:
     assert _run(Gate(GateSettings()), _silence(5)) == []
     click = _silence(3)

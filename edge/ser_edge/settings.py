@@ -82,9 +82,11 @@ class GateSettings:
     """Speech starts when frame energy is this far above the noise floor."""
     stop_db: float = field(default=6.0, metadata=check(0, 60))
     """... and continues while it stays this far above it (hysteresis)."""
-    floor_db: float = field(default=-90.0, metadata=check(-96, 0))
+    floor_db: float = field(default=-96.0, metadata=check(-96, 0))
     """Lowest noise floor, dB relative to full scale (the floor starts at the first frame's
-    level and adapts from there); low enough that a quiet talker far away still opens the gate."""
+    level and adapts from there); quieter frames carry no signal. At -96 a frame of last-bit
+    noise (about -93 dBFS) is still signal, so a quiet talker whose pauses fall to the last
+    bit still opens the gate."""
     max_zcr: float = field(default=0.5, metadata=check(0, 1))
     """Frames crossing zero more often than this (per sample) are hiss, not voice."""
     webrtcvad_mode: int = field(default=2, metadata=check(0, 3))
