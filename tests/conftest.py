@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((REPO / "deploy" / "samples").glob("*.flac"))
+PLAIN = {"log_floor": -24, "noise_reduction": False, "agc_strength": 0.0}
+"""FrontendConfig settings of the front end of 0.1: no noise reduction, no gain control."""
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,9 @@ from ser_edge.localbroker import LocalBroker
 from tests.conftest import REPO
 from tests.daemon_harness import SHIPPED, Subscriber
 
+SHIPPED_MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
+SHIPPED_NAME = SHIPPED_MANIFEST["name"]
+
 ANSIBLE = REPO / "ansible"
 BIN = Path(sys.executable).parent
 HOSTS = ("h1", "h2", "h3")
@@ -130,7 +133,7 @@ def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
     r = fleet.deploy("1", v1)
     assert r.returncode == 0, r.stdout[-6000:]
     for h in HOSTS:
-        assert fleet.current(h) == "1" and fleet.model(h).startswith("ser-tiny-ravdess-only-0.1.0-")
+        assert fleet.current(h) == "1" and fleet.model(h).startswith(f"{SHIPPED_NAME}-{SHIPPED_MANIFEST['version']}-")
         state = fleet.state(h)
         assert state["rc"] == 0 and state["ready"] and state["active"], state
         secret = fleet.base / h / "etc/ser-edge/mqtt-password"
@@ -196,7 +199,7 @@ def test_model_only_rollouts(fleet: Fleet, tmp_path: Path) -> None:
         assert "-0.5.0-" in fleet.model(h) and fleet.current(h) == release
         assert fleet.state(h)["main_pid"] == pids[h]  # reloaded, not restarted
         log = (fleet.base / h / "var/log/ser-edge.log").read_text()
-        assert "reloaded: model ser-tiny-ravdess-only 0.5.0" in log
+        assert f"reloaded: model {SHIPPED_NAME} 0.5.0" in log
 
     r = fleet.deploy(release, bad, "-e", "ser_edge_rollout=model")
     assert r.returncode != 0 and "failed the health gate on h1" in r.stdout, r.stdout[-6000:]

@@ -16,8 +16,9 @@ from ser_edge.frontend import FrontendConfig, fixed
 from ser_edge.frontend.error import measure_error
 from ser_edge.frontend.features import _frame
 from ser_edge.frontend.tables import SPECTRUM_SHIFT, tables_for
+from tests.conftest import PLAIN
 
-ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
+ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"), **PLAIN)
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,17 @@ import pytest
 
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import PLAIN, REPO, SAMPLES
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
 sys.path.insert(0, str(REPO / "deploy" / "arduino"))
 from gen_frontend_tables import header  # noqa: E402
 
-FULL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
+FULL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"), **PLAIN)
 #: Noise reduction and gain control: the stages with memory across frames.
 NORMALISED = FrontendConfig(channels=("mfcc", "logmel", "rms"), log_floor=-40, noise_reduction=True,
                             agc_strength=0.95, agc_offset=-36.0, noise_bias=1.25)  # fmt: skip
-AGC_ONLY = FrontendConfig(log_floor=-36, agc_strength=1.0, agc_time_ms=250, agc_floor=-10)
+AGC_ONLY = FrontendConfig(log_floor=-36, noise_reduction=False, agc_strength=1.0, agc_time_ms=250, agc_floor=-10)
 CONFIGS = {"default": DEFAULT_CONFIG, "all-channels": FULL, "normalised": NORMALISED, "agc-only": AGC_ONLY}
 
 

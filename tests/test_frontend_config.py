@@ -7,11 +7,14 @@ import dataclasses
 import pytest
 
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
+from ser_edge.frontend.config import NORMALISATION_FIELDS
+from tests.conftest import PLAIN
 
 
 def test_default_hash_is_pinned() -> None:
     # A change here means every model bundle made so far would be refused.
-    assert FrontendConfig().hash == "f2a44641c768"
+    assert FrontendConfig().hash == "50ef837fe42c"
+    assert FrontendConfig(**PLAIN).hash == "f2a44641c768"
 
 
 def test_hash_is_short_hex_and_changes_with_every_field() -> None:
@@ -21,7 +24,7 @@ def test_hash_is_short_hex_and_changes_with_every_field() -> None:
         "sample_rate": 22050, "window_samples": 400, "hop_samples": 160, "n_fft": 1024,
         "preemphasis": 0.95, "n_mels": 32, "fmin_hz": 20.0, "fmax_hz": 8000.0, "n_mfcc": 20,
         "channels": ("logmel",), "log_floor": -30, "logmel_step_shift": 3,
-        "mfcc_step_shift": 2, "c0_step_shift": 1, "noise_reduction": True, "agc_strength": 0.5,
+        "mfcc_step_shift": 2, "c0_step_shift": 1, "noise_reduction": False, "agc_strength": 0.5,
     }  # fmt: skip
     # With a stage on, each of its settings counts too.
     on = dataclasses.replace(base, noise_reduction=True, agc_strength=0.9)
@@ -41,8 +44,15 @@ def test_hash_is_short_hex_and_changes_with_every_field() -> None:
 
 def test_stages_that_are_off_leave_the_hash_alone() -> None:
     # Their settings change nothing while both are off, so bundles made before they existed stay valid.
-    quiet = FrontendConfig(noise_rise_ms=1000, agc_time_ms=100, agc_offset=-10.0)
-    assert quiet.hash == FrontendConfig().hash == "f2a44641c768"
+    quiet = FrontendConfig(noise_rise_ms=1000, agc_time_ms=100, agc_offset=-10.0, **PLAIN)
+    assert quiet.hash == FrontendConfig(**PLAIN).hash == "f2a44641c768"
+
+
+def test_a_dict_from_before_the_stages_reads_as_them_off() -> None:
+    # A manifest written by 0.1 has no noise or gain-control keys: it meant them off.
+    old = {k: v for k, v in FrontendConfig(**PLAIN).to_dict().items() if k not in NORMALISATION_FIELDS}
+    assert FrontendConfig.from_dict(old) == FrontendConfig(**PLAIN)
+    assert FrontendConfig.from_dict(FrontendConfig().to_dict()) == FrontendConfig()
 
 
 def test_round_trip_through_dict() -> None:

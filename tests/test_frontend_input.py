@@ -12,8 +12,9 @@ from ser_edge.frontend import (
     compute_features,
     compute_features_batch,
 )
+from tests.conftest import PLAIN
 
-ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
+ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"), **PLAIN)
 SECOND = 16000
 
 

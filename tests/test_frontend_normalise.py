@@ -11,8 +11,8 @@ from ser_edge.frontend.tables import tables_for
 
 from .conftest import SAMPLES
 
-PLAIN = FrontendConfig(log_floor=-40)
-AGC = FrontendConfig(log_floor=-40, agc_strength=1.0, agc_offset=-36.0)
+PLAIN = FrontendConfig(log_floor=-40, noise_reduction=False, agc_strength=0.0)
+AGC = FrontendConfig(log_floor=-40, noise_reduction=False, agc_strength=1.0, agc_offset=-36.0)
 
 
 def _gain(pcm: np.ndarray, db: float) -> np.ndarray:
@@ -46,8 +46,8 @@ def test_noise_reduction_lowers_steady_noise_and_keeps_speech() -> None:
     pcm = read_audio(SAMPLES[2])
     rng = np.random.default_rng(0)
     noisy = np.clip(pcm + rng.normal(0, 60, pcm.size), -32768, 32767).astype(np.int16)
-    cfg = FrontendConfig(channels=("logmel",), log_floor=-40)
-    nr = FrontendConfig(channels=("logmel",), log_floor=-40, noise_reduction=True, noise_keep=0.125)
+    cfg = FrontendConfig(channels=("logmel",), log_floor=-40, noise_reduction=False, agc_strength=0.0)
+    nr = FrontendConfig(channels=("logmel",), log_floor=-40, noise_reduction=True, noise_keep=0.125, agc_strength=0.0)
     before, after = compute_features(noisy, cfg=cfg).astype(int), compute_features(noisy, cfg=nr).astype(int)
     quiet = slice(2, 20)  # the clip's first 0.4 s: noise only
     # Noise alone is pushed down towards log2(1/0.125) = 3 log2 units = 12 steps of 1/4 ...

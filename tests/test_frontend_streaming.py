@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, StreamingFrontend, compute_features, compute_features_batch
 
-from .conftest import SAMPLES
+from .conftest import PLAIN, SAMPLES
 
-ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"))
+ALL = FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"), **PLAIN)
 #: Noise reduction and gain control carry state from frame to frame: chunking must not show.
 NORMALISED = FrontendConfig(channels=("mfcc", "logmel"), noise_reduction=True, agc_strength=0.95, log_floor=-40)
 CLIP = read_audio(SAMPLES[4])[: 16000 * 2]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_edge.frontend import DEFAULT_CONFIG, compute_features
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
 from ser_edge.scoring import silence_row, utterance_score, utterance_windows, window_starts
+from tests.conftest import PLAIN
 
 
 @pytest.mark.parametrize(
@@ -26,8 +27,13 @@ def test_short_utterance_is_padded_with_silence_rows() -> None:
 
 
 def test_silence_row_is_the_floor() -> None:
-    row = silence_row(DEFAULT_CONFIG)
+    row = silence_row(FrontendConfig(**PLAIN))
     assert row[0] == -128 and (row[1:] == 0).all()
+    # With gain control silence is the features' floor below the (floored) smoothed level,
+    # the same in every frame: padding looks like a second of digital silence.
+    row = silence_row(DEFAULT_CONFIG)
+    assert row[0] > -128 and (row[1:] == 0).all()
+    assert (compute_features(np.zeros(16000, np.int16)) == row).all()
 
 
 def test_utterance_score_is_the_mean_of_window_scores() -> None:

@@ -143,10 +143,12 @@ def test_bundle_is_valid_and_verified(bundle: Path) -> None:
         "surprised",
     ]
     v = manifest["verification"]
-    assert v["tflm_max_abs_diff_steps"] <= 1 and v["verified_windows"] > 0 and 1000 < v["tflm_arena_bytes"] < 1 << 20
+    assert v["tflm_max_abs_diff_steps"] <= 2 and v["verified_windows"] > 0 and 1000 < v["tflm_arena_bytes"] < 1 << 20
     assert "non-commercial" in manifest["licence"]
     assert manifest["evaluation"]["protocol"]["kind"].startswith("2-fold speaker-independent")
     summary = manifest["robustness"]["summary"]  # the fold models' harness figures travel with the bundle
+    for picture in ("confusion_int8.png", "learning_curves.png"):  # and the CV's plots
+        assert (bundle / picture).stat().st_size > 10_000
     assert 0 <= summary["clean_accuracy"] <= 1 and "emodb_uar_4class" in summary
     assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["validation_speakers"])
     source = (bundle / "model_data.c").read_text()

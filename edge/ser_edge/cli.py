@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -158,10 +159,10 @@ def _bench_daemon(args: argparse.Namespace) -> int:
 
 
 def _accuracy(args: argparse.Namespace) -> int:
-    from .frontend import FrontendConfig
     from .frontend.error import format_report, measure_error
 
-    cfg = FrontendConfig(channels=tuple(args.channels))
+    # The stateless stages of the device's front end: the float reference has no others.
+    cfg = dataclasses.replace(DEFAULT_CONFIG, channels=tuple(args.channels), noise_reduction=False, agc_strength=0.0)
     clips = [read_audio(f, cfg.sample_rate) for f in args.files]
     print(format_report(measure_error(clips, cfg), cfg))
     return 0

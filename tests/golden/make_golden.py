@@ -17,9 +17,11 @@ from ser_edge.frontend import FrontendConfig, compute_features
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parents[1] / "deploy" / "samples"
 CLIPS = ["03-01-01-01-01-01-03.flac", "03-01-05-02-01-01-07.flac", "03-01-08-02-01-01-10.flac"]
+PLAIN = {"log_floor": -24, "noise_reduction": False, "agc_strength": 0.0}  # the front end of 0.1
 CONFIGS = {
     "default": FrontendConfig(),
-    "all_channels": FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms")),
+    "plain": FrontendConfig(**PLAIN),
+    "all_channels": FrontendConfig(channels=("mfcc", "logmel", "zcr", "rms"), **PLAIN),
     "normalised": FrontendConfig(
         channels=("mfcc", "logmel"), log_floor=-40, noise_reduction=True, agc_strength=0.95, agc_offset=-36.0
     ),

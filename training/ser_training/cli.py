@@ -12,6 +12,7 @@ from ser_edge.command import run
 
 from .config import ConfigError, load_config
 from .corpora import LOADERS, Manifest, check_audio, counts, load_crema, load_folder, load_ravdess
+from .int8 import ConversionError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 
@@ -88,6 +89,9 @@ def _export(args: argparse.Namespace) -> int:
     shutil.copy(args.run / "config.yaml", args.out / "config.yaml")  # how it was trained, for `report`
     if robustness:  # the CV's fold models through the device path, for `report`
         shutil.copy(tables, args.out / "robustness.json")
+    for picture in ("confusion_float.png", "confusion_int8.png", "learning_curves.png") if args.cv else ():
+        if (args.cv.parent / picture).is_file():  # the CV's plots, the bundle's evidence
+            shutil.copy(args.cv.parent / picture, args.out / picture)
     v, m = manifest["verification"], manifest["model"]
     print(f"{args.out}/model.tflite: {m['tflite_bytes']} bytes, {m['parameters']} parameters, "
           f"TFLM arena {v['tflm_arena_bytes']} bytes, TFLM == TFLite reference on {v['verified_windows']} "
@@ -208,4 +212,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser(), argv, (ConfigError, ValueError, FileNotFoundError))
+    return run(build_parser(), argv, (ConfigError, ValueError, FileNotFoundError, ConversionError))

@@ -28,7 +28,7 @@ void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t 
  * written (out holds max_rows * SER_NFEATURES). */
 size_t ser_frontend_clip(const int16_t *pcm, size_t n, int8_t *out, size_t max_rows);
 
-/* The config hash compiled in, e.g. "f2a44641c768". */
+/* The config hash compiled in, e.g. "50ef837fe42c". */
 const char *ser_frontend_hash(void);
 
 #endif

@@ -48,7 +48,7 @@ class FrontendConfig:
     """Number of DCT-II coefficients kept (c0 included)."""
     channels: tuple[str, ...] = ("mfcc",)
     """Feature columns, in order: any of "mfcc", "logmel", "zcr", "rms"."""
-    log_floor: int = -24
+    log_floor: int = -40
     """Floor of the log2 mel energy, relative to a full-scale signal (log2 units)."""
     logmel_step_shift: int = 2
     """Log-mel and frame energy are quantized in steps of 2**-logmel_step_shift log2 units."""
@@ -56,7 +56,7 @@ class FrontendConfig:
     """MFCC c1.. are quantized in steps of 2**-mfcc_step_shift log2 units."""
     c0_step_shift: int = 0
     """MFCC c0 is quantized in steps of 2**-c0_step_shift log2 units."""
-    noise_reduction: bool = False
+    noise_reduction: bool = True
     """Subtract each mel band's tracked noise floor from it before the features (normalise.py)."""
     noise_rise_ms: int = 4000
     """Time constant of the noise floor's rise; it falls at once to a quieter frame."""
@@ -65,11 +65,11 @@ class FrontendConfig:
     noise_bias: float = 1.0
     """log2 units added to the tracked floor before subtracting: a running minimum sits
     below the noise's mean level (minimum statistics' bias compensation)."""
-    agc_strength: float = 0.0
+    agc_strength: float = 1.0
     """PCEN-style gain control: each band divided by its smoothed energy to this power (0: off, 1: full)."""
     agc_time_ms: int = 400
     """Time constant of the smoothed band energy the gain control divides by."""
-    agc_offset: float = -30.0
+    agc_offset: float = -36.0
     """Smoothed energies below this level (log2 re full scale) are not amplified further."""
     agc_floor: int = -12
     """With gain control, the floor of the features in log2 units re the smoothed level."""
@@ -140,6 +140,8 @@ class FrontendConfig:
         if unknown:
             raise ValueError(f"unknown front-end config key(s): {', '.join(unknown)}")
         values = dict(data)
+        if not set(NORMALISATION_FIELDS) & set(values):  # written before the stages existed: off
+            values |= {"noise_reduction": False, "agc_strength": 0.0}
         if "channels" in values:
             values["channels"] = tuple(values["channels"])
         return cls(**values)

@@ -15,7 +15,10 @@ from .tables import dct_matrix, hann_window, mel_filterbank
 
 
 def reference_features(pcm: np.ndarray, sample_rate: int = 16000, cfg: FrontendConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """float64 features (frames x n_features) in the units of ``dequantise``."""
+    """float64 features (frames x n_features) in the units of ``dequantise``; of the
+    stateless stages only (noise reduction and gain control off)."""
+    if cfg.normalises:
+        raise ValueError("the float reference covers the stateless stages: noise_reduction false, agc_strength 0")
     frames, prev = _frame(check_pcm(pcm, sample_rate, cfg), cfg)
     x = frames.astype(np.float64) / 32768.0
     before = np.concatenate([prev[:, None] / 32768.0, x[:, :-1]], axis=1)
