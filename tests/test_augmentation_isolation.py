@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ser_training.augment import AugmentConfig, render
 from ser_training.corpora import Clip
@@ -90,7 +91,7 @@ def test_another_channel_band_limits_and_keeps_the_level() -> None:
     assert 0.5 < level(phone) / level(pcm) < 2.0
 
 
-def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path) -> None:
+def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
     from ser_edge.audio_io import read_audio
@@ -109,3 +110,10 @@ def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path) -
     (u,) = utterances_in(read_audio(path), GateSettings())
     assert np.array_equal(gated, compute_features(u.pcm, cfg=fe))
     assert gated.shape[0] < whole.shape[0] - 50  # the leading zeros and the tail are not in it
+    # Cached features were cut by one gate: another gate's settings must not reuse them.
+    import ser_training.dataset
+
+    featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True)
+    monkeypatch.setattr(ser_training.dataset, "GateSettings", lambda: GateSettings(start_db=30.0, stop_db=20.0))
+    strict = featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True).originals[path]
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2 and strict.shape[0] < gated.shape[0]

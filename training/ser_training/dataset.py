@@ -17,6 +17,7 @@ from ser_edge.frontend import FrontendConfig, compute_features_batch
 from ser_edge.pipeline import utterances_in
 from ser_edge.scoring import pad_to, utterance_windows
 from ser_edge.settings import GateSettings
+from ser_edge.vad import GateUnits
 
 from .augment import AugmentConfig, Surroundings, render
 from .corpora import EMOTIONS, Clip
@@ -77,14 +78,14 @@ def featurise(
     noise when it asks for them; each as the device hears it when ``gated``), cached in
     cache_dir.
 
-    The cache is keyed by the clips' paths, the front-end hash, the augmentation settings
-    and the noise files' names, not by file contents: delete it after editing audio files
-    in place.
+    The cache is keyed by the clips' paths, the front-end hash, the augmentation settings,
+    the gate's settings when gated and the noise files' names, not by file contents: delete
+    it after editing audio files in place.
     """
     paths = sorted({c.path for c in clips})
     tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
     if gated:
-        tag += "-gated"
+        tag += "-gated-" + hashlib.sha256(repr(GateUnits.of(GateSettings())).encode()).hexdigest()[:8]
     if aug and aug.renderings and aug.acoustic and where is not None:
         tag += "-" + hashlib.sha256("\n".join(f.name for f in where.noise_files).encode()).hexdigest()[:8]
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
