@@ -79,10 +79,24 @@ def test_other_front_end_is_refused(copy: Path) -> None:
     ("break_it", "message"),
     [
         (lambda b: (b / "manifest.json").write_text("{not json"), "not valid JSON"),
-        (lambda b: _edit(b, lambda m: m.pop("labels")), "missing key 'labels'"),
+        (lambda b: _edit(b, lambda m: m.pop("labels")), "missing key labels"),
         (lambda b: _edit(b, lambda m: m.update(schema_version=99)), "schema version 99 is not supported"),
         (lambda b: (b / "model.tflite").unlink(), "not a model bundle"),
         (lambda b: _edit(b, lambda m: m["frontend"]["config"].update(n_mel=3)), "unknown front-end config key"),
+        # Wrong types and ranges (issue 13): each named, none a traceback.
+        (lambda b: _edit(b, lambda m: m["model"].update(sha256=5)), "model.sha256 must be a string, got 5"),
+        (lambda b: _edit(b, lambda m: m["model"].update(sha256="abc")), "model.sha256 must be 64 lower-case hex"),
+        (lambda b: _edit(b, lambda m: m["scoring"].update(hop_frames=-5)), "1 <= hop_frames <= window_frames"),
+        (lambda b: _edit(b, lambda m: m["scoring"].update(hop_frames=0)), "1 <= hop_frames <= window_frames"),
+        (lambda b: _edit(b, lambda m: m["scoring"].update(window_frames="149")), "window_frames must be an integer"),
+        (lambda b: _edit(b, lambda m: m["scoring"].update(hop_frames=True)), "hop_frames must be an integer"),
+        (lambda b: _edit(b, lambda m: m.update(labels="angry")), "labels must be a list, got 'angry'"),
+        (lambda b: _edit(b, lambda m: m.update(labels=["a", "a"])), "labels must be two or more different"),
+        (lambda b: _edit(b, lambda m: m.update(frontend=[1])), "missing key frontend.config"),
+        (lambda b: _edit(b, lambda m: m["frontend"].update(config={"n_mels": "x"})), "n_mels must be an integer"),
+        (lambda b: (b / "manifest.json").write_text("[1, 2]"), "a manifest is a JSON object, not list"),
+        (lambda b: (b / "manifest.json").write_text("[" * 100_000), "nested too deeply|not valid JSON"),
+        (lambda b: (b / "manifest.json").write_bytes(b"\xff\xfe{"), "not valid JSON"),
     ],
 )
 def test_broken_manifests_are_named(copy: Path, break_it, message: str) -> None:

@@ -215,10 +215,27 @@ def test_sighup_reloads_atomically_or_keeps_the_old(tmp_path: Path, broker: Loca
         config.write_text(text + "gate:\n  start_db: loud\n")
         daemon.process.send_signal(signal.SIGHUP)
         assert daemon.wait_log("gate.start_db: expected a number", 10), daemon.log
+        # Files that once killed the running daemon on SIGHUP (issue 13): each refused.
+        negative_hop = _bundle_copy(tmp_path, "hop")
+        manifest = json.loads((negative_hop / "manifest.json").read_text())
+        manifest["scoring"]["hop_frames"] = -5
+        (negative_hop / "manifest.json").write_text(json.dumps(manifest))
+        for bad, says in [
+            (text + "gate:\n  start_db: \x07\n", "unacceptable character #x0007"),
+            ("? [a, b]\n: 1\n", "a key must be a name"),
+            ("[" * 20000, "nested too deeply"),
+            (text.replace("model: {", "model: {threshold: .nan, "), "model.threshold: expected a number from 0 to 1"),
+            (text.replace(str(SHIPPED), str(negative_hop)), "1 <= hop_frames <= window_frames"),
+        ]:
+            config.write_text(bad)
+            daemon.process.send_signal(signal.SIGHUP)
+            assert daemon.wait_log(says, 10), daemon.log
         # A good new bundle and threshold: taken.
-        config.write_text(text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "v2", version="9.9.9"))))
+        v2 = text.replace(str(SHIPPED), str(_bundle_copy(tmp_path, "v2", version="9.9.9")))
+        config.write_text(v2.replace("model: {", "model: {threshold: 0.45, "))
         daemon.process.send_signal(signal.SIGHUP)
         assert daemon.wait_log(f"reloaded: model {NAME} 9.9.9", 10), daemon.log
+        assert "threshold 0.45" in daemon.log
         n = len(sub.events())
         assert sub.wait(lambda s: len(s.events()) > n, 30)
         assert daemon.process.poll() is None
@@ -234,9 +251,9 @@ def test_bad_bundle_at_start_is_a_one_line_error(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yaml", free_port())
     config.write_text(config.read_text().replace(str(SHIPPED), str(_bundle_copy(tmp_path, "bad", corrupt=True))))
     daemon = Daemon(config)
-    assert daemon.wait(30) == 2
+    assert daemon.wait(30) == 78  # a config error, as check-config says
     daemon.stop()
-    assert "ser-edge: error:" in daemon.log and "does not match the manifest" in daemon.log
+    assert "ser-edge: error: model.bundle:" in daemon.log and "does not match the manifest" in daemon.log
     assert "Traceback" not in daemon.log
 
 
@@ -395,3 +412,6 @@ def test_selftest_checks_model_and_availability(tmp_path: Path, broker: LocalBro
         daemon.stop()
     r = _selftest("--config", str(config), "--clip", str(angry))
     assert r.returncode == 2 and "--clip and --expect go together" in r.stderr
+    config.write_text(config.read_text().replace(str(SHIPPED), str(tmp_path / "no-bundle")))
+    r = _selftest("--config", str(config))  # "valid" only for a config that will start
+    assert r.returncode == 1 and "FAILED: model.bundle:" in r.stdout and "valid" not in r.stdout, r.stdout

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .frontend import DEFAULT_CONFIG, FrontendConfig
 
@@ -42,22 +44,29 @@ def load_bundle(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) ->
     if not manifest_path.is_file() or not model_path.is_file():
         raise BundleError(f"{path}: not a model bundle (needs manifest.json and model.tflite)")
     try:
-        manifest = json.loads(manifest_path.read_text())
-        schema = manifest["schema_version"]
-        if schema not in SUPPORTED_SCHEMAS:
-            raise BundleError(f"{manifest_path}: schema version {schema} is not supported (need {SUPPORTED_SCHEMAS})")
-        expected_sha = manifest["model"]["sha256"]
-        bundle_frontend = FrontendConfig.from_dict(manifest["frontend"]["config"])
-        recorded_hash = manifest["frontend"]["hash"]
-        scoring = manifest["scoring"]
-        labels = tuple(manifest["labels"])
-        name, version = manifest["name"], manifest["version"]
-        window, hop = int(scoring["window_frames"]), int(scoring["hop_frames"])
-    except json.JSONDecodeError as e:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{manifest_path}: not valid JSON ({e})") from None
-    except KeyError as e:
-        raise BundleError(f"{manifest_path}: missing key {e}") from None
-    except (TypeError, ValueError) as e:
+    except RecursionError:
+        raise BundleError(f"{manifest_path}: not a manifest (nested too deeply)") from None
+    try:
+        m = _Manifest(manifest)
+        schema = m.get("schema_version", int)
+        if schema not in SUPPORTED_SCHEMAS:
+            raise BundleError(f"schema version {schema} is not supported (need {SUPPORTED_SCHEMAS})")
+        expected_sha = m.get("model.sha256", str)
+        if not re.fullmatch(r"[0-9a-f]{64}", expected_sha):
+            raise BundleError(f"model.sha256 must be 64 lower-case hex digits, got {expected_sha!r}")
+        bundle_frontend = FrontendConfig.from_dict(m.get("frontend.config", dict))
+        recorded_hash = m.get("frontend.hash", str)
+        labels = tuple(m.get("labels", list))
+        if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) < len(labels):
+            raise BundleError(f"labels must be two or more different names, got {list(labels)!r}")
+        name, version = m.get("name", str), m.get("version", str)
+        window, hop = m.get("scoring.window_frames", int), m.get("scoring.hop_frames", int)
+        if not (1 <= window <= 10_000 and 1 <= hop <= window):
+            raise BundleError(f"scoring needs 1 <= hop_frames <= window_frames <= 10000, got {hop} and {window}")
+    except (BundleError, TypeError, ValueError) as e:
         raise BundleError(f"{manifest_path}: {e}") from None
     model = model_path.read_bytes()
     sha = hashlib.sha256(model).hexdigest()
@@ -71,3 +80,25 @@ def load_bundle(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) ->
             f"use a bundle exported for this version of ser-edge"
         )
     return Bundle(path, name, version, labels, bundle_frontend, window, hop, model, sha)
+
+
+class _Manifest:
+    """Typed access to a manifest's keys: every wrong type or missing key a BundleError."""
+
+    def __init__(self, data: object) -> None:
+        if not isinstance(data, dict):
+            raise BundleError(f"a manifest is a JSON object, not {type(data).__name__}")
+        self.data = data
+
+    def get(self, dotted: str, kind: type) -> Any:
+        value: object = self.data
+        for key in dotted.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise BundleError(f"missing key {dotted}")
+            value = value[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BundleError(f"{dotted} must be {_KINDS[kind]}, got {value!r}"[:200])
+        return value
+
+
+_KINDS = {int: "an integer", str: "a string", list: "a list", dict: "an object"}

@@ -82,8 +82,10 @@ def _settings(config: Path | None):
 
 def _run(args: argparse.Namespace) -> int:
     from .daemon import Daemon
+    from .preflight import check_bundle
 
     settings = _settings(args.config)
+    check_bundle(settings.model.bundle)  # a bad bundle is a config error (78), as check-config says
     journald = bool(os.environ.get("JOURNAL_STREAM"))  # journald stamps the time itself
     stamp = "" if journald else "%(asctime)s "
     logging.basicConfig(level=args.log_level.upper(), format=stamp + "%(levelname)s %(name)s: %(message)s")
@@ -92,16 +94,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .configfile import ConfigError
-    from .publisher import mqtt_client
+    from .preflight import preflight
 
     settings = _settings(args.file)
-    try:
-        bundle = load_bundle(args.bundle or settings.model.bundle)
-    except ValueError as e:
-        raise ConfigError(f"model.bundle: {e}") from None
-    mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files
+    bundle = preflight(settings, args.bundle).bundle
     s, m = settings, settings.mqtt
     print(f"{args.file}: OK. device {s.device.id}, source {s.source.kind}, model {bundle.name} {bundle.version}, "
           f"broker {m.host}:{m.port} (MQTT {m.protocol}{', TLS' if m.tls else ''}), spool {s.spool.path}")  # fmt: skip
@@ -113,7 +109,15 @@ def _selftest(args: argparse.Namespace) -> int:
 
     if bool(args.clip) != bool(args.expect):
         raise ValueError("--clip and --expect go together")
+    from .configfile import ConfigError
+    from .preflight import preflight
+
     settings = _settings(args.config)
+    try:
+        preflight(settings)
+    except ConfigError as e:
+        print(f"config {args.config or '(defaults)'}: FAILED: {e}")
+        return 1
     print(f"config {args.config or '(defaults)'}: valid")
     failed = False
     checks = [lambda: check_model(settings, args.clip, args.expect)] if args.clip else []

@@ -8,6 +8,7 @@ an omitted key means, and an optional ``check`` in its metadata narrows the valu
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -37,7 +38,7 @@ def _describe(tp: Any, meta: dict) -> str:
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices", ())
     if choices:
         return "one of " + ", ".join(repr(c) for c in choices)
-    span = f" {low:g}-{high:g}" if low is not None and high is not None else ""
+    span = f" from {low:g} to {high:g}" if low is not None and high is not None else ""
     span = span or (f" >= {low:g}" if low is not None else "")
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}
     return names.get(tp, getattr(tp, "__name__", str(tp))) + span
@@ -49,9 +50,10 @@ def _scalar(value: Any, tp: Any, meta: dict) -> Any:
         return value if isinstance(value, bool) else None
     if tp is int:
         value = value if isinstance(value, int) and not isinstance(value, bool) else None
-    elif tp is float:
-        value = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    elif tp is str:  # numbers too: "protocol: 5"
+    elif tp is float:  # never NaN or infinity: every comparison with them is false
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if number else None
+    elif tp is str:  # numbers too, as written: "protocol: 5"
         value = str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
     elif tp is Path:
         value = Path(value).expanduser() if isinstance(value, str) and value else None
@@ -80,6 +82,9 @@ def _convert(node: yaml.Node, tp: Any, meta: dict, path: str, loader: yaml.SafeL
         item = typing.get_args(tp)[0]
         return tuple(_convert(n, item, meta, f"{path}[{i}]", loader, where) for i, n in enumerate(node.value))
     value = loader.construct_object(node, deep=True) if isinstance(node, yaml.ScalarNode) else None
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) != node.value:
+        raise ConfigError(f'{path}: YAML reads {node.value} as the number {value!r}; write it in quotes: "{node.value}"'
+                          f"{where(node)}")  # fmt: skip
     converted = _scalar(value, tp, meta)
     if converted is None:
         got = repr(value) if isinstance(node, yaml.ScalarNode) else "a " + type(node).__name__[:-4].lower()
@@ -96,6 +101,8 @@ def _build(node: yaml.Node | None, cls: type, prefix: str, loader: yaml.SafeLoad
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(f"{prefix or 'the config'}: a key must be a name, not a list or mapping{where(key_node)}")
         key = loader.construct_object(key_node)
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
@@ -113,16 +120,21 @@ def _build(node: yaml.Node | None, cls: type, prefix: str, loader: yaml.SafeLoad
 def parse(text: str, cls: type, source: str = "config") -> Any:
     """Settings of type cls from YAML text; ConfigError on any problem."""
     where = _Where(source)
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks the characters
         node = loader.get_single_node()
+        return _build(node, cls, "", loader, where)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', e)} ({source}{line})") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"not valid YAML: {problem} ({source}{line})") from None
+    except RecursionError:
+        raise ConfigError(f"not a config: nested too deeply ({source})") from None
     finally:
-        loader.dispose()
-    return _build(node, cls, "", loader, where)
+        if loader is not None:
+            loader.dispose()
 
 
 def load(path: Path, cls: type) -> Any:

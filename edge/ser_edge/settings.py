@@ -4,6 +4,7 @@ every key). Defaults are what a Pi with a USB microphone and a local broker need
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -165,10 +166,26 @@ class MqttSettings:
     """Period of the stats topic."""
 
     def __post_init__(self) -> None:
+        if not _is_host(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a host name or address (dot-separated labels of 1-63 letters, digits, '-')"
+            )
         for name in ("base_topic", "discovery_prefix"):
             value = getattr(self, name)
             if not value or any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
                 raise ValueError(f"{name} {value!r} must be a topic without wildcards or outer slashes")
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name (RFC 1123 labels) or an IP address: what the network stack accepts."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    label = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # "_": docker names resolve
+    return 0 < len(host) <= 253 and all(label.fullmatch(x) for x in labels)
 
 
 def _default_spool() -> Path:

@@ -94,7 +94,7 @@ class MicrophoneSource:
     """PyAudio capture in callback mode; overflows are counted, never fatal."""
 
     def __init__(self, s: SourceSettings) -> None:
-        pyaudio = _pyaudio()
+        pyaudio = load_pyaudio()
         self.settings = s
         self.overflows = 0
         self._pa = pyaudio.PyAudio()
@@ -125,7 +125,7 @@ class MicrophoneSource:
         self._pa.terminate()
 
 
-def _pyaudio():
+def load_pyaudio():
     try:
         import pyaudio
     except ImportError:
@@ -153,7 +153,7 @@ def find_device(pa, wanted: str) -> int | None:
 
 def list_devices() -> list[tuple[int, str, int]]:
     """The capture devices PyAudio sees (for ``ser-edge devices``)."""
-    pa = _pyaudio().PyAudio()
+    pa = load_pyaudio().PyAudio()
     try:
         return input_devices(pa)
     finally:

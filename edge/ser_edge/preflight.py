@@ -1,0 +1,62 @@
+"""What `run` would refuse at start, found before it starts: `check-config` means "this will
+start" and `selftest` says "valid" only then. Each problem is a ConfigError naming its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .bundle import load_bundle
+from .configfile import ConfigError
+from .model import EmotionModel
+from .settings import Settings
+
+
+def check_bundle(path: Path) -> EmotionModel:
+    """The bundle loaded and its model built in the interpreter, as `run` does."""
+    try:
+        return EmotionModel(load_bundle(path))
+    except ValueError as e:
+        raise ConfigError(f"model.bundle: {e}") from None
+
+
+def check_spool(path: Path) -> None:
+    """The spool file can be created or opened for writing."""
+    if path.is_dir():
+        raise ConfigError(f"spool.path: {path} is a directory; name the SQLite file in it")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise ConfigError(f"spool.path: {path} is not readable and writable by this user")
+        return
+    parent = path.parent
+    while not parent.exists():  # created at start, from the nearest existing folder
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"spool.path: cannot create {path} ({parent} is not a writable folder)")
+
+
+def check_source(settings: Settings) -> None:
+    """The audio source can start: PyAudio for a microphone, existing files for a replay."""
+    source = settings.source
+    if source.kind == "microphone":
+        from .sources import load_pyaudio
+
+        try:
+            load_pyaudio()
+        except OSError as e:
+            raise ConfigError(f"source.kind: microphone, but {e}") from None
+    elif source.kind == "replay":
+        for i, f in enumerate(source.files):
+            if not f.exists():
+                raise ConfigError(f"source.files[{i}]: {f} does not exist")
+
+
+def preflight(settings: Settings, bundle: Path | None = None) -> EmotionModel:
+    """Every start-up check; the model built from ``bundle`` (default: the configured one)."""
+    from .publisher import mqtt_client
+
+    model = check_bundle(bundle or settings.model.bundle)
+    check_spool(settings.spool.path)
+    check_source(settings)
+    mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files
+    return model
