@@ -169,6 +169,38 @@ def test_sigkill_then_restart_delivers_the_spool(tmp_path: Path) -> None:
     assert [e["emotion"] for e in events] == [_truth(p) for p in SAMPLES]
 
 
+def test_an_event_sent_but_not_acknowledged_stays_in_the_spool(tmp_path: Path, broker: LocalBroker) -> None:
+    """The spool forgets an event only at the broker's PUBACK: with the broker frozen, events
+    handed to the client stay; a SIGKILL then loses none of them (issue 13's mutation audit)."""
+    sub = Subscriber(broker.port, "ser/test/event")
+    config = write_config(tmp_path / "c.yaml", broker.port, realtime=True)
+    config.write_text(config.read_text().replace("realtime: true}", "realtime: true, loop: true}"))
+    daemon = Daemon(config)
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        delivered = {e["seq"] for e in sub.events()}
+        broker.send_signal(signal.SIGSTOP)  # connected, reading nothing, acknowledging nothing
+        made = max(delivered)
+        assert daemon.wait_log(f"event {made + 2}:", 30), daemon.log  # two more handed to the client
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+    finally:
+        daemon.stop()
+        broker.send_signal(signal.SIGCONT)
+    with sqlite3.connect(tmp_path / "spool.sqlite") as db:
+        spooled = {seq for (seq,) in db.execute("SELECT seq FROM events")}
+    assert {made + 1, made + 2} <= spooled
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.int16), 16000)
+    again = Daemon(write_config(config, broker.port, files=[silence]))
+    try:
+        assert again.wait(60) == 0, again.log
+        assert sub.wait(lambda s: spooled <= {e["seq"] for e in s.events()}, 10)  # at least once
+    finally:
+        again.stop()
+        sub.close()
+
+
 def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
     sub = Subscriber(broker.port)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
@@ -244,6 +276,19 @@ def test_sighup_reloads_atomically_or_keeps_the_old(tmp_path: Path, broker: Loca
     versions = [e["model"]["version"] for e in sub.events()]
     assert versions[0] == VERSION and versions[-1] == "9.9.9"
     assert versions == sorted(versions)
+    sub.close()
+
+
+def test_a_high_threshold_publishes_nothing_and_counts_undecided(tmp_path: Path, broker: LocalBroker) -> None:
+    sub = Subscriber(broker.port, "ser/test/#")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=SAMPLES[:4])
+    config.write_text(config.read_text().replace("model: {", "model: {threshold: 0.99, "))
+    daemon = Daemon(config)
+    assert daemon.wait(60) == 0, daemon.log
+    daemon.stop()
+    below = daemon.log.count("is below the threshold; no event")
+    assert below >= 4 and sub.events() == [], daemon.log  # every utterance of the four clips, none sent
+    assert sub.wait(lambda s: any(json.loads(m)["undecided"] >= 1 for m in s.on("stats")), 10)
     sub.close()
 
 

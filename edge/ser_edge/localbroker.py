@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -103,8 +104,14 @@ class LocalBroker:
         self.stop()
         raise OSError(f"mosquitto did not listen on port {self.port} within {timeout:.0f} s")
 
+    def send_signal(self, sig: int) -> None:
+        """Freeze (SIGSTOP), thaw (SIGCONT) or kill the broker: fault tests."""
+        if self._process is not None:
+            self._process.send_signal(sig)
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen broker cannot act on SIGTERM
             self._process.terminate()
             try:
                 self._process.wait(5)

@@ -1,0 +1,26 @@
+"""The threshold policy: an utterance becomes an event only when its best score reaches it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ser_edge.decision import decide
+
+LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+@pytest.mark.parametrize(
+    ("threshold", "emit"), [(0.4, True), (np.nextafter(0.4, 0), True), (np.nextafter(0.4, 1), False)]
+)
+def test_at_below_and_above_the_threshold(threshold: float, emit: bool) -> None:
+    scores = np.array([0.1, 0.05, 0.05, 0.1, 0.4, 0.1, 0.1, 0.1])
+    assert decide(scores, LABELS, threshold) == ("angry", 0.4, emit)
+
+
+def test_the_winner_is_reported_even_when_not_emitted() -> None:
+    scores = np.full(8, 0.125)
+    scores[6] += 0.01
+    scores[0] -= 0.01
+    emotion, confidence, emit = decide(scores, LABELS, 0.3)
+    assert (emotion, emit) == ("disgust", False) and confidence == pytest.approx(0.135)
