@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Sections a SIGHUP cannot change in a running process (they need a restart).
 RESTART_SECTIONS = ("device", "source", "mqtt", "spool")
 _END = object()  # the replay is over
+_FAILED = object()  # the audio source failed and could not be reopened
+#: sysexits.h EX_UNAVAILABLE: the audio source is gone; systemd's Restart=on-failure tries again.
+EX_UNAVAILABLE = 69
 
 
 def load_model(settings: Settings) -> EmotionModel:
@@ -84,24 +87,57 @@ class Daemon:
         return ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
 
     def _capture(self, source) -> None:
+        """Feeds the queue. A replay's end ends the run; a live source that ends or fails
+        (a USB microphone unplugged) is reopened after 1, 2, 4 ... times ``reopen_s``, and
+        when that fails ``reopen_attempts`` times in a row the run ends with status 69."""
+        s = self.settings.source
+        failures = 0
+        while not self._stop.is_set():
+            delivered = 0
+            try:
+                if source is None:
+                    source = self._source = self._open_source()
+                    log.info("audio source reopened")
+                delivered = self._feed(source)
+                if isinstance(source, ReplaySource):
+                    self.stats.skipped_files = len(source.skipped)
+                    self._chunks.put(_END)
+                    return
+                problem = "it stopped delivering audio"
+            except Exception as e:  # a broken sound card must not leave the loop waiting forever
+                problem = str(e) or type(e).__name__
+            if self._stop.is_set():
+                return
+            if isinstance(source, MicrophoneSource):
+                source.close()
+            source = None
+            failures = 1 if delivered else failures + 1  # audio came: this is a new outage
+            if s.kind == "replay" or failures > s.reopen_attempts:
+                tried = "" if s.kind == "replay" else f"; gave up after {s.reopen_attempts} attempts to reopen it"
+                log.error("audio source failed: %s%s", problem, tried)
+                self._chunks.put(_FAILED)
+                return
+            wait = s.reopen_s * 2 ** (failures - 1)
+            log.error("audio source failed: %s; reopening in %.1f s (attempt %d of %d)", problem, wait, failures,
+                      s.reopen_attempts)  # fmt: skip
+            self._stop.wait(wait)
+
+    def _feed(self, source) -> int:
+        """Items from the source into the queue until it ends or the run stops; how many."""
         live = not (isinstance(source, ReplaySource) and not self.settings.source.realtime)
-        try:
-            for item in source:
-                if self._stop.is_set():
-                    break
-                if not live or not isinstance(item, Chunk):  # a fast replay waits for the pipeline; live audio cannot
-                    self._chunks.put(item)
-                    continue
-                try:
-                    self._chunks.put_nowait(item)
-                except queue.Full:
-                    self.stats.dropped_frames += item.pcm.size // FRAME_SAMPLES
-            if isinstance(source, ReplaySource):
-                self.stats.skipped_files = len(source.skipped)
-        except Exception as e:  # a broken sound card must not leave the loop waiting forever
-            log.error("audio source failed: %s", e)
-        finally:
-            self._chunks.put(_END)
+        delivered = 0
+        for item in source:
+            if self._stop.is_set():
+                break
+            delivered += 1
+            if not live or not isinstance(item, Chunk):  # a fast replay waits for the pipeline; live audio cannot
+                self._chunks.put(item)
+                continue
+            try:
+                self._chunks.put_nowait(item)
+            except queue.Full:
+                self.stats.dropped_frames += item.pcm.size // FRAME_SAMPLES
+        return delivered
 
     # -- processing ---------------------------------------------------------------------
 
@@ -207,19 +243,20 @@ class Daemon:
         self.publisher.start()
         source = self._source = self._open_source()
         capture = threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True)
-        capture.start()
-        self.publisher.attempted.wait(timeout=10)
+        capture.start()  # audio is processed from here on, whatever the broker does
         b = self.model.bundle
         self.notifier.ready(f"listening with {b.name} {b.version}; {self._status()}")
         log.info("ready: model %s %s, device %s, broker %s:%d", b.name, b.version, self.settings.device.id,
                  self.settings.mqtt.host, self.settings.mqtt.port)  # fmt: skip
         try:
-            self._loop()
+            status = self._loop()
         finally:
-            self._shutdown(source)
-        return 0
+            self._shutdown()
+        return status
 
-    def _loop(self) -> None:
+    def _loop(self) -> int:
+        """Until a stop (0), the end of a replay once the spool is empty (0), or a failed
+        audio source (69, the spool kept for the next start)."""
         interval = self.settings.mqtt.stats_interval_s
         ping = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 0.0
         next_stats = next_ping = next_status = time.monotonic()
@@ -235,6 +272,8 @@ class Daemon:
                     self._utterance(utterance)
                 ended = True
                 log.info("the replay is over; delivering what is left, then exiting")
+            elif item is _FAILED:
+                return EX_UNAVAILABLE
             elif item is not None:
                 self._process(item)
             if self._reload.is_set():
@@ -251,9 +290,10 @@ class Daemon:
                 self.publisher.publish_stats(self._stats())
                 next_stats = now + interval
             if ended and len(self.spool) == 0:
-                return
+                return 0
+        return 0
 
-    def _shutdown(self, source) -> None:
+    def _shutdown(self) -> None:
         self.notifier.stopping()
         for utterance in self.gate.flush():
             self._utterance(utterance)
@@ -263,8 +303,8 @@ class Daemon:
             time.sleep(0.05)
         self.publisher.publish_stats(self._stats())
         self.publisher.stop()
-        if isinstance(source, MicrophoneSource):
-            source.close()
+        if isinstance(self._source, MicrophoneSource):
+            self._source.close()
         left = len(self.spool)
         self.spool.close()
         log.info("stopped; %d events stay in the spool for the next start", left) if left else log.info("stopped")

@@ -93,8 +93,6 @@ class Publisher:
         self.spool = spool
         self.discovery = ""
         self.connected = threading.Event()
-        self.attempted = threading.Event()
-        """Set once the first connection attempt has succeeded or failed."""
         self.connects = 0
         self.last_error = ""
         self.latencies_ms: list[float] = []
@@ -168,7 +166,6 @@ class Publisher:
         if reason.is_failure:
             hint = " (check mqtt.username and mqtt.password_file)" if reason.value in (0x86, 0x87, 4, 5) else ""
             self._error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}{hint}")
-            self.attempted.set()
             return
         self.connects += 1
         self.last_error = ""
@@ -180,13 +177,11 @@ class Publisher:
         if self._last_state is not None:
             client.publish(self.topics.state, self._last_state, qos=1, retain=True)
         self.connected.set()
-        self.attempted.set()
         self._inbox.put(("connected",))
 
     def _on_connect_fail(self, _client, _u) -> None:
         why = self._client.last_error
         self._error(f"cannot reach broker {self.settings.host}:{self.settings.port} ({why}); retrying")
-        self.attempted.set()
 
     def _on_disconnect(self, _client, _u, _flags, reason, _props) -> None:
         was = self.connected.is_set()

@@ -63,6 +63,10 @@ class SourceSettings:
     """Replay: silence inserted between files."""
     chunk_ms: int = field(default=100, metadata=check(10, 1000))
     """Audio handed to the pipeline per read."""
+    reopen_s: float = field(default=1.0, metadata=check(0.01, 600))
+    """A live source (microphone, serial) that fails is reopened after this, then twice as long each time ..."""
+    reopen_attempts: int = field(default=5, metadata=check(0, 100))
+    """... this many times in a row; then the daemon exits 69 (EX_UNAVAILABLE) for systemd to restart it."""
     dead_after_s: float = field(default=10.0, metadata=check(1, 3600))
     """Warn that the microphone is dead after this long of all-zero or flat input."""
     queue_s: float = field(default=5.0, metadata=check(1, 600))

@@ -120,9 +120,16 @@ class MicrophoneSource:
                 continue
 
     def close(self) -> None:
-        self._stream.stop_stream()
-        self._stream.close()
+        """Idempotent, and quiet about a device that is already gone."""
+        if self._pa is None:
+            return
+        try:
+            self._stream.stop_stream()
+            self._stream.close()
+        except OSError:
+            pass
         self._pa.terminate()
+        self._pa = None
 
 
 def load_pyaudio():
