@@ -19,9 +19,12 @@ def test_shipped_configs_load(path: Path) -> None:
     assert cfg.model.kind in ("ds_cnn", "cnn", "cnn_lstm")
 
 
-def test_the_default_is_the_tiny_model_with_tess() -> None:
+def test_the_default_is_the_shipped_recipe_on_the_device_front_end() -> None:
+    from ser_edge.frontend import DEFAULT_CONFIG
+
     cfg = load_config(next(p for p in CONFIGS if p.name == "tiny.yaml"))
-    assert cfg.model.kind == "ds_cnn" and cfg.data.extra_training == ("tess",)
+    assert cfg.model.kind == "ds_cnn" and cfg.frontend == DEFAULT_CONFIG  # a bundle the daemon accepts
+    assert cfg.data.gate and cfg.augment.rooms > 0 and cfg.augment.noise > 0 and cfg.train.calibrate
 
 
 @pytest.mark.parametrize(
