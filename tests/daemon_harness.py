@@ -85,11 +85,12 @@ def write_config(path: Path, port: int, files: list[Path] | None = None, realtim
 class Daemon:
     """``ser-edge run`` as a child process, its log in a file."""
 
-    def __init__(self, config: Path, env: dict | None = None) -> None:
+    def __init__(self, config: Path, env: dict | None = None, prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: a command that execs the rest (a private mount namespace, say)."""
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ser_edge", "run", "--config", str(config)],
+            [*prefix, sys.executable, "-m", "ser_edge", "run", "--config", str(config)],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )  # fmt: skip
 

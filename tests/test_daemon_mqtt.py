@@ -267,6 +267,38 @@ def test_a_broker_that_never_answers_does_not_stall_the_audio(tmp_path: Path) ->
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == len(clips)
 
 
+def test_a_full_disk_loses_no_event_and_stops_nothing(tmp_path: Path, broker: LocalBroker) -> None:
+    """The spool on a 1 MiB tmpfs in the daemon's own mount namespace, filled while events
+    flow, then emptied (issue 13: it used to die at the first event it could not store)."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    config = write_config(tmp_path / "c.yaml", broker.port, realtime=True)
+    text = config.read_text().replace(str(tmp_path / "spool.sqlite"), str(spool_dir / "spool.sqlite"))
+    config.write_text(text.replace("realtime: true}", "realtime: true, loop: true}"))
+    mount = f'mount -t tmpfs -o size=1m tmpfs {spool_dir} && exec "$@"'
+    sub = Subscriber(broker.port, "ser/test/event")
+    daemon = Daemon(config, prefix=("unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh"))
+    inside = ["nsenter", "-t", str(daemon.process.pid), "-m"]
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        subprocess.run([*inside, "dd", "if=/dev/zero", f"of={spool_dir}/fill", "bs=64k"], capture_output=True)
+        assert daemon.wait_log(f"spool.path {spool_dir / 'spool.sqlite'}: cannot write", 30), daemon.log
+        n = len(sub.events())
+        assert sub.wait(lambda s: len(s.events()) >= n + 2, 30), daemon.log  # delivered from memory
+        subprocess.run([*inside, "rm", f"{spool_dir}/fill"], check=True)
+        assert daemon.wait_log("writable again", 30), daemon.log
+        n = len(sub.events())
+        assert sub.wait(lambda s: len(s.events()) >= n + 1, 30), daemon.log
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.wait(20) == 0, daemon.log
+    finally:
+        daemon.stop()
+        sub.close()
+    seqs = {e["seq"] for e in sub.events()}
+    assert seqs == set(range(1, max(seqs) + 1))  # none lost
+    assert daemon.log.count("cannot write") == 1 and "Traceback" not in daemon.log
+
+
 def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
     sub = Subscriber(broker.port)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))

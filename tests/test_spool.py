@@ -79,3 +79,31 @@ def test_payload_failure_leaves_no_row(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         spool.add(broken)
     assert len(spool) == 0 and spool.pending() == []
+
+
+def test_a_full_disk_holds_events_in_memory_and_writes_them_later(tmp_path: Path, caplog) -> None:
+    """SQLite's own "database or disk is full" (max_page_count caps the file, as a full
+    tmpfs does in the daemon's fault test): nothing raises, nothing is lost up to the
+    memory bound, the drops beyond it are counted, and each change is logged once."""
+    path = tmp_path / "s.sqlite"
+    spool = Spool(path, 100, memory_events=5)
+    for _ in range(3):
+        spool.add(lambda n: f"small {n}")
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count = {pages}")
+    big = "x" * 20_000  # each needs new pages
+    seqs = [spool.add(lambda n: f"{n} {big}") for _ in range(8)]
+    assert seqs == list(range(4, 12)) and "full" in spool.failing
+    assert len(spool) == 3 + 5 and spool.dropped == 3  # the three oldest held in memory went
+    assert [s for s, _ in spool.pending()] == [1, 2, 3, 7, 8, 9, 10, 11]  # delivered from memory too
+    spool.delete(7)
+    spool.delete(1)
+    assert [s for s, _ in spool.pending()] == [2, 3, 8, 9, 10, 11]
+    assert sum("cannot write" in r.message for r in caplog.records) == 1
+    spool._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+    assert [s for s, _ in spool.pending()] == [2, 3, 8, 9, 10, 11] and spool.failing == ""
+    assert sum("writable again" in r.message for r in caplog.records) == 1
+    spool.close()
+    again = Spool(path, 100)
+    assert [s for s, _ in again.pending()] == [2, 3, 8, 9, 10, 11] and again.dropped == 3
+    assert again.add(lambda n: "next") == 12  # numbers never repeat

@@ -223,7 +223,8 @@ class Daemon:
             figures |= self._source.stats.as_dict()
         return figures | {
             "model": b.name, "model_version": b.version, "spool_depth": len(self.spool),
-            "spool_dropped": self.spool.dropped, "audio_queue": self._chunks.qsize(),
+            "spool_dropped": self.spool.dropped, "spool_writable": not self.spool.failing,
+            "audio_queue": self._chunks.qsize(),
             "input_level_db": round(self.gate.level_db, 1), "input_dead": self.watch.dead,
             "broker_connects": self.publisher.connects,
         }  # fmt: skip

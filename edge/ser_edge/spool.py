@@ -2,20 +2,28 @@
 
 SQLite (standard library) in WAL mode with full sync: an event that ``add`` returned
 survives a SIGKILL or a power cut, and leaves only on ``delete`` after the PUBACK.
-Sequence numbers come from an AUTOINCREMENT key, so they keep increasing across
-restarts and deletions.
+Sequence numbers continue from the file's AUTOINCREMENT counter, so they keep increasing
+across restarts and deletions.
 
 Overflow policy: at ``max_events`` undelivered events, adding one drops the oldest (a
 long outage keeps the most recent hours, not the first ones); the drops are counted
 persistently and published in the stats.
+
+A file that cannot be written (disk full, I/O error) does not stop the daemon: new events
+wait in memory (at most ``memory_events``, the oldest dropped and counted beyond that),
+are delivered from there all the same, and go to the file as soon as it takes writes
+again. Each change of state is logged once, naming the file.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
@@ -31,55 +39,104 @@ class SpoolError(OSError):
 class Spool:
     """Thread-safe: the pipeline adds, the MQTT thread reads and deletes."""
 
-    def __init__(self, path: Path, max_events: int) -> None:
+    def __init__(self, path: Path, max_events: int, memory_events: int = 1000) -> None:
         self.path = Path(path)
         self.max_events = max_events
+        self.memory_events = memory_events
         self._lock = threading.Lock()
+        self._memory: dict[int, str] = {}  # events the file could not take yet, by seq
+        self._memory_dropped = 0
+        self._undeleted: set[int] = set()  # delivered, but the file could not forget them yet
+        self.failing = ""
+        """Why the file takes no writes now ("" while it does)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._next = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0] + 1
+            known = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            self._next = max(self._next, (known[0] if known else 0) + 1)
         except (OSError, sqlite3.Error) as e:
             raise SpoolError(f"spool.path {self.path}: cannot open the event spool ({e})") from None
 
     def add(self, make_payload: Callable[[int], str]) -> int:
         """Store a new event whose payload is made from its sequence number; return it."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            seq = self._db.execute("INSERT INTO events (payload) VALUES ('')").lastrowid
-            self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (make_payload(seq), seq))
-            over = self._count() - self.max_events
-            if over > 0:
-                oldest = "SELECT seq FROM events ORDER BY seq LIMIT ?"
-                self._db.execute(f"DELETE FROM events WHERE seq IN ({oldest})", (over,))
-                self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (over,))
+        with self._lock:
+            payload = make_payload(self._next)
+            seq, self._next = self._next, self._next + 1
+            self._memory[seq] = payload
+            self._flush()
+            if len(self._memory) > self.memory_events:
+                del self._memory[min(self._memory)]
+                self._memory_dropped += 1
             return seq
+
+    def _flush(self) -> None:
+        """Move the events held in memory to the file, and forget the delivered ones; a
+        file that refuses keeps them in memory (lock held)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in self._undeleted])
+                self._db.executemany("INSERT INTO events (seq, payload) VALUES (?, ?)", sorted(self._memory.items()))
+                if self._memory_dropped:  # counted for good once the file takes it
+                    self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'",
+                                     (self._memory_dropped,))  # fmt: skip
+                over = self._count() - self.max_events
+                if over > 0:
+                    oldest = "SELECT seq FROM events ORDER BY seq LIMIT ?"
+                    self._db.execute(f"DELETE FROM events WHERE seq IN ({oldest})", (over,))
+                    self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (over,))
+        except sqlite3.Error as e:
+            if not self.failing:
+                log.error("spool.path %s: cannot write (%s); holding up to %d events in memory until it can",
+                          self.path, e, self.memory_events)  # fmt: skip
+            self.failing = str(e)
+            return
+        if self.failing:
+            log.warning(
+                "spool.path %s: writable again; %d events held in memory are in it", self.path, len(self._memory)
+            )
+            self.failing = ""
+        self._memory.clear()
+        self._undeleted.clear()
+        self._memory_dropped = 0
 
     def pending(self, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
         """Undelivered events with sequence numbers above ``after``, oldest first."""
         with self._lock:
+            if self._memory or self._undeleted:
+                self._flush()  # a full disk may have room again
             query = "SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
-            return self._db.execute(query, (after, limit)).fetchall()
+            rows = [r for r in self._db.execute(query, (after, limit)).fetchall() if r[0] not in self._undeleted]
+            rows += [(s, p) for s, p in self._memory.items() if s > after]
+            return sorted(rows)[:limit]
 
     def delete(self, seq: int) -> None:
         """The broker has the event."""
         with self._lock:
-            self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            if self._memory.pop(seq, None) is not None:
+                return
+            try:
+                self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            except sqlite3.Error:  # a full disk can refuse even this: forget it later
+                self._undeleted.add(seq)
 
     def _count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def __len__(self) -> int:
         with self._lock:
-            return self._count()
+            return self._count() - len(self._undeleted) + len(self._memory)
 
     @property
     def dropped(self) -> int:
-        """Events dropped by the overflow policy, ever."""
+        """Events dropped by the overflow policy (ever) and for want of a writable file."""
         with self._lock:
-            return self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0]
+            on_file = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0]
+            return on_file + self._memory_dropped
 
     def close(self) -> None:
         with self._lock:
