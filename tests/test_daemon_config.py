@@ -177,3 +177,18 @@ def test_run_refuses_an_invalid_config_with_78(tmp_path: Path) -> None:
         r.returncode == 78
         and "gate.hangover_ms: expected an integer from 0 to 5000, got -5 (c.yaml line 2)" in r.stderr
     )
+
+
+def test_the_default_device_id_is_unique_per_machine(tmp_path: Path) -> None:
+    import socket
+
+    from ser_edge.settings import _default_device_id
+
+    ids = []
+    for n in ("1", "2"):
+        (tmp_path / n).write_text(f"{n * 32}\n")
+        ids.append(_default_device_id(tmp_path / n))
+    host = socket.gethostname().lower()
+    assert ids[0] != ids[1] and all(i.startswith(host[:10]) and len(i) == len(ids[0]) for i in ids)
+    assert ids[0] == _default_device_id(tmp_path / "1")  # stable across restarts
+    assert n * 32 not in ids[0] and _default_device_id(tmp_path / "missing") == _default_device_id(tmp_path / "nope")

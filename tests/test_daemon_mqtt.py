@@ -299,6 +299,28 @@ def test_a_full_disk_loses_no_event_and_stops_nothing(tmp_path: Path, broker: Lo
     assert daemon.log.count("cannot write") == 1 and "Traceback" not in daemon.log
 
 
+def test_two_devices_with_one_id_say_so_and_back_off(tmp_path: Path, broker: LocalBroker) -> None:
+    """Each takes the other's MQTT session; each says why, and retries ever more slowly
+    (issue 13: availability flipped 76 times in 37 s, and no log line said why)."""
+    daemons = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name / "c.yaml", broker.port, realtime=True)
+        text = config.read_text().replace("realtime: true}", "realtime: true, loop: true}")
+        config.write_text(text.replace("reconnect_max_s: 2", "reconnect_max_s: 60"))
+        daemons.append(Daemon(config))
+        time.sleep(2)
+    try:
+        time.sleep(20)
+        assert all(d.process.poll() is None for d in daemons)
+    finally:
+        for d in daemons:
+            d.stop()
+    for d in daemons:
+        assert "another client uses id ser-edge-test (the broker gave it this session)" in d.log, d.log
+        assert d.log.count("connected to 127.0.0.1") <= 6, d.log  # 1 s retries made about 20
+
+
 def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
     sub = Subscriber(broker.port)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))

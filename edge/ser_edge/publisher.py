@@ -30,6 +30,9 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 reason code
+SHORT_S = 10.0  # a connection that ends sooner than this counts as dropped at once
+
 #: Events handed to paho and not yet acknowledged, at most.
 WINDOW = 50
 
@@ -100,11 +103,15 @@ class Publisher:
         self._last_state: str | None = None
         self._inbox: queue.Queue[tuple] = queue.Queue()
         self._stop = threading.Event()
+        self._connected_at = 0.0
+        self._quick_drops = 0  # connections in a row that ended within SHORT_S
+        self._backoff = 1  # s, the reconnect delay while another client holds our id
         self._client = self._make_client(m, device)
         self._worker = threading.Thread(target=self._run, name="mqtt-spool", daemon=True)
 
     def _make_client(self, m: MqttSettings, device: DeviceSettings) -> _Client:
-        client = mqtt_client(m, f"ser-edge-{device.id}")
+        self.client_id = f"ser-edge-{device.id}"
+        client = mqtt_client(m, self.client_id)
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, m.reconnect_max_s)
         client.max_inflight_messages_set(20)
@@ -168,6 +175,7 @@ class Publisher:
             self._error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}{hint}")
             return
         self.connects += 1
+        self._connected_at = time.monotonic()
         self.last_error = ""
         log.info("connected to %s:%d", self.settings.host, self.settings.port)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
@@ -183,11 +191,28 @@ class Publisher:
         why = self._client.last_error
         self._error(f"cannot reach broker {self.settings.host}:{self.settings.port} ({why}); retrying")
 
-    def _on_disconnect(self, _client, _u, _flags, reason, _props) -> None:
+    def _on_disconnect(self, client, _u, _flags, reason, _props) -> None:
+        """A lost connection; one the broker hands to another client with our id (MQTT 5's
+        "session taken over", or with 3.1.1 three connections in a row dropped within
+        SHORT_S) is a duplicate device.id: said so, and retried ever more slowly, so two
+        devices do not toss the session between them every second."""
         was = self.connected.is_set()
         self.connected.clear()
-        if was and not self._stop.is_set():
-            self._error(f"lost the broker connection ({reason}); reconnecting with backoff")
+        if not was or self._stop.is_set():
+            return
+        taken = getattr(reason, "value", None) == SESSION_TAKEN_OVER
+        quick = time.monotonic() - self._connected_at < SHORT_S
+        self._quick_drops = self._quick_drops + 1 if quick or taken else 0
+        if taken or self._quick_drops >= 3:
+            self._backoff = min(self._backoff * 2, self.settings.reconnect_max_s)
+            client.reconnect_delay_set(self._backoff, self.settings.reconnect_max_s)
+            self._error(f"another client uses id {self.client_id} (the broker gave it this session); reconnecting "
+                        f"in {self._backoff} s. Give each device its own device.id")  # fmt: skip
+            return
+        if not quick:
+            self._backoff = 1
+            client.reconnect_delay_set(1, self.settings.reconnect_max_s)
+        self._error(f"lost the broker connection ({reason}); reconnecting with backoff")
 
     def _on_message(self, _client, _u, message: mqtt.MQTTMessage) -> None:
         if message.payload == b"online":  # Home Assistant (re)started

@@ -4,6 +4,7 @@ every key). Defaults are what a Pi with a USB microphone and a local broker need
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -13,15 +14,26 @@ from pathlib import Path
 
 from .configfile import check, load
 
+MACHINE_ID = Path("/etc/machine-id")
 
-def _default_device_id() -> str:
-    return re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-") or "ser-edge"
+
+def _default_device_id(machine_id: Path = MACHINE_ID) -> str:
+    """The host name plus 6 hex digits derived from the machine id: every Raspberry Pi OS
+    install is called "raspberrypi", and two devices with one id take over each other's
+    MQTT session forever. The machine id itself stays private (hashed, as systemd advises)."""
+    host = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-") or "ser-edge"
+    try:
+        secret = machine_id.read_text().strip()
+    except OSError:
+        return host
+    return f"{host}-{hashlib.sha256(b'ser-edge:' + secret.encode()).hexdigest()[:6]}" if secret else host
 
 
 @dataclass(frozen=True)
 class DeviceSettings:
     id: str = ""
-    """Identifies this device in topics and Home Assistant; default: the host name."""
+    """Identifies this device in topics and Home Assistant; default: the host name plus 6 hex
+    digits from /etc/machine-id (unique per machine, stable across reboots)."""
     name: str = ""
     """Human-readable name shown in Home Assistant; default: "Emotion sensor <id>"."""
 
