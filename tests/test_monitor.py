@@ -127,3 +127,29 @@ def test_monitor_refuses_a_serial_source_by_name(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "the daemon owns the node's port; watch it with --mqtt" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_monitor_survives_junk_on_the_topics(tmp_path: Path) -> None:
+    """Retained non-objects and wrong types are named, and the view goes on (issue 13:
+    a stats message of `5` killed the monitor, a state of `[1]` its MQTT thread)."""
+    from paho.mqtt import publish
+
+    with LocalBroker(tmp_path / "broker") as broker:
+
+        def put(topic: str, payload: str) -> None:
+            publish.single(f"ser/test/{topic}", payload, qos=1, retain=True, hostname="127.0.0.1", port=broker.port)
+
+        put("stats", "5")
+        put("state", "[1]")
+        term = Terminal("--mqtt", "--host", "127.0.0.1", "--port", str(broker.port), "--device", "test")
+        try:
+            term.wait_for(lambda s: "unreadable message on ser/test/" in s)
+            put("event", '{"emotion": 3, "confidence": "high"}')
+            term.wait_for(lambda s: "unreadable message on ser/test/event" in s)
+            put("stats", '{"input_level_db": "loud", "events": 1}')
+            term.wait_for(lambda s: "unreadable message on ser/test/stats" in s)
+            put("state", '{"emotion": "sad", "confidence": 0.7}')  # a good one still shows
+            term.wait_for(lambda s: "SAD" in s and "0.70" in s)
+        finally:
+            code = term.interrupt()
+    assert code == 0 and b"Traceback" not in term.raw

@@ -179,6 +179,20 @@ class LocalFeed:
         self.view.recognised(r)
 
 
+_EVENT_FIELDS = {"end": str, "duration_s": (int, float)}
+
+
+def _fields(text: str, wanted: dict) -> dict:
+    """A JSON object holding ``wanted`` keys of the given types; ValueError naming the first problem."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {text[:40]!r}")
+    for key, kind in wanted.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise ValueError(f"{key} missing or of the wrong type")
+    return data
+
+
 class MqttFeed:
     """A running daemon's topics on its broker."""
 
@@ -198,22 +212,28 @@ class MqttFeed:
             self.view.note = text
 
     def _message(self, _c, _u, m) -> None:
+        """Anything a broker may hold under our topics (retained junk included) is shown or
+        named as unreadable; none of it may end this thread."""
         text = m.payload.decode("utf-8", "replace")
         try:
-            with self.view.lock:
-                if m.topic == self.topics.availability:
-                    self.view.availability = text
-                elif m.topic == self.topics.stats:
-                    self.view.stats = json.loads(text)
-                elif m.topic == self.topics.state:
-                    state = json.loads(text)
-                    self.view.emotion, self.view.confidence = state["emotion"], state["confidence"]
-                elif m.topic == self.topics.event:
-                    e = json.loads(text)
-                    self.view.emotion, self.view.confidence = e["emotion"], e["confidence"]
-                    self.view.events.appendleft((e["end"][11:19], e["emotion"], e["confidence"], e["duration_s"]))
-                self.view.note = ""
-        except (ValueError, KeyError) as e:
+            if m.topic == self.topics.availability:
+                with self.view.lock:
+                    self.view.availability = text[:20]
+            elif m.topic == self.topics.stats:
+                stats = _fields(text, {})
+                if not isinstance(stats.get("input_level_db"), int | float | None):
+                    raise ValueError("input_level_db is not a number")
+                with self.view.lock:
+                    self.view.stats = stats
+            elif m.topic in (self.topics.state, self.topics.event):
+                event = m.topic == self.topics.event
+                e = _fields(text, {"emotion": str, "confidence": (int, float), **(_EVENT_FIELDS if event else {})})
+                with self.view.lock:
+                    self.view.emotion, self.view.confidence = e["emotion"], float(e["confidence"])
+                    if event:
+                        self.view.events.appendleft((e["end"][11:19], e["emotion"], e["confidence"], e["duration_s"]))
+            self._note("")
+        except ValueError as e:
             self._note(f"unreadable message on {m.topic}: {e}")
 
     def run(self, stop: threading.Event) -> None:
