@@ -90,3 +90,46 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path: Path, make, message: 
 def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
     with pytest.raises(AudioFileError, match="no such file"):
         read_audio(tmp_path)
+
+
+def test_blocks_are_the_whole_file_in_pieces(tmp_path: Path) -> None:
+    """Streamed reading (and resampling) gives exactly the samples of reading at once."""
+    from ser_edge.audio_io import audio_blocks
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "x.wav"
+    sf.write(path, rng.normal(0, 0.1, (48000 * 7 + 123, 2)), 48000, subtype="FLOAT")
+    blocks = list(audio_blocks(path, 16000, block_s=2.0))
+    assert len(blocks) >= 4 and max(b.size for b in blocks) <= 2.2 * 16000
+    assert np.array_equal(np.concatenate(blocks), read_audio(path))
+
+
+def test_an_hour_of_audio_is_classified_in_bounded_memory(tmp_path: Path) -> None:
+    """30 minutes at 48 kHz (issue 13: classify peaked at 1.63 GB): one block and one
+    utterance in memory at a time, so about what one clip needs."""
+    import json
+    import subprocess
+    import sys
+
+    speech = read_audio(SAMPLES[4]).astype(np.float64) / 32768.0
+    speech48 = np.repeat(speech, 3)  # crude, but speech the gate opens for
+    rng = np.random.default_rng(0)
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", 48000, 1, "PCM_16") as f:
+        for _ in range(30):  # a minute each: room tone, then the sentence
+            minute = rng.normal(0, 0.001, 48000 * 60)
+            minute[48000 * 20 : 48000 * 20 + speech48.size] += speech48
+            f.write(minute)
+    measure = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout)"
+    )  # a fresh parent: its only child's peak
+    classify = [sys.executable, "-m", "ser_edge", "classify", "--json", str(path)]
+    r = subprocess.run([sys.executable, "-c", measure, *classify], capture_output=True, text=True, timeout=600)
+    head, body = r.stdout.split("\n", 1)
+    code, peak_kb = map(int, head.split())
+    assert code == 0, r.stdout + r.stderr
+    results = json.loads(body)["results"]
+    assert len(results) == 30  # one utterance per minute
+    print(f"classify, 30 min at 48 kHz: peak RSS {peak_kb / 1024:.0f} MB")
+    assert peak_kb < 300_000, f"peak RSS {peak_kb / 1024:.0f} MB"

@@ -2,11 +2,14 @@
 
 Any rate, channel count and container libsndfile knows (WAV, FLAC, AIFF, ...; the
 container is recognised by its header, not its name). Other rates are resampled with
-soxr at its very-high-quality setting; channels are averaged.
+soxr at its very-high-quality setting; channels are averaged. ``audio_blocks`` does it a
+few seconds at a time, so an hour-long recording needs no more memory than a clip;
+``read_audio`` is the same samples in one array (soxr's stream equals its one-shot call).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +26,55 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
-    """Read an audio file as int16 mono PCM at sample_rate, or raise AudioFileError."""
+def audio_blocks(path: str | Path, sample_rate: int = 16000, block_s: float = 10.0) -> Iterator[np.ndarray]:
+    """An audio file as int16 mono PCM at sample_rate, ``block_s`` of the file at a time;
+    AudioFileError (before the first block or at the block where it shows) if unusable."""
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"{path}: no such file")
     try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioFileError(f"{path}: not a readable audio file ({e})") from None
-    if data.shape[0] == 0:
-        raise AudioFileError(f"{path}: contains no samples")
-    if not np.isfinite(data).all():
-        raise AudioFileError(f"{path}: contains NaN or infinite samples")
-    mono = data.mean(axis=1)
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate, quality="VHQ")
-    return to_int16(mono)
+    with f:
+        if f.frames == 0:
+            raise AudioFileError(f"{path}: contains no samples")
+        stream = (
+            None if f.samplerate == sample_rate else soxr.ResampleStream(f.samplerate, sample_rate, 1, "float64", "VHQ")
+        )
+        size = max(1, round(block_s * f.samplerate))
+        while True:
+            try:
+                data = f.read(size, dtype="float64", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise AudioFileError(f"{path}: not a readable audio file ({e})") from None
+            last = data.shape[0] < size
+            if not np.isfinite(data).all():
+                raise AudioFileError(f"{path}: contains NaN or infinite samples")
+            mono = data.mean(axis=1)
+            if stream is not None:
+                mono = stream.resample_chunk(mono, last=last)
+            if mono.size:
+                yield to_int16(mono)
+            if last:
+                return
+
+
+def as_heard_in_replay(blocks: Iterable[np.ndarray], gap: int, frame: int, chunk: int) -> Iterator[np.ndarray]:
+    """A file's blocks as the replay source hands them on: ``chunk`` samples at a time, then
+    ``gap`` samples of silence, padded so the next file starts on a ``frame`` boundary."""
+    carry = np.zeros(0, np.int16)
+    total = 0
+    for block in blocks:
+        total += block.size
+        carry = np.concatenate([carry, block])
+        n = carry.size - carry.size % chunk
+        yield from (carry[i : i + chunk] for i in range(0, n, chunk))
+        carry = carry[n:]
+    tail = np.concatenate([carry, np.zeros(gap + (-(total + gap) % frame), np.int16)])
+    yield from (tail[i : i + chunk] for i in range(0, tail.size, chunk))
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """Read an audio file as int16 mono PCM at sample_rate, or raise AudioFileError."""
+    return np.concatenate(list(audio_blocks(path, sample_rate)))

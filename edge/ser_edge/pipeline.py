@@ -7,11 +7,12 @@ stages live, chunk by chunk).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .audio_io import read_audio
+from .audio_io import as_heard_in_replay, audio_blocks
 from .decision import Recognition, recognise
 from .model import EmotionModel
 from .settings import GateSettings, SourceSettings
@@ -20,14 +21,22 @@ from .vad import FRAME_SAMPLES, SAMPLE_RATE, Gate, Utterance
 _CHUNK = SAMPLE_RATE * SourceSettings().chunk_ms // 1000
 
 
-def utterances_in(pcm: np.ndarray, gate: GateSettings, gap_s: float = SourceSettings().gap_s) -> list[Utterance]:
-    """The utterances the gate finds in a clip followed by ``gap_s`` of silence, fed in the
-    replay source's chunks (as the daemon hears a replayed file); times count from its start."""
-    gap = round(gap_s * SAMPLE_RATE)
-    pcm = np.concatenate([pcm, np.zeros(gap + (-(pcm.size + gap) % FRAME_SAMPLES), np.int16)])
+def utterances_streamed(blocks: Iterable[np.ndarray], gate: GateSettings,
+                        gap_s: float = SourceSettings().gap_s) -> Iterator[Utterance]:  # fmt: skip
+    """The utterances the gate finds in a clip (given block by block) followed by ``gap_s``
+    of silence, fed in the replay source's chunks (as the daemon hears a replayed file);
+    times count from its start. Memory: one block and one utterance, however long the clip."""
     g = Gate(gate)
-    out = [u for i in range(0, pcm.size, _CHUNK) for u in g.push(pcm[i : i + _CHUNK], i / SAMPLE_RATE)]
-    return out + g.flush()
+    offset = 0
+    for chunk in as_heard_in_replay(blocks, round(gap_s * SAMPLE_RATE), FRAME_SAMPLES, _CHUNK):
+        yield from g.push(chunk, offset / SAMPLE_RATE)
+        offset += chunk.size
+    yield from g.flush()
+
+
+def utterances_in(pcm: np.ndarray, gate: GateSettings, gap_s: float = SourceSettings().gap_s) -> list[Utterance]:
+    """utterances_streamed of a clip in memory."""
+    return list(utterances_streamed([pcm], gate, gap_s))
 
 
 def recognise_pcm(pcm: np.ndarray, model: EmotionModel, gate: GateSettings, threshold: float) -> list[Recognition]:
@@ -36,5 +45,6 @@ def recognise_pcm(pcm: np.ndarray, model: EmotionModel, gate: GateSettings, thre
 
 
 def recognise_file(path: Path, model: EmotionModel, gate: GateSettings, threshold: float) -> list[Recognition]:
-    """recognise_pcm of an audio file (any format, rate and channels read_audio takes)."""
-    return recognise_pcm(read_audio(Path(path), SAMPLE_RATE), model, gate, threshold)
+    """Every utterance of an audio file (any format, rate and channels), recognised as it
+    closes: an hour-long recording is read a block at a time."""
+    return [recognise(model, u, threshold) for u in utterances_streamed(audio_blocks(Path(path), SAMPLE_RATE), gate)]

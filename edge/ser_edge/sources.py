@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AudioFileError, read_audio
+from .audio_io import AudioFileError, as_heard_in_replay, audio_blocks
 from .settings import SourceSettings
 from .vad import FRAME_SAMPLES
 
@@ -67,22 +67,25 @@ class ReplaySource:
         t0, m0 = self._clock(), time.monotonic()
         offset = 0
         for path in self._playlist():
+            # Each file starts on the gate's frame grid: alone or in a sequence, it is cut the same way.
+            parts = as_heard_in_replay(audio_blocks(path, SAMPLE_RATE), gap, FRAME_SAMPLES, step)
+            started = offset
             try:
-                pcm = read_audio(path, SAMPLE_RATE)
-                # Each file starts on the gate's frame grid: alone or in a sequence, it is cut the same way.
-                pcm = np.concatenate([pcm, np.zeros(gap + (-(pcm.size + gap) % FRAME_SAMPLES), np.int16)])
+                for part in parts:
+                    if s.realtime:  # hand the chunk over once it would have been recorded
+                        time.sleep(max(0.0, m0 + (offset + part.size) / SAMPLE_RATE - time.monotonic()))
+                    yield Chunk(part, t0 + offset / SAMPLE_RATE)
+                    offset += part.size
             except AudioFileError as e:
                 if self.strict:
                     raise
-                log.error("replay: %s; skipped", e)
+                log.error("replay: %s; %s", e, "skipped" if offset == started else "the rest skipped")
                 self.skipped.append(str(e))
-                continue
-            for i in range(0, pcm.size, step):
-                part = pcm[i : i + step]
-                if s.realtime:  # hand the chunk over once it would have been recorded
-                    time.sleep(max(0.0, m0 + (offset + part.size) / SAMPLE_RATE - time.monotonic()))
-                yield Chunk(part, t0 + offset / SAMPLE_RATE)
-                offset += part.size
+                if offset > started:  # what was played is followed by the gap, as a whole file is
+                    tail = np.zeros(gap + (-offset % FRAME_SAMPLES), np.int16)
+                    for i in range(0, tail.size, step):
+                        yield Chunk(tail[i : i + step], t0 + offset / SAMPLE_RATE)
+                        offset += tail[i : i + step].size
 
     def _playlist(self) -> Iterator[Path]:
         yield from self.files
