@@ -36,6 +36,17 @@ def test_unreadable_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "broken.flac: not a readable audio file" in r.stderr
 
 
+def test_classify_answers_for_the_good_files_among_a_bad_one(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"not audio at all")
+    r = run("classify", str(SAMPLES[0]), str(bad), str(SAMPLES[4]))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "broken.flac: not a readable audio file" in r.stderr
+    lines = r.stdout.splitlines()
+    assert any(SAMPLES[0].name in x and "s " in x for x in lines) and any(SAMPLES[4].name in x for x in lines)
+    assert any("broken.flac" in x and "unreadable" in x for x in lines)
+
+
 def test_bench_frontend_prints_both_timings_and_their_ratio() -> None:
     r = run("bench", "frontend", str(SAMPLES[0]), str(SAMPLES[1]), "--repeat", "3")
     assert r.returncode == 0, r.stderr

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -52,26 +53,35 @@ def _classify(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     model = EmotionModel(load_bundle(args.bundle or settings.model.bundle))
     results = []
-    for path in args.files:
-        for r in recognise_file(path, model, settings.gate, settings.model.threshold):
+    failed = 0
+    for path in args.files:  # one bad file does not hide the others' answers
+        try:
+            found = recognise_file(path, model, settings.gate, settings.model.threshold)
+        except AudioFileError as e:
+            results.append({"file": str(path), "emotion": None, "error": str(e)})
+            print(f"ser-edge: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for r in found:
             results.append({
                 "file": str(path), "start_s": round(r.start, 2), "end_s": round(r.end, 2),
                 "emotion": r.emotion, "confidence": r.confidence, "scores": r.scores, "event": r.emitted,
             })  # fmt: skip
-        if not any(r["file"] == str(path) for r in results):
+        if not found:
             results.append({"file": str(path), "emotion": None, "note": "no speech found"})
+    status = 2 if failed else 0
     if args.json:
         print(json.dumps({"model": f"{model.bundle.name} {model.bundle.version}", "results": results}, indent=1))
-        return 0
+        return status
     print(f"model {model.bundle.name} {model.bundle.version} ({model.bundle.path})")
     for r in results:
         name = Path(r["file"]).name
         if r["emotion"] is None:
-            print(f"{name:<34} {'':>12} no speech found")
+            print(f"{name:<34} {'':>12} {'unreadable' if 'error' in r else 'no speech found'}")
             continue
         below = "" if r["event"] else "  (below the threshold: no event)"
         print(f"{name:<34} {r['start_s']:5.2f}-{r['end_s']:5.2f} s {r['emotion']:<10} {r['confidence']:.2f}{below}")
-    return 0
+    return status
 
 
 def _settings(config: Path | None):
