@@ -94,7 +94,13 @@ def test_random_and_extreme_inputs_bit_exact(libs: dict, cfg: FrontendConfig) ->
         "impulses": np.where(t % 997 == 0, 32767, 0),
         "short": rng.integers(-32768, 32768, cfg.window_samples + 7),
         "too short": rng.integers(-32768, 32768, cfg.window_samples - 1),
+        "one window": rng.integers(-32768, 32768, cfg.window_samples),
+        "a window and a hop less a sample": rng.integers(-32768, 32768, cfg.window_samples + cfg.hop_samples - 1),
+        "two frames exactly": rng.integers(-32768, 32768, cfg.window_samples + cfg.hop_samples),
     }
     for name, signal in signals.items():
         pcm = np.asarray(signal).astype(np.int16)
-        assert np.array_equal(_c_features(libs[cfg], pcm, cfg), compute_features(pcm, cfg=cfg)), name
+        c, python = _c_features(libs[cfg], pcm, cfg), compute_features(pcm, cfg=cfg)
+        assert np.array_equal(c, python), name
+        assert c.shape[0] == cfg.n_frames(pcm.size)  # complete frames only, at every edge
+    assert cfg.n_frames(cfg.window_samples) == 1 == cfg.n_frames(cfg.window_samples + cfg.hop_samples - 1)

@@ -41,7 +41,7 @@ def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_h
     assert must_have <= set(checks["ops"])
     assert "SHAPE" not in checks["ops"]  # static shapes: batch size 1
     assert checks["tflm_max_abs_diff_steps"] <= 1
-    assert 1000 < checks["tflm_arena_bytes"] < 200_000
+    assert 2_000 < checks["tflm_arena_bytes"] < 40_000  # 16-filter models: a few windows of activations
 
 
 def test_arena_is_the_smallest_that_allocates() -> None:

@@ -38,8 +38,10 @@ def test_no_speaker_on_both_sides_and_every_speaker_tested_once(speakers, k, ext
     tested = [s for f in folds for s in f.test]
     assert sorted(tested) == sorted(f"ravdess/{s}" for s in speakers)  # each speaker tested exactly once
     for fold in folds:
+        assert fold.validation and not fold.validation & fold.test  # the fold itself, not only its clips
         sp = split(clips, fold)
         train, val, test = ({c.speaker for c in part} for part in (sp.train, sp.validation, sp.test))
+        assert val == set(fold.validation) and test == set(fold.test)
         assert not (train & val) and not (train & test) and not (val & test)
         assert len(sp.train) + len(sp.validation) + len(sp.test) == len(clips)
         assert all(c.corpus == "ravdess" for c in sp.test + sp.validation)  # TESS: training side only

@@ -137,3 +137,44 @@ def test_webrtcvad_engine_finds_the_utterance() -> None:
     assert 1000 + 1.0 + 0.3 < webrtc.start < 1000 + 1.0 + 0.8
     for u in (energy, webrtc):
         assert 1000 + 1.0 + 2.9 < u.end <= 1000 + 1.0 + speech.size / RATE + 0.6
+
+
+def _frames(*parts: tuple[str, int]) -> np.ndarray:
+    """Room noise (about -70 dBFS) and a tone (-14 dBFS), in whole 20 ms frames."""
+    rng = np.random.default_rng(5)
+    out, n = [], 0
+    for kind, frames in parts:
+        t = np.arange(n, n + frames * FRAME_SAMPLES)
+        noise = rng.normal(0, 10, t.size)
+        out.append(noise + (8000 * np.sin(2 * np.pi * 440 * t / RATE) if kind == "tone" else 0))
+        n += t.size
+    return np.concatenate(out).round().astype(np.int16)
+
+
+def test_utterance_edges_are_frame_exact() -> None:
+    """Pre-roll 15 frames before the first voiced one, hangover 25 frames after the last."""
+    s = GateSettings()
+    assert (s.onset_ms, s.preroll_ms, s.hangover_ms, s.min_utterance_ms, s.max_utterance_ms) == (
+        60,
+        300,
+        500,
+        500,
+        8000,
+    )
+    (u,) = _run(Gate(s), _frames(("noise", 150), ("tone", 50), ("noise", 100)), chunk=777, t0=0.0)
+    assert round(u.start / 0.02) == 150 - 15 and u.pcm.size == (15 + 50 + 25) * FRAME_SAMPLES
+
+
+def test_the_shortest_utterance_is_the_minimum_exactly() -> None:
+    assert _run(Gate(GateSettings()), _frames(("noise", 150), ("tone", 24), ("noise", 100))) == []
+    (u,) = _run(Gate(GateSettings()), _frames(("noise", 150), ("tone", 25), ("noise", 100)))
+    assert u.pcm.size == (15 + 25 + 25) * FRAME_SAMPLES
+
+
+def test_long_speech_is_cut_at_exactly_the_maximum_and_goes_on() -> None:
+    # A tone with a one-frame dip every 20 frames: speech-like, so the floor stays down.
+    parts = [("noise", 150)] + [p for _ in range(30) for p in (("tone", 19), ("noise", 1))] + [("noise", 100)]
+    first, second = _run(Gate(GateSettings()), _frames(*parts), t0=0.0)
+    assert round(first.start / 0.02) == 135 and first.pcm.size == 400 * FRAME_SAMPLES
+    assert round(second.start / 0.02) == 135 + 400  # the very next frame, the gate still open
+    assert second.pcm.size == (150 + 600 - 135 - 400 - 1 + 25) * FRAME_SAMPLES  # to the last voiced frame + hangover
