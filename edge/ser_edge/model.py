@@ -33,13 +33,17 @@ class EmotionModel:
             raise BundleError(f"{bundle.path}: the interpreter cannot load model.tflite ({e})") from None
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
         expected = (1, bundle.window_frames, bundle.frontend.n_features)
-        if inp["dtype"] != np.int8 or tuple(inp["shape"]) != expected or inp["quantization"] != (1.0, 0):
+        shape = tuple(int(x) for x in inp["shape"])
+        scale, zero = (float(inp["quantization"][0]), int(inp["quantization"][1]))
+        if inp["dtype"] != np.int8 or shape != expected or (scale, zero) != (1.0, 0):
             raise BundleError(
-                f"{bundle.path}: model input is {inp['dtype'].__name__} {tuple(inp['shape'])} "
-                f"{inp['quantization']}; need int8 {expected} with scale 1, zero point 0"
+                f"{bundle.path}: model input is {inp['dtype'].__name__} {shape} with scale {scale:g}, zero point "
+                f"{zero}; need int8 {expected} with scale 1, zero point 0"
             )
-        if out["shape"][-1] != len(bundle.labels):
-            raise BundleError(f"{bundle.path}: model has {out['shape'][-1]} outputs for {len(bundle.labels)} labels")
+        if int(out["shape"][-1]) != len(bundle.labels):
+            raise BundleError(
+                f"{bundle.path}: model has {int(out['shape'][-1])} outputs for {len(bundle.labels)} labels"
+            )
         self._in, self._out = inp["index"], out["index"]
         self._scale, self._zero = out["quantization"]
         self._pad = silence_row(bundle.frontend)
