@@ -25,3 +25,37 @@ def datasets() -> Path:
 @pytest.fixture(scope="session")
 def ravdess(datasets: Path) -> Path:
     return datasets / "ravdess-16k"
+
+
+@pytest.fixture(scope="session")
+def half_hour(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 minutes at 48 kHz (172 MB): a minute of room tone around one sentence, 30 times."""
+    import numpy as np
+    import soundfile as sf
+
+    from ser_edge.audio_io import read_audio
+
+    speech = np.repeat(read_audio(SAMPLES[4]).astype(np.float64) / 32768.0, 3)  # crude, but speech
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("long") / "half-hour.wav"
+    with sf.SoundFile(path, "w", 48000, 1, "PCM_16") as f:
+        for _ in range(30):
+            minute = rng.normal(0, 0.001, 48000 * 60)
+            minute[48000 * 20 : 48000 * 20 + speech.size] += speech
+            f.write(minute)
+    return path
+
+
+def peak_rss_mb(command: list[str], timeout: float = 600) -> tuple[int, str, float]:
+    """Run a command under a fresh parent; (exit status, its stdout, its peak RSS in MB)."""
+    import subprocess
+    import sys
+
+    measure = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout, end='')"
+    )
+    r = subprocess.run([sys.executable, "-c", measure, *command], capture_output=True, text=True, timeout=timeout)
+    head, _, body = r.stdout.partition("\n")
+    code, peak_kb = map(int, head.split())
+    return code, body, peak_kb / 1024

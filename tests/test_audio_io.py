@@ -104,32 +104,16 @@ def test_blocks_are_the_whole_file_in_pieces(tmp_path: Path) -> None:
     assert np.array_equal(np.concatenate(blocks), read_audio(path))
 
 
-def test_an_hour_of_audio_is_classified_in_bounded_memory(tmp_path: Path) -> None:
-    """30 minutes at 48 kHz (issue 13: classify peaked at 1.63 GB): one block and one
-    utterance in memory at a time, so about what one clip needs."""
+def test_half_an_hour_of_audio_is_classified_in_bounded_memory(half_hour: Path) -> None:
+    """issue 13: classify peaked at 1.63 GB on 30 minutes at 48 kHz; now one block and one
+    utterance are in memory at a time, so about what one clip needs."""
     import json
-    import subprocess
     import sys
 
-    speech = read_audio(SAMPLES[4]).astype(np.float64) / 32768.0
-    speech48 = np.repeat(speech, 3)  # crude, but speech the gate opens for
-    rng = np.random.default_rng(0)
-    path = tmp_path / "long.wav"
-    with sf.SoundFile(path, "w", 48000, 1, "PCM_16") as f:
-        for _ in range(30):  # a minute each: room tone, then the sentence
-            minute = rng.normal(0, 0.001, 48000 * 60)
-            minute[48000 * 20 : 48000 * 20 + speech48.size] += speech48
-            f.write(minute)
-    measure = (
-        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout)"
-    )  # a fresh parent: its only child's peak
-    classify = [sys.executable, "-m", "ser_edge", "classify", "--json", str(path)]
-    r = subprocess.run([sys.executable, "-c", measure, *classify], capture_output=True, text=True, timeout=600)
-    head, body = r.stdout.split("\n", 1)
-    code, peak_kb = map(int, head.split())
-    assert code == 0, r.stdout + r.stderr
-    results = json.loads(body)["results"]
-    assert len(results) == 30  # one utterance per minute
-    print(f"classify, 30 min at 48 kHz: peak RSS {peak_kb / 1024:.0f} MB")
-    assert peak_kb < 300_000, f"peak RSS {peak_kb / 1024:.0f} MB"
+    from .conftest import peak_rss_mb
+
+    code, out, peak = peak_rss_mb([sys.executable, "-m", "ser_edge", "classify", "--json", str(half_hour)])
+    assert code == 0, out
+    assert len(json.loads(out)["results"]) == 30  # one utterance per minute
+    print(f"classify, 30 min at 48 kHz: peak RSS {peak:.0f} MB")
+    assert peak < 300, f"peak RSS {peak:.0f} MB"

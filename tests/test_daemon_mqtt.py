@@ -321,6 +321,22 @@ def test_two_devices_with_one_id_say_so_and_back_off(tmp_path: Path, broker: Loc
         assert d.log.count("connected to 127.0.0.1") <= 6, d.log  # 1 s retries made about 20
 
 
+def test_the_daemon_replays_half_an_hour_in_bounded_memory(
+    tmp_path: Path, broker: LocalBroker, half_hour: Path
+) -> None:
+    """issue 13: replaying a 30-minute file took 987 MB (target 150 MB)."""
+    from tests.conftest import peak_rss_mb
+
+    config = write_config(tmp_path / "c.yaml", broker.port, files=[half_hour])
+    sub = Subscriber(broker.port, "ser/test/event")
+    code, _, peak = peak_rss_mb([sys.executable, "-m", "ser_edge", "run", "--config", str(config)])
+    assert code == 0
+    assert sub.wait(lambda s: len(s.events()) == 30, 10)
+    sub.close()
+    print(f"daemon replaying 30 min at 48 kHz: peak RSS {peak:.0f} MB")
+    assert peak < 150, f"peak RSS {peak:.0f} MB"
+
+
 def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
     sub = Subscriber(broker.port)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
