@@ -35,8 +35,15 @@ class Subscriber:
             self.client.username_pw_set(*auth)
         if tls:
             self.client.tls_set(**tls)
+        self.subscriptions = 0
+        """SUBACKs so far: one per (re)connection."""
+
+        def acked(*_) -> None:
+            self.subscriptions += 1
+            subscribed.set()
+
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_subscribe = acked
         self.client.on_message = self._record
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()

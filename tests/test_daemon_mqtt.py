@@ -337,6 +337,52 @@ def test_the_daemon_replays_half_an_hour_in_bounded_memory(
     assert peak < 150, f"peak RSS {peak:.0f} MB"
 
 
+def test_a_broker_killed_mid_drain_loses_nothing_it_did_not_acknowledge(tmp_path: Path) -> None:
+    """300 spooled events draining; the broker SIGKILLed after about a tenth, restarted:
+    the daemon re-sends everything it has no PUBACK for and the spool empties. What the
+    dead broker had acknowledged but not yet passed on is the broker's loss (the guarantee
+    ends at PUBACK): at most the daemon's window of 50 in flight, right after the last
+    event the consumer saw."""
+    from ser_edge.spool import Spool
+
+    spool = Spool(tmp_path / "spool.sqlite", 10_000)
+    for _ in range(300):
+        spool.add(lambda n: json.dumps({"seq": n, "emotion": "calm"}))
+    spool.close()
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.int16), 16000)
+    broker = LocalBroker(tmp_path / "broker").start()
+    sub = Subscriber(broker.port, "ser/test/event")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=[silence], realtime=True)
+    config.write_text(config.read_text().replace("realtime: true}", "realtime: true, loop: true}"))
+    daemon = Daemon(config)
+    try:
+        assert sub.wait(lambda s: len(s.events()) >= 30, 30), daemon.log
+        broker.send_signal(signal.SIGKILL)
+        got = {e["seq"] for e in sub.events()}
+        daemon.process.send_signal(signal.SIGSTOP)  # until the consumer is back, or it would miss them
+        broker.stop()
+        broker.start()
+        assert sub.wait(lambda s: s.subscriptions >= 2, 20)  # subscribed again to the new broker
+        daemon.process.send_signal(signal.SIGCONT)
+        with sqlite3.connect(tmp_path / "spool.sqlite") as db:
+            drained = lambda: db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0  # noqa: E731
+            deadline = time.monotonic() + 30
+            while not drained() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert drained(), daemon.log  # every event reached a broker that acknowledged it
+        time.sleep(0.5)
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.wait(20) == 0, daemon.log
+    finally:
+        daemon.stop()
+        sub.close()
+        broker.stop()
+    assert 30 <= len(got) < 300  # the kill came mid-drain
+    missing = set(range(1, 301)) - {e["seq"] for e in sub.events()}
+    assert all(max(got) < seq <= max(got) + 50 for seq in missing), sorted(missing)
+
+
 def test_sigterm_finishes_and_publishes_offline(tmp_path: Path, broker: LocalBroker) -> None:
     sub = Subscriber(broker.port)
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, realtime=True))
