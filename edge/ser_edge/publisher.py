@@ -108,6 +108,7 @@ class Publisher:
         self._backoff = 1  # s, the reconnect delay while another client holds our id
         self._client = self._make_client(m, device)
         self._worker = threading.Thread(target=self._run, name="mqtt-spool", daemon=True)
+        self._network = threading.Thread(target=self._network_loop, name="mqtt-network", daemon=True)
 
     def _make_client(self, m: MqttSettings, device: DeviceSettings) -> _Client:
         self.client_id = f"ser-edge-{device.id}"
@@ -127,7 +128,18 @@ class Publisher:
     def start(self) -> None:
         self._worker.start()
         self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s)
-        self._client.loop_start()
+        self._network.start()
+
+    def _network_loop(self) -> None:
+        """paho's network loop, kept alive: paho's own thread dies silently on any exception
+        but OSError (one raised in a callback, say), leaving the daemon READY and sending
+        nothing; here it is logged and the loop resumes."""
+        while not self._stop.is_set():
+            try:
+                self._client.loop_forever(retry_first_connection=True)
+            except Exception as e:
+                self._error(f"the MQTT network loop failed ({type(e).__name__}: {e}); restarting it")
+            self._stop.wait(1.0)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publish ``offline`` (the will is not sent on a clean disconnect), then disconnect."""
@@ -138,7 +150,8 @@ class Publisher:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
         self._client.disconnect()
-        self._client.loop_stop()
+        if self._network.is_alive():
+            self._network.join(timeout)
         self._worker.join(timeout)
 
     # -- what the daemon sends ----------------------------------------------------------
