@@ -98,6 +98,7 @@ class Publisher:
         self.connected = threading.Event()
         self.connects = 0
         self.last_error = ""
+        self._last_line = ""
         self.latencies_ms: list[float] = []
         """Utterance end to PUBACK, for events acknowledged since the last ``take_latencies``."""
         self._last_state: str | None = None
@@ -138,7 +139,7 @@ class Publisher:
             try:
                 self._client.loop_forever(retry_first_connection=True)
             except Exception as e:
-                self._error(f"the MQTT network loop failed ({type(e).__name__}: {e}); restarting it")
+                self._error(f"the MQTT network loop failed ({type(e).__name__}: {e})", "restarting it")
             self._stop.wait(1.0)
 
     def stop(self, timeout: float = 3.0) -> None:
@@ -189,7 +190,7 @@ class Publisher:
             return
         self.connects += 1
         self._connected_at = time.monotonic()
-        self.last_error = ""
+        self.last_error = self._last_line = ""
         log.info("connected to %s:%d", self.settings.host, self.settings.port)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         if self.settings.discovery:
@@ -202,7 +203,7 @@ class Publisher:
 
     def _on_connect_fail(self, _client, _u) -> None:
         why = self._client.last_error
-        self._error(f"cannot reach broker {self.settings.host}:{self.settings.port} ({why}); retrying")
+        self._error(f"cannot reach broker {self.settings.host}:{self.settings.port} ({why})", "retrying")
 
     def _on_disconnect(self, client, _u, _flags, reason, _props) -> None:
         """A lost connection; one the broker hands to another client with our id (MQTT 5's
@@ -219,13 +220,13 @@ class Publisher:
         if taken or self._quick_drops >= 3:
             self._backoff = min(self._backoff * 2, self.settings.reconnect_max_s)
             client.reconnect_delay_set(self._backoff, self.settings.reconnect_max_s)
-            self._error(f"another client uses id {self.client_id} (the broker gave it this session); reconnecting "
-                        f"in {self._backoff} s. Give each device its own device.id")  # fmt: skip
+            self._error(f"another client uses id {self.client_id} (the broker gave it this session)",
+                        f"reconnecting in {self._backoff} s. Give each device its own device.id")  # fmt: skip
             return
         if not quick:
             self._backoff = 1
             client.reconnect_delay_set(1, self.settings.reconnect_max_s)
-        self._error(f"lost the broker connection ({reason}); reconnecting with backoff")
+        self._error(f"lost the broker connection ({reason})", "reconnecting with backoff")
 
     def _on_message(self, _client, _u, message: mqtt.MQTTMessage) -> None:
         if message.payload == b"online":  # Home Assistant (re)started
@@ -236,10 +237,13 @@ class Publisher:
         topic = discovery_topic(self.settings.discovery_prefix, self.topics.base.rsplit("/", 1)[-1])
         self._client.publish(topic, self.discovery, qos=1, retain=True)
 
-    def _error(self, message: str) -> None:
-        if message != self.last_error:
-            log.error("%s", message)
-        self.last_error = message
+    def _error(self, problem: str, action: str = "") -> None:
+        """Log the problem and what is done about it, once per change; ``last_error`` (the
+        daemon's STATUS) keeps the problem alone."""
+        line = f"{problem}; {action}" if action else problem
+        if line != self._last_line:
+            log.error("%s", line)
+        self._last_line, self.last_error = line, problem
 
     # -- the spool worker ----------------------------------------------------------------
 
