@@ -91,16 +91,20 @@ def _settings(config: Path | None):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .bundle import BundleError
+    from .configfile import ConfigError
     from .daemon import Daemon
-    from .preflight import check_bundle
 
     settings = _settings(args.config)
-    check_bundle(settings.model.bundle)  # a bad bundle is a config error (78), as check-config says
     journald = bool(os.environ.get("JOURNAL_STREAM"))  # journald stamps the time itself
     stamp = "" if journald else "%(asctime)s "
     logging.basicConfig(level=args.log_level.upper(), format=stamp + "%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ser_edge").info("ser-edge %s starting, config %s", __version__, args.config or "(defaults)")
-    return Daemon(settings, args.config).run()
+    try:
+        daemon = Daemon(settings, args.config)
+    except BundleError as e:  # a config error (78), as check-config says, not exit 2
+        raise ConfigError(f"model.bundle: {e}") from None
+    return daemon.run()
 
 
 def _check_config(args: argparse.Namespace) -> int:
