@@ -87,3 +87,13 @@ def test_any_bytes_give_settings_or_one_line(data: bytes) -> None:
 @given(st.text(alphabet=st.sampled_from("{}[]:,-?&*!|>'\"%@` \n\tab1.#\x00\x07"), max_size=80))
 def test_yaml_punctuation_gives_settings_or_one_line(text: str) -> None:
     _outcome(text)
+
+
+def test_a_key_with_a_line_break_is_named_on_one_line() -> None:
+    """Found by the fuzzer: a quoted key of blank lines printed a two-line error."""
+    try:
+        parse("device:\n  ? '\n\n    '\n  : null\n", Settings, "c.yaml")
+    except ConfigError as e:
+        assert "\n" not in str(e) and "device.'\\n'" in str(e) and "unknown key" in str(e)
+    else:
+        raise AssertionError("a key of blank lines was accepted")

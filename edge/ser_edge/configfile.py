@@ -104,7 +104,8 @@ def _build(node: yaml.Node | None, cls: type, prefix: str, loader: yaml.SafeLoad
         if not isinstance(key_node, yaml.ScalarNode):
             raise ConfigError(f"{prefix or 'the config'}: a key must be a name, not a list or mapping{where(key_node)}")
         key = loader.construct_object(key_node)
-        path = f"{prefix}.{key}" if prefix else str(key)
+        shown = key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+        path = f"{prefix}.{shown}" if prefix else shown
         if key not in fields:
             known = ", ".join(fields)
             raise ConfigError(f"{path}: unknown key (known here: {known}){where(key_node)}")
