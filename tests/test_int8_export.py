@@ -28,10 +28,13 @@ def _model(model: ModelConfig):
 @pytest.mark.parametrize(
     ("model", "must_have"),
     [
-        (ModelConfig(kind="ds_cnn", filters=16, blocks=2, window_mean=True), {"DEPTHWISE_CONV_2D", "MEAN", "SUB"}),
+        (
+            ModelConfig(kind="ds_cnn", filters=16, blocks=2, window_mean=True, pool="average_max"),
+            {"DEPTHWISE_CONV_2D", "MEAN", "SUB", "REDUCE_MAX", "CONCATENATION"},
+        ),
         (ModelConfig(kind="cnn_lstm", filters=16, lstm_units=16), {"UNIDIRECTIONAL_SEQUENCE_LSTM"}),
     ],
-    ids=["ds_cnn+window_mean", "cnn_lstm"],
+    ids=["ds_cnn+window_mean+average_max", "cnn_lstm"],
 )
 def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_have: set[str]) -> None:
     net, windows = _model(model)

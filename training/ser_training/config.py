@@ -37,10 +37,17 @@ class ModelConfig:
     lstm_units: int = 32
     """cnn_lstm only."""
     dropout: float = 0.3
+    pool: str = "average"
+    """How ds_cnn summarises time and frequency: average, or average_max (the average and
+    the maximum side by side, so a short emotional peak is not averaged away)."""
     window_mean: bool = False
     """Subtract each window's per-coefficient mean over time (cepstral mean normalisation
     inside the model: MEAN and SUB ops), removing the speaker's and channel's average
     spectral shape."""
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("average", "average_max"):
+            raise ValueError(f"pool must be average or average_max, got {self.pool!r}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     p_original: float = 0.25
     """Chance that an epoch uses a clip's original instead of a rendering."""
+    mixup: float = 0.0
+    """Mixup's Beta(a, a) parameter: each training window is blended with another one of
+    the epoch, and so are their targets and weights (0: off)."""
     extra_per_epoch: int | None = 700
     """Clips of the extra training corpora (TESS ...) drawn afresh for each epoch; None: all."""
     select: str = "best"

@@ -34,7 +34,10 @@ def _ds_cnn(k: ModuleType, x, m: ModelConfig):
         x = L.ReLU()(_bn(k)(x))
         x = L.Conv2D(m.filters, 1, use_bias=False)(x)
         x = L.ReLU()(_bn(k)(x))
-    x = L.GlobalAveragePooling2D()(x)
+    if m.pool == "average_max":
+        x = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
+    else:
+        x = L.GlobalAveragePooling2D()(x)
     return L.Dropout(m.dropout)(x)
 
 
