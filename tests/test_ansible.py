@@ -64,6 +64,7 @@ class Fleet:
             "ser_edge_mqtt_host": "127.0.0.1", "ser_edge_mqtt_port": broker.port,
             "ser_edge_mqtt_username": "pi", "ser_edge_mqtt_password": "s3cret",
             "ser_edge_source": source, "ser_edge_wheelhouse": str(wheelhouse), "ser_edge_health_retries": 60,
+            "ser_edge_serial": [1, "100%"],  # the canary, then h2 and h3 side by side
         }}}))  # fmt: skip
 
     def deploy(self, release: str, bundle: Path, *extra: str) -> subprocess.CompletedProcess:
