@@ -1,4 +1,4 @@
-"""Loss weights that balance emotions, and corpora within each emotion."""
+"""Loss weights that balance emotions, and corpora within each emotion; mixup's blends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ser_training.corpora import EMOTIONS, Clip
-from ser_training.train import balanced_weights
+from ser_training.train import balanced_weights, mixup
 
 
 def _clips(corpus: str, counts: dict[str, int]) -> list[Clip]:
@@ -34,3 +34,24 @@ def test_every_emotion_weighs_the_same_and_corpora_share_an_emotion_equally() ->
     assert angry["ravdess"] == pytest.approx(angry["tess"])
     total = sum(n for *_, n in epoch)
     assert sum(w[c, k] * n for c, k, n in epoch) == pytest.approx(total)  # mean weight 1 over an epoch
+
+
+def test_mixup_blends_windows_targets_and_weights_with_one_share_each() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 127, (64, 5, 3)).astype(np.float32)
+    t = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 64)]
+    w = rng.uniform(0.5, 2.0, 64).astype(np.float32)
+    mx, mt, mw = mixup(x, t, w, 0.4, np.random.default_rng(1))
+    np.testing.assert_allclose(mt.sum(axis=1), 1.0, rtol=1e-5)  # still a distribution
+    shares = []
+    for i in range(64):  # share * own + (1 - share) * one partner, the same for all three
+        found = [
+            s for k in range(64) if k != i
+            for s in [(mw[i] - w[k]) / (w[i] - w[k])]
+            if -1e-4 <= s <= 1 + 1e-4 and np.allclose(mx[i], s * x[i] + (1 - s) * x[k], atol=1e-2)
+            and np.allclose(mt[i], s * t[i] + (1 - s) * t[k], atol=1e-4)
+        ]  # fmt: skip
+        if not found:  # its own partner: unchanged
+            assert np.array_equal(mx[i], x[i]) and np.array_equal(mt[i], t[i])
+        shares += found[:1]
+    assert len(shares) > 50 and 0.2 < float(np.mean(np.abs(np.array(shares) - 1))) < 0.8  # it really mixes
