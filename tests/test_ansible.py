@@ -130,9 +130,10 @@ def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
     v1, v2, v3 = SHIPPED, _bundle(tmp_path, "0.2.0"), _bundle(tmp_path, "0.3.0", broken=True)
     sub = Subscriber(fleet.broker.port, "ser/+/availability")
 
-    # 1. Version 1 everywhere.
+    # 1. Version 1 everywhere, in the inventory's two waves (a play's serial cannot see inventory vars by itself).
     r = fleet.deploy("1", v1)
     assert r.returncode == 0, r.stdout[-6000:]
+    assert r.stdout.count("PLAY [Deploy ser-edge in canary waves]") == 2, r.stdout[-6000:]
     for h in HOSTS:
         assert fleet.current(h) == "1" and fleet.model(h).startswith(f"{SHIPPED_NAME}-{SHIPPED_MANIFEST['version']}-")
         state = fleet.state(h)
