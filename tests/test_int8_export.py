@@ -30,11 +30,12 @@ def _model(model: ModelConfig):
     [
         (
             ModelConfig(kind="ds_cnn", filters=16, blocks=2, window_mean=True, pool="average_max"),
-            {"DEPTHWISE_CONV_2D", "MEAN", "SUB", "REDUCE_MAX", "CONCATENATION"},
+            {"DEPTHWISE_CONV_2D", "MEAN", "SUB", "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION"},
         ),
+        (ModelConfig(kind="ds_cnn", filters=16, blocks=1), {"DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "CONV_2D"}),
         (ModelConfig(kind="cnn_lstm", filters=16, lstm_units=16), {"UNIDIRECTIONAL_SEQUENCE_LSTM"}),
     ],
-    ids=["ds_cnn+window_mean+average_max", "cnn_lstm"],
+    ids=["ds_cnn+window_mean+average_max", "ds_cnn", "cnn_lstm"],
 )
 def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_have: set[str]) -> None:
     net, windows = _model(model)
@@ -43,8 +44,45 @@ def test_converts_to_int8_and_runs_under_tflite_micro(model: ModelConfig, must_h
     checks = verify(data, windows[30:])
     assert must_have <= set(checks["ops"])
     assert "SHAPE" not in checks["ops"]  # static shapes: batch size 1
+    assert "FULLY_CONNECTED" not in checks["ops"]  # the classifier is a 1x1 CONV_2D
+    if model.kind == "ds_cnn" and not model.window_mean:
+        assert "MEAN" not in checks["ops"]  # pooling runs on CMSIS-NN, MEAN would not
+    # The classifier as a 1x1 convolution is the same function as the trained Dense layer.
+    exported = exportable(net, Config(model=model))
+    np.testing.assert_allclose(exported.predict(windows[:4].astype(np.float32), batch_size=1, verbose=0),
+                               net.predict(windows[:4].astype(np.float32), verbose=0), atol=1e-5)  # fmt: skip
     assert checks["tflm_max_abs_diff_steps"] <= 1
     assert 2_000 < checks["tflm_arena_bytes"] < 40_000  # 16-filter models: a few windows of activations
+
+
+def test_verification_refuses_a_per_channel_fully_connected() -> None:
+    import keras
+
+    inputs = keras.Input((149, 13), batch_size=1)
+    outputs = keras.layers.Dense(8, activation="softmax")(keras.layers.Flatten()(inputs))
+    rng = np.random.default_rng(0)
+    data = convert(keras.Model(inputs, outputs), rng.integers(-128, 100, (10, 149, 13)).astype(np.int8))
+    with pytest.raises(ConversionError, match="1 FULLY_CONNECTED op.* per-channel weight scales"):
+        verify(data, rng.integers(-128, 100, (4, 149, 13)).astype(np.int8))
+
+
+def test_m4_cost_of_the_0_2_model_reproduces_its_measured_figures() -> None:
+    """The estimator applied to the graph it was measured on gives back the 25.6 M
+    instructions per window that qemu counted (issue 14), MEAN included; with pooling
+    instead of MEAN that share drops to a CMSIS-NN kernel's."""
+    from pathlib import Path
+
+    from ser_training.cost import m4_instructions
+
+    measured = (Path(__file__).parent / "golden/m4-measured-0.2.0.tflite").read_bytes()  # ser-tiny 0.2.0
+    total, per_op = m4_instructions(measured)
+    assert abs(total - 25.6e6) < 0.1e6 and abs(per_op["MEAN"] - 3.26e6) < 0.01e6
+    assert abs(per_op["DEPTHWISE_CONV_2D"] - 4 * 1.81e6) < 0.02e6
+    model = ModelConfig(kind="ds_cnn", filters=64, blocks=4, first_stride=(3, 2))
+    net, windows = _model(model)
+    pooled_total, pooled = m4_instructions(convert(exportable(net, Config(model=model)), windows[:20]))
+    assert "MEAN" not in pooled and pooled["AVERAGE_POOL_2D"] == 4 * 50 * 7 * 64
+    assert 22e6 < pooled_total < 22.6e6
 
 
 def test_arena_is_the_smallest_that_allocates() -> None:
@@ -66,7 +104,7 @@ def test_arena_is_the_smallest_that_allocates() -> None:
 def test_macs_are_counted_from_the_layer_shapes() -> None:
     import keras
 
-    from ser_training.report import macs_per_inference
+    from ser_training.cost import macs_per_inference
 
     # conv 3x3, 1 -> 4 channels, valid padding on 10x6: 8x4x4 outputs x 9 taps; dense 128 -> 8.
     inputs = keras.Input((10, 6, 1), batch_size=1)

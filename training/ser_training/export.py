@@ -15,12 +15,14 @@ import numpy as np
 
 from .config import Config
 from .corpora import EMOTIONS, licence_terms
+from .cost import m4_instructions
 from .int8 import (
     ConversionError,
     c_stderr_to,
     convert,
     input_quantisation,
     ops,
+    per_channel_fully_connected,
     tflite_outputs,
     tflm_min_arena,
     tflm_outputs,
@@ -31,16 +33,18 @@ SCHEMA_VERSION = 1
 
 
 def exportable(model, cfg: Config):
-    """The same network with batch size 1 (static shapes); the LSTM rebuilt in tf_keras,
-    the only Keras whose LSTM converts to the fused int8 op. Weights are copied."""
+    """The same network with batch size 1 (static shapes) and its classifier as a 1x1
+    convolution; the LSTM rebuilt in tf_keras, the only Keras whose LSTM converts to the
+    fused int8 op. Weights are copied (the classifier's reshaped)."""
     if cfg.model.kind == "cnn_lstm":
         import tf_keras as keras
     else:
         import keras
     norm = next(layer for layer in model.layers if layer.__class__.__name__ == "Normalization")
     mean, variance = (np.asarray(v).reshape(-1) for v in (norm.mean, norm.variance))
-    copy = build(keras, cfg.model, cfg.window.frames, cfg.frontend.n_features, mean, variance, batch_size=1)
-    copy.set_weights(model.get_weights())
+    copy = build(keras, cfg.model, cfg.window.frames, cfg.frontend.n_features, mean, variance, batch_size=1,
+                 conv_classifier=True)  # fmt: skip
+    copy.set_weights([w.reshape(np.shape(t)) for w, t in zip(model.get_weights(), copy.get_weights(), strict=True)])
     return copy
 
 
@@ -57,7 +61,14 @@ def verify(model_bytes: bytes, windows: np.ndarray) -> dict:
 
     TFLM's kernels (LSTM, and rarely MEAN) may round an intermediate one step differently,
     which a calibrated (sharper) output layer can make two output steps (0.8 % of
-    confidence); more, or any window whose top emotion changes, is a broken conversion."""
+    confidence); more, or any window whose top emotion changes, is a broken conversion.
+    A FULLY_CONNECTED with per-channel weight scales is refused: Arduino builds of TFLite
+    Micro (Chirale_TensorFlowLite 2.0.0) apply one channel's scale to all of them."""
+    if n := per_channel_fully_connected(model_bytes):
+        raise ConversionError(
+            f"{n} FULLY_CONNECTED op(s) with per-channel weight scales: Arduino TFLite Micro libraries "
+            "mishandle them; quantise dense layers per tensor"
+        )
     with quiet_stderr():
         arena = tflm_min_arena(model_bytes)
     reference = tflite_outputs(model_bytes, windows, reference=True)
@@ -76,7 +87,17 @@ def verify(model_bytes: bytes, windows: np.ndarray) -> dict:
         "tflm_max_abs_diff_steps": int(diff.max()),
         "tflm_windows_differing": int((diff > 0).any(axis=1).sum()),
         "ops": [op for op in ops(model_bytes) if op != "DELEGATE"],
+        **m4_cost(model_bytes),
     }
+
+
+def m4_cost(model_bytes: bytes) -> dict:
+    """The node's estimated instructions per window, for the manifest (none for an LSTM)."""
+    try:
+        total, per_op = m4_instructions(model_bytes)
+    except ValueError:
+        return {}
+    return {"m4_instructions_per_window": total, "m4_instructions_per_op": per_op}
 
 
 def c_array(model_bytes: bytes, name: str = "g_ser_model") -> tuple[str, str]:

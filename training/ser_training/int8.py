@@ -48,6 +48,15 @@ def convert(model, representative: np.ndarray) -> bytes:
     return data
 
 
+def per_channel_fully_connected(model: bytes) -> int:
+    """How many FULLY_CONNECTED ops carry per-channel weight scales (must be none)."""
+    interp = interpreter(model)
+    scales = {t["index"]: len(t["quantization_parameters"]["scales"]) for t in interp.get_tensor_details()}
+    return sum(
+        1 for op in interp._get_ops_details() if op["op_name"] == "FULLY_CONNECTED" and scales[op["inputs"][1]] > 1
+    )
+
+
 def interpreter(model: bytes, reference: bool = False):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 

@@ -34,11 +34,14 @@ def _ds_cnn(k: ModuleType, x, m: ModelConfig):
         x = L.ReLU()(_bn(k)(x))
         x = L.Conv2D(m.filters, 1, use_bias=False)(x)
         x = L.ReLU()(_bn(k)(x))
+    # Pooling layers over the whole map rather than global pooling: they convert to
+    # AVERAGE_POOL_2D / MAX_POOL_2D, which CMSIS-NN runs on the node, where TFLite
+    # Micro's MEAN is a reference kernel costing 3.3 M instructions per window.
+    whole = tuple(x.shape[1:3])
+    pooled = L.AveragePooling2D(whole)(x)
     if m.pool == "average_max":
-        x = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
-    else:
-        x = L.GlobalAveragePooling2D()(x)
-    return L.Dropout(m.dropout)(x)
+        pooled = L.Concatenate()([pooled, L.MaxPooling2D(whole)(x)])
+    return L.Dropout(m.dropout)(L.Flatten()(pooled))
 
 
 def _cnn(k: ModuleType, x, m: ModelConfig):
@@ -67,8 +70,12 @@ BUILDERS = {"ds_cnn": _ds_cnn, "cnn": _cnn, "cnn_lstm": _cnn_lstm}
 
 def build(
     keras: ModuleType, m: ModelConfig, frames: int, columns: int, mean: np.ndarray, variance: np.ndarray,
-    batch_size: int | None = None,
+    batch_size: int | None = None, conv_classifier: bool = False,
 ):  # fmt: skip
+    """The network; ``conv_classifier`` (for export) makes the final layer a 1x1 CONV_2D
+    with the Dense layer's weights: TFLite quantises a Dense per channel, and Arduino
+    builds of TFLite Micro (Chirale_TensorFlowLite 2.0.0) apply one channel's scale to
+    every channel of a per-channel FULLY_CONNECTED; per-channel convolutions they get right."""
     if m.kind not in BUILDERS:
         raise ValueError(f"model.kind: unknown model {m.kind!r}; choose from {', '.join(BUILDERS)}")
     inputs = keras.Input((frames, columns), batch_size=batch_size, name="features")
@@ -76,5 +83,10 @@ def build(
     if m.window_mean:
         x = keras.layers.Subtract()([x, keras.layers.GlobalAveragePooling1D(keepdims=True)(x)])
     x = BUILDERS[m.kind](keras, x, m)
-    outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="scores")(x)
+    if conv_classifier:
+        x = keras.layers.Reshape((1, 1, x.shape[-1]))(x)
+        x = keras.layers.Conv2D(len(EMOTIONS), 1, activation="softmax", name="scores")(x)
+        outputs = keras.layers.Reshape((len(EMOTIONS),))(x)
+    else:
+        outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name=m.kind)

@@ -29,8 +29,9 @@ from ser_edge.scoring import silence_row
 from . import plots
 from .config import load_config
 from .corpora import EMOTIONS, Clip, licence_terms
+from .cost import macs_per_inference
 from .dataset import evaluation_windows, featurise, label_index
-from .int8 import interpreter
+from .export import m4_cost
 from .pipeline import load_corpora
 
 TIME_REGIONS = 10
@@ -69,30 +70,15 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 # -- the model card's figures --------------------------------------------------------------
 
 
-def macs_per_inference(model: bytes) -> tuple[int, dict[str, int]]:
-    """Multiply-accumulates of one window, from the graph's layer shapes (convolutions,
-    depthwise convolutions, fully connected and LSTM layers; element-wise ops not counted)."""
-    interp = interpreter(model)
-    shapes = {t["index"]: tuple(t["shape"]) for t in interp.get_tensor_details()}
-    per_op: dict[str, int] = {}
-    for op in interp._get_ops_details():  # the public API has no graph walk
-        name, ins, outs = op["op_name"], op["inputs"], op["outputs"]
-        out = int(np.prod(shapes[outs[0]])) if len(outs) else 0
-        if name == "CONV_2D":
-            _, kh, kw, cin = shapes[ins[1]]
-            n = out * kh * kw * cin
-        elif name == "DEPTHWISE_CONV_2D":
-            _, kh, kw, _ = shapes[ins[1]]
-            n = out * kh * kw
-        elif name == "FULLY_CONNECTED":
-            n = out * shapes[ins[1]][-1]
-        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
-            steps, units = shapes[outs[0]][-2], shapes[outs[0]][-1]
-            n = steps * 4 * units * (shapes[ins[0]][-1] + units)
-        else:
-            continue
-        per_op[name] = per_op.get(name, 0) + n
-    return sum(per_op.values()), per_op
+def m4_estimate(model: bytes) -> str:
+    """The node's cost of one window, as the card's line."""
+    cost = m4_cost(model)
+    if not cost:
+        return "not estimated (an op without a measured cost)"
+    total, per_op = cost["m4_instructions_per_window"], cost["m4_instructions_per_op"]
+    parts = ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in per_op.items())
+    share = total / 64e4
+    return f"{total / 1e6:.1f} M, estimated from measured per-op costs ({parts}); {share:.0f} % of a 64 MHz second"
 
 
 def latency_ms(pi: EmotionModel, window: np.ndarray, arena: int, repeat: int = 50) -> dict[str, float]:
@@ -172,6 +158,7 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
         ("int8 model", f"{manifest['model']['tflite_bytes']:,} bytes (SHA-256 {manifest['model']['sha256'][:12]})"),
         ("TFLite Micro arena", f"{manifest['verification']['tflm_arena_bytes']:,} bytes"),
         ("MACs per inference (one window)", f"{macs:,} ({', '.join(f'{k} {v:,}' for k, v in per_op.items())})"),
+        ("Cortex-M4 instructions per window", m4_estimate(model)),
         *((f"latency per window, {k}", f"{v:.2f} ms (median of 50, this machine; {v / reference:.1f}x the Pi's)")
           for k, v in latency.items()),
         ("window", f"{scoring['window_frames']} frames of 20 ms, every {scoring['hop_frames']}"),
