@@ -49,6 +49,11 @@ def _normalisation(cfg: FrontendConfig, t: T.Tables) -> list[str]:
     return lines
 
 
+def _mel_bins(mel_q10: np.ndarray) -> np.ndarray:
+    nonzero = [np.flatnonzero(mel_q10[:, b]) for b in range(mel_q10.shape[1])]
+    return np.array([(z[0], z[-1]) if z.size else (1, 0) for z in nonzero])
+
+
 def header(cfg: FrontendConfig) -> str:
     t = T.tables_for(cfg)
     assert max(np.abs(t.pass2_direct_q15).max(), np.abs(t.pass2_mirror_q15).max(), np.abs(t.pass1_q15).max()) < 2**31
@@ -89,10 +94,13 @@ def header(cfg: FrontendConfig) -> str:
         f"static const uint8_t SER_CHANNELS[SER_NCHANNELS] = {{{channels}}};",
         _array("int32_t", "SER_WINDOW_Q15", t.window_q15),
         _array("int32_t", "SER_PASS1_Q15", t.pass1_q15),
-        _array("int32_t", "SER_PASS2_DIRECT_Q15", t.pass2_direct_q15),
-        _array("int32_t", "SER_PASS2_MIRROR_Q15", t.pass2_mirror_q15),
+        "/* pass 2's weights as [group][output column][input]: each output a contiguous dot product */",
+        _array("int32_t", "SER_PASS2_DIRECT_Q15", np.asarray(t.pass2_direct_q15).transpose(0, 2, 1)),
+        _array("int32_t", "SER_PASS2_MIRROR_Q15", np.asarray(t.pass2_mirror_q15).transpose(0, 2, 1)),
         _array("uint8_t", "SER_MIRROR", t.mirror),
         _array("uint16_t", "SER_MEL_Q10", t.mel_q10),
+        "/* the first and last bin of each mel filter: the only bins with weight */",
+        _array("uint16_t", "SER_MEL_BINS", _mel_bins(t.mel_q10)),
         _array("int32_t", "SER_LOG2_Q16", t.log2_q16),
         _array("int32_t", "SER_DCT_Q15", t.dct_q15),
         "#endif",

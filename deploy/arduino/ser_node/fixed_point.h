@@ -6,16 +6,28 @@
 
 #include "frontend_tables.h" /* SER_LOG2_Q16, SER_LOG_FRAC_BITS, SER_LOG_TABLE_BITS */
 
+/* Inlined even at -Os (the Arduino core's level), where a call per use would cost more
+ * than the loop it wraps. */
+#if defined(__GNUC__)
+#define SER_ALWAYS_INLINE __attribute__((always_inline)) static inline
+#else
+#define SER_ALWAYS_INLINE static inline
+#endif
+
 /* A log2 value below every floor, standing for log2(0). */
 #define SER_LOG_ZERO (-((int64_t)1 << 30))
 
-/* floor(log2 x) for x > 0 (63 - clz). */
+/* floor(log2 x) for x > 0: 63 - clz, one CLZ instruction per word on the Cortex-M4. */
 static inline int ser_msb(uint64_t x) {
+#if defined(__GNUC__)
+    return 63 - __builtin_clzll(x);
+#else
     int e = 0;
     while (x >>= 1) {
         e++;
     }
     return e;
+#endif
 }
 
 /* log2(x) in Q10: exponent from the top bit, mantissa from the 65-entry Q16 table with

@@ -7,6 +7,14 @@
 
 #define HALF (SER_NFFT / 2)
 
+/* Stage marks for the M4 image's per-stage instruction counts (m4/trace.c defines it). */
+#ifdef SER_FRONTEND_MARK
+void SER_FRONTEND_MARK(int stage);
+#define MARK(stage) SER_FRONTEND_MARK(stage)
+#else
+#define MARK(stage) ((void)0)
+#endif
+
 static int64_t shr_round(int64_t x, int bits) {
     return (x + ((int64_t)1 << (bits - 1))) >> bits;
 }
@@ -19,11 +27,34 @@ static int64_t quantise(int64_t q10, int step_shift) {
     return shr_round(q10, SER_LOG_FRAC_BITS - step_shift);
 }
 
-/* Working memory of one frame (static: no malloc, not reentrant). */
-static int64_t u[SER_NFFT];
-static int64_t a[2 * SER_R1][SER_R2];
-static int64_t y[2][HALF + 1];
+/* Working memory of one frame (static: no malloc, not reentrant). Values are bounded so
+ * that every product is 32 x 32 -> 64 bits (one SMULL/SMLAL on the Cortex-M4): samples
+ * normalised to |u| <= 2^23, pass 1's outputs |a| < 2^28, spectrum |y| < 2^27. */
+static int64_t windowed[SER_WINDOW];
+static int32_t u[SER_NFFT];
+static int32_t a[2 * SER_R1][SER_R2];
+static int32_t y[2][HALF + 1];
+static int64_t power[HALF + 1];
 static int64_t over_floor[SER_NMELS];
+
+static inline int64_t mul(int32_t x, int32_t w) {
+    return (int64_t)x * w;
+}
+
+/* dot() takes four at a time: both FFT passes' lengths must be multiples of 4 (C99 has no static_assert). */
+typedef char ser_radix_multiple_of_4[(SER_R1 % 2 == 0 && SER_R2 % 4 == 0) ? 1 : -1];
+
+/* acc + sum x[i] w[i], n a multiple of 4: four SMLALs per loop pass (each product added
+ * to the accumulator on its own, so none needs a 64-bit add of its own). */
+SER_ALWAYS_INLINE int64_t dot(int64_t acc, const int32_t *x, const int32_t *w, int n) {
+    for (const int32_t *end = x + n; x != end; x += 4, w += 4) {
+        acc += mul(x[0], w[0]);
+        acc += mul(x[1], w[1]);
+        acc += mul(x[2], w[2]);
+        acc += mul(x[3], w[3]);
+    }
+    return acc;
+}
 
 void ser_frontend_reset(struct ser_frontend_state *s) {
     s->started = 0;
@@ -80,72 +111,69 @@ static void normalise_bands(struct ser_frontend_state *s, int64_t *x) {
 void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]) {
     /* emphasise_and_window: exact products, |v| < 2^46 */
     int64_t peak = 0;
-    for (int n = 0; n < SER_NFFT; n++) {
-        if (n < SER_WINDOW) {
-            int64_t before = n ? x[n - 1] : prev;
-            int64_t w = SER_WINDOW_Q15[n];
-            u[n] = (int64_t)x[n] * (w << 15) - before * (w * SER_PREEMPHASIS_Q15);
-            int64_t mag = u[n] < 0 ? -u[n] : u[n];
-            peak = mag > peak ? mag : peak;
-        } else {
-            u[n] = 0;
-        }
+    for (int n = 0; n < SER_WINDOW; n++) {
+        int32_t w = SER_WINDOW_Q15[n]; /* < 2^15, so both weights fit 31 bits */
+        windowed[n] = mul(x[n], w << 15) - mul(n ? x[n - 1] : prev, w * SER_PREEMPHASIS_Q15);
+        int64_t mag = windowed[n] < 0 ? -windowed[n] : windowed[n];
+        peak = mag > peak ? mag : peak;
     }
     /* normalise: block floating point, peak into [2^22, 2^23] */
     int shift = peak > 0 ? SER_NORM_BITS - ser_msb((uint64_t)peak) : 0;
     for (int n = 0; n < SER_WINDOW; n++) {
-        if (shift >= 0) {
-            u[n] = u[n] * ((int64_t)1 << shift);
-        } else {
-            u[n] = shr_round(u[n], -shift);
-        }
+        u[n] = (int32_t)(shift >= 0 ? windowed[n] * ((int64_t)1 << shift) : shr_round(windowed[n], -shift));
     }
+    for (int n = SER_WINDOW; n < SER_NFFT; n++) {
+        u[n] = 0;
+    }
+    MARK(1);
     /* real_fft pass 1: stacked[r][n2] = u[2 (n1 r2 + n2) + part], r = part r1 + n1 */
-    for (int c = 0; c < 2 * SER_R1; c++) {
-        for (int n2 = 0; n2 < SER_R2; n2++) {
-            int64_t acc = 0;
-            for (int r = 0; r < 2 * SER_R1; r++) {
-                int part = r / SER_R1, n1 = r % SER_R1;
-                acc += (int64_t)SER_PASS1_Q15[c][r] * u[2 * (n1 * SER_R2 + n2) + part];
-            }
-            a[c][n2] = shr_round(acc, 15);
+    for (int n2 = 0; n2 < SER_R2; n2++) {
+        int32_t column[2 * SER_R1];
+        for (int r = 0; r < 2 * SER_R1; r++) {
+            int part = r / SER_R1, n1 = r % SER_R1;
+            column[r] = u[2 * (n1 * SER_R2 + n2) + part];
+        }
+        for (int c = 0; c < 2 * SER_R1; c++) {
+            a[c][n2] = (int32_t)shr_round(dot(0, column, SER_PASS1_Q15[c], 2 * SER_R1), 15);
         }
     }
+    MARK(2);
     /* pass 2: group k1 reads row [re A[k1][n2]..., im A[r1+k1][n2]...] of its own and
      * of its mirror group; output column j = part (r2+1) + k2 is bin k = k2 r1 + k1. */
     for (int k1 = 0; k1 < SER_R1; k1++) {
         int m = SER_MIRROR[k1];
+        const int32_t *own_re = a[k1], *own_im = a[SER_R1 + k1], *mirror_re = a[m], *mirror_im = a[SER_R1 + m];
         for (int j = 0; j < 2 * (SER_R2 + 1); j++) {
-            int64_t acc = 0;
-            for (int c = 0; c < 2 * SER_R2; c++) {
-                int part = c / SER_R2, n2 = c % SER_R2;
-                acc += a[part * SER_R1 + k1][n2] * SER_PASS2_DIRECT_Q15[k1][c][j];
-                acc += a[part * SER_R1 + m][n2] * SER_PASS2_MIRROR_Q15[m][c][j];
-            }
             int part = j / (SER_R2 + 1), k = (j % (SER_R2 + 1)) * SER_R1 + k1;
-            if (k <= HALF) {
-                y[part][k] = shr_round(acc, 15 + SER_SPECTRUM_SHIFT);
+            if (k > HALF) {
+                continue;
             }
+            const int32_t *direct = SER_PASS2_DIRECT_Q15[k1][j], *mirror = SER_PASS2_MIRROR_Q15[m][j];
+            int64_t acc = dot(0, own_re, direct, SER_R2);
+            acc = dot(acc, own_im, direct + SER_R2, SER_R2);
+            acc = dot(acc, mirror_re, mirror, SER_R2);
+            acc = dot(acc, mirror_im, mirror + SER_R2, SER_R2);
+            y[part][k] = (int32_t)shr_round(acc, 15 + SER_SPECTRUM_SHIFT);
         }
     }
-    /* mel_energies: the power of each bin once (kept in y[0]), then the weighted sums */
+    MARK(3);
+    /* mel_energies: the power of each bin once, then the weighted sums */
     for (int k = 0; k <= HALF; k++) {
-        y[0][k] = (y[0][k] * y[0][k] + y[1][k] * y[1][k]) >> SER_POWER_SHIFT;
+        power[k] = (mul(y[0][k], y[0][k]) + mul(y[1][k], y[1][k])) >> SER_POWER_SHIFT;
     }
     /* log_mel */
     int64_t offset = (int64_t)(2 * (46 - SER_SPECTRUM_SHIFT) - SER_POWER_SHIFT + SER_MEL_WEIGHT_BITS + 2 * shift)
                      << SER_LOG_FRAC_BITS;
     for (int b = 0; b < SER_NMELS; b++) {
         int64_t mel = 0;
-        for (int k = 0; k <= HALF; k++) {
-            if (SER_MEL_Q10[k][b]) { /* each filter covers a few bins */
-                mel += y[0][k] * SER_MEL_Q10[k][b];
-            }
+        for (int k = SER_MEL_BINS[b][0]; k <= SER_MEL_BINS[b][1]; k++) { /* the bins the filter covers */
+            mel += power[k] * SER_MEL_Q10[k][b];
         }
         int64_t logmel = ser_log2_q10(mel) - offset;
         int64_t floor_q10 = (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
         over_floor[b] = logmel > floor_q10 ? logmel : floor_q10;
     }
+    MARK(4);
 #if SER_NOISE_REDUCTION || SER_AGC
     normalise_bands(s, over_floor); /* the floored levels become values over the floor */
 #else
@@ -154,6 +182,7 @@ void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t 
         over_floor[b] -= (int64_t)SER_LOG_FLOOR * (1 << SER_LOG_FRAC_BITS);
     }
 #endif
+    MARK(5);
     /* the output columns, channel by channel */
     int col = 0;
     for (int ch = 0; ch < SER_NCHANNELS; ch++) {
@@ -161,7 +190,7 @@ void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t 
             for (int i = 0; i < SER_NMFCC; i++) {
                 int64_t acc = 0;
                 for (int b = 0; b < SER_NMELS; b++) {
-                    acc += over_floor[b] * SER_DCT_Q15[i][b];
+                    acc += mul((int32_t)over_floor[b], SER_DCT_Q15[i][b]); /* values over the floor: < 2^21 */
                 }
                 int64_t c = shr_round(acc, 15);
                 out[col++] = clip8(i == 0 ? quantise(c, SER_C0_STEP_SHIFT) - 128 : quantise(c, SER_MFCC_STEP_SHIFT));
