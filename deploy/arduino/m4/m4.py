@@ -122,3 +122,60 @@ def run(elf: Path, work: Path, data: bytes, timeout: float = 600) -> Run:
 def crc32(window: np.ndarray) -> int:
     """The CRC the image logs for a window it scored."""
     return zlib.crc32(np.ascontiguousarray(window, np.int8).tobytes())
+
+
+# What the node should compute, from the Pi's Python: the gate's utterances, their rows
+# and windows, and TFLite Micro's scores for them (the image's injected model).
+
+
+@dataclass(frozen=True)
+class Expected:
+    utterances: list[tuple[int, int]]  # (start, end) in ms, as the node's clock counts them
+    rows: list[np.ndarray]  # each utterance's feature rows
+    windows: list[np.ndarray]  # every scoring window, in the order the node scores them
+
+
+def expected(pcm: np.ndarray, gate, window_frames: int = 149, hop_frames: int = 50) -> Expected:
+    """The Pi's view of pcm from time 0 (ser_edge's gate, front end and scoring rule); an
+    utterance still open at the end is not flushed: a live stream has no end."""
+    from ser_edge.frontend import DEFAULT_CONFIG, compute_features
+    from ser_edge.scoring import silence_row, utterance_windows
+    from ser_edge.vad import Gate
+
+    g = Gate(gate)
+    found = g.push(pcm[: pcm.size // 320 * 320], 0.0)
+    rows = [compute_features(u.pcm, cfg=DEFAULT_CONFIG) for u in found]
+    pad = silence_row(DEFAULT_CONFIG)
+    windows = [w for r in rows for w in utterance_windows(r, window_frames, hop_frames, pad)]
+    return Expected([(round(u.start * 1000), round(u.end * 1000)) for u in found], rows, windows)
+
+
+def tflm_scores(bundle: Path, windows: list[np.ndarray]) -> np.ndarray:
+    """The bundle's model under TFLite Micro (its own kernels), a score row per window."""
+    import json
+
+    from tflite_micro import runtime
+
+    arena = json.loads((bundle / "manifest.json").read_text())["verification"]["tflm_arena_bytes"]
+    interp = runtime.Interpreter.from_bytes((bundle / "model.tflite").read_bytes(), arena_size=arena + 4096)
+    out = []
+    for w in windows:
+        interp.reset()
+        interp.set_input(np.ascontiguousarray(w, np.int8)[None], 0)
+        interp.invoke()
+        out.append(np.array(interp.get_output(0)[0], np.int8))
+    return np.array(out, np.int8).reshape(len(windows), -1)
+
+
+def speech_stream(clips: list[np.ndarray], seconds: float, seed: int = 0) -> np.ndarray:
+    """Continuous audio of about ``seconds``: the clips in turn, 0.5-1.5 s apart, over a
+    room that is never silent (noise at about -50 dBFS)."""
+    rng = np.random.default_rng(seed)
+    parts, n, i = [np.zeros(8000, np.int16)], 8000, 0
+    while n < seconds * 16_000:
+        gap = np.zeros(int(rng.integers(8000, 24000)), np.int16)
+        parts += [clips[i % len(clips)], gap]
+        n += clips[i % len(clips)].size + gap.size
+        i += 1
+    pcm = np.concatenate(parts)[: int(seconds * 16_000)]
+    return np.clip(pcm + rng.normal(0, 100, pcm.size).round(), -32768, 32767).astype(np.int16)

@@ -1,7 +1,7 @@
 /* The node's core on the target, driven from a host file (m4.py writes it) and measured
  * in instructions. Three runs:
  *   'F' the front end: a row per 20 ms frame, as the node computes them;
- *   'G' the voice gate: its utterances;
+ *   'G' the voice gate: its utterances (a live stream: one still open at the end is not flushed);
  *   'N' the whole node (gate, front end, windows, protocol) as the sketch drives it, a
  *       CONFIG from the Pi first, then a frame at a time with the timers ticked.
  * Outputs go to trace.out (rows, utterances, or the bytes the node sends) and the cost of
@@ -130,9 +130,6 @@ static void run_gate(int in) {
         if (closed) {
             out(out_fd, &u, sizeof u);
         }
-    }
-    if (ser_vad_flush(&v, &u)) {
-        out(out_fd, &u, sizeof u);
     }
 }
 

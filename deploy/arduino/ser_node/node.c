@@ -224,7 +224,14 @@ static void utterance_frame(struct ser_node *n) {
         n->windows = 0;
         n->failed = 0;
     }
-    compute_rows(n, start, (int32_t)(end - start) - 2); /* row j needs frames j and j + 1 */
+    int32_t last = (int32_t)(end - start) - 2; /* row j needs frames j and j + 1 */
+    if (!closed && last >= n->n_rows + SER_NODE_ROWS_PER_FRAME) {
+        /* Catch up a row a frame: the oldest frame still needed gets no older, so it stays
+         * in the ring (config_problem checked pre-roll + onset fit), and no call blocks
+         * for the whole pre-roll. The close computes whatever is left. */
+        last = n->n_rows + SER_NODE_ROWS_PER_FRAME - 1;
+    }
+    compute_rows(n, start, last);
     if (n->mode == SER_NODE_RESULTS) {
         score_ready_windows(n);
     }

@@ -24,6 +24,8 @@
 #define SER_NODE_HEARTBEAT_MS 1000
 #define SER_NODE_LINK_TIMEOUT_MS 5000
 #define SER_NODE_CONFIG_BYTES 37  /* mode u8 + the nine int32 of ser_vad_settings */
+#define SER_NODE_ROWS_PER_FRAME 2 /* feature rows per audio frame at most while an utterance is open: the
+                                   * pre-roll's rows catch up one a frame instead of all at the gate's opening */
 
 enum ser_node_mode { SER_NODE_IDLE = 0, SER_NODE_AUDIO = 1, SER_NODE_FEATURES = 2, SER_NODE_RESULTS = 3 };
 

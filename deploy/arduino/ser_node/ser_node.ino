@@ -24,7 +24,9 @@ extern "C" {
 namespace {
 
 constexpr char kFirmware[] = "0.1.0";
-constexpr int kRingFrames = 12;  // 240 ms of audio between the microphone and the loop
+// Audio between the microphone and the loop, in 20 ms frames: enough for the loop to be
+// busy with two windows of the model (model_info.h sizes it from the model's cost).
+constexpr int kRingFrames = SER_MODEL_RING_FRAMES;
 
 // The PDM interrupt fills frames; loop() consumes them. Single producer, single consumer.
 int16_t ring[kRingFrames][SER_VAD_FRAME];

@@ -1,0 +1,110 @@
+"""The node's C core on an emulated Cortex-M4F (QEMU mps2-an386, deploy/arduino/m4): the
+rows, the gate's utterances and the node's messages are the Pi's, bit for bit, and the
+instructions it counts fit the Nano's 64 MHz budget; replayed against the microphone's
+interrupt, the sketch's loop drops no audio."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_edge import protocol
+from ser_edge.audio_io import read_audio
+from ser_edge.frontend import compute_features
+from ser_edge.settings import GateSettings
+from ser_edge.vad import GateUnits
+from tests.conftest import REPO, SAMPLES
+
+sys.path.insert(0, str(REPO / "deploy" / "arduino" / "m4"))
+sys.path.insert(0, str(REPO / "deploy" / "arduino"))
+import m4  # noqa: E402
+import timeline  # noqa: E402
+from gen_model_files import ring_frames  # noqa: E402
+
+BUNDLE = REPO / "deploy" / "models" / "ser-tiny"
+GATE = GateSettings()
+FRONT_END_BUDGET = 320_000  # instructions per 20 ms frame: 25 % of 64 MHz
+GATE_BUDGET = 5_000
+
+
+@pytest.fixture(scope="module")
+def elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return m4.build(tmp_path_factory.mktemp("m4"))
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [read_audio(p) for p in SAMPLES]
+
+
+@pytest.fixture(scope="module")
+def model() -> dict:
+    manifest = json.loads((BUNDLE / "manifest.json").read_text())
+    return {"sha": manifest["model"]["sha256"][:12], "window": manifest["scoring"]["window_frames"],
+            "hop": manifest["scoring"]["hop_frames"]}  # fmt: skip
+
+
+def _config(mode: str) -> bytes:
+    return protocol.config_payload(mode, dataclasses.astuple(GateUnits.of(GATE)))
+
+
+def _node_run(elf: Path, tmp: Path, pcm: np.ndarray, mode: str, model: dict) -> tuple[m4.Run, m4.Expected]:
+    want = m4.expected(pcm, GATE, model["window"], model["hop"])
+    scores = m4.tflm_scores(BUNDLE, want.windows) if mode == "results" else np.zeros((0, 8), np.int8)
+    injected = m4.Model(model["sha"], model["window"], model["hop"], scores)
+    return m4.run(elf, tmp, m4.trace("N", pcm, _config(mode), injected)), want
+
+
+def _messages(run: m4.Run, kind: protocol.MessageType) -> list[protocol.Message]:
+    return [m for m in protocol.Deframer().feed(run.output) if m.type == kind]
+
+
+def test_front_end_rows_are_the_pis_and_fit_the_budget(elf: Path, tmp_path: Path, clips: list, ravdess: Path) -> None:
+    pcm = np.concatenate([*clips, *(read_audio(p) for p in sorted(ravdess.glob("Actor_*/*.flac"))[::300])])
+    pcm = pcm[: pcm.size // 320 * 320]
+    run = m4.run(elf, tmp_path, m4.trace("F", pcm))
+    rows = np.frombuffer(run.output, np.int8).reshape(-1, 13)
+    assert np.array_equal(rows, compute_features(pcm))
+    stages = ", ".join(f"{k} {v.mean() / 1e3:.0f} k" for k, v in run.stages.items())
+    print(f"\nfront end on the M4 (-Os): {run.cost.mean():,.0f} instructions per frame (max {run.cost.max():,}), "
+          f"{run.cost.mean() * 50 / 1e6:.1f} M per second of audio, {run.cost.mean() * 50 / m4.CLOCK_HZ:.0%} of "
+          f"64 MHz; {stages}")  # fmt: skip
+    assert run.cost.max() <= FRONT_END_BUDGET
+    assert sum(v.mean() for v in run.stages.values()) == pytest.approx(run.cost.mean(), rel=0.01)
+
+
+def test_gate_cuts_the_pis_utterances_and_fits_the_budget(elf: Path, tmp_path: Path, clips: list) -> None:
+    pcm = m4.speech_stream(clips, 45)
+    run = m4.run(elf, tmp_path, m4.trace("G", pcm, _config("features")))
+    utterances = [(int(s) * 20, int(e) * 20) for s, e in np.frombuffer(run.output, "<u4").reshape(-1, 2)]
+    want = m4.expected(pcm, GATE).utterances
+    assert len(want) >= 8 and utterances == want
+    print(f"\ngate on the M4: {run.cost.mean():,.0f} instructions per frame (max {run.cost.max():,})")
+    assert run.cost.max() <= GATE_BUDGET
+
+
+def test_node_sends_the_pis_features(elf: Path, tmp_path: Path, clips: list, model: dict) -> None:
+    run, want = _node_run(elf, tmp_path, m4.speech_stream(clips, 45), "features", model)
+    pieces = [protocol.parse_features(m.payload, 13) for m in _messages(run, protocol.MessageType.FEATURES)]
+    got: dict[tuple[int, int], list[np.ndarray]] = {}
+    for p in pieces:
+        got.setdefault((p.start_ms, p.end_ms), []).append(p.rows)
+    assert list(got) == want.utterances
+    for rows, expected_rows in zip(got.values(), want.rows, strict=True):
+        assert np.array_equal(np.concatenate(rows), expected_rows)
+    # No call does more than the gate and SER_NODE_ROWS_PER_FRAME rows.
+    assert run.cost.max() <= 2 * FRONT_END_BUDGET + GATE_BUDGET + 20_000
+
+
+def test_node_sends_results_for_the_pis_windows(elf: Path, tmp_path: Path, clips: list, model: dict) -> None:
+    run, want = _node_run(elf, tmp_path, m4.speech_stream(clips, 45), "results", model)
+    assert run.window_crcs == [m4.crc32(w) for w in want.windows]  # the node scored the Pi's windows, in order
+    scores = m4.tflm_scores(BUNDLE, want.windows)
+    results = [protocol.parse_result(m.payload, 8) for m in _messages(run, protocol.MessageType.RESULT)]
+    assert [(s, e) for s, e, _ in results] == want.utterances
+    assert np.array_equal(np.concatenate([r for _, _, r in results]), scores)
