@@ -18,6 +18,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/ser-edge bench frontend
 	$(VENV)/bin/ser-edge bench daemon
+	$(VENV)/bin/python deploy/arduino/m4/bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edge training tests deploy

@@ -62,7 +62,7 @@ def test_verification_refuses_a_per_channel_fully_connected() -> None:
     outputs = keras.layers.Dense(8, activation="softmax")(keras.layers.Flatten()(inputs))
     rng = np.random.default_rng(0)
     data = convert(keras.Model(inputs, outputs), rng.integers(-128, 100, (10, 149, 13)).astype(np.int8))
-    with pytest.raises(ConversionError, match="1 FULLY_CONNECTED op.* per-channel weight scales"):
+    with pytest.raises(ConversionError, match=r"1 FULLY_CONNECTED op.* per-channel weight scales"):
         verify(data, rng.integers(-128, 100, (4, 149, 13)).astype(np.int8))
 
 

@@ -22,9 +22,9 @@ from tests.conftest import REPO, SAMPLES
 
 sys.path.insert(0, str(REPO / "deploy" / "arduino" / "m4"))
 sys.path.insert(0, str(REPO / "deploy" / "arduino"))
-import m4  # noqa: E402
-import timeline  # noqa: E402
-from gen_model_files import ring_frames  # noqa: E402
+import m4
+import timeline
+from gen_model_files import ring_frames
 
 BUNDLE = REPO / "deploy" / "models" / "ser-tiny"
 GATE = GateSettings()
@@ -108,3 +108,39 @@ def test_node_sends_results_for_the_pis_windows(elf: Path, tmp_path: Path, clips
     results = [protocol.parse_result(m.payload, 8) for m in _messages(run, protocol.MessageType.RESULT)]
     assert [(s, e) for s, e, _ in results] == want.utterances
     assert np.array_equal(np.concatenate([r for _, _, r in results]), scores)
+
+
+def _model_instructions() -> int:
+    from ser_training.cost import m4_instructions
+
+    return m4_instructions((BUNDLE / "model.tflite").read_bytes())[0]
+
+
+@pytest.mark.parametrize("seconds", [0, 60], ids=["8-samples", "60-s-stream"])
+def test_the_sketch_drops_no_audio(elf: Path, tmp_path: Path, clips: list, model: dict, seconds: int) -> None:
+    """The loop replayed against the PDM interrupt (16 ms blocks) with each frame's measured
+    instructions and the model's per window, at 64 MHz, with the sketch's ring as
+    model_info.h sizes it for the shipped model: no overrun. The same timeline with the
+    0.1 sketch's 240 ms ring and the 0.2 model's 25.6 M measured by issue 14 overruns."""
+    apart = np.concatenate([np.concatenate([c, np.zeros(16000, np.int16)]) for c in clips])
+    pcm = m4.speech_stream(clips, seconds) if seconds else apart
+    run, want = _node_run(elf, tmp_path, pcm, "results", model)
+    assert run.classified.sum() == len(want.windows) > 0
+    instructions = _model_instructions()
+    ring = ring_frames(instructions)
+    shipped = timeline.simulate(timeline.step_instructions(run.cost, run.classified, instructions), ring)
+    print(f"\n{len(run.cost) / 50:.0f} s of audio, model {instructions / 1e6:.1f} M per window, ring {ring} frames: "
+          f"{shipped}")  # fmt: skip
+    assert shipped.overruns == 0 and shipped.max_backlog_frames < ring
+    assert shipped.cpu_share <= 0.70
+    old = timeline.simulate(timeline.step_instructions(run.cost, run.classified, 25.6e6), 12)
+    assert old.overruns > 0 and old.worst_step_ms > 240
+
+
+def test_the_timeline_counts_a_ring_that_fills() -> None:
+    """A 400 ms step with a 240 ms ring loses audio; the same step with a 500 ms ring does not."""
+    steps = np.full(200, 100_000.0)
+    steps[100] = 0.4 * timeline.CLOCK_HZ
+    assert timeline.simulate(steps, 12).overruns > 0
+    ok = timeline.simulate(steps, 25)
+    assert ok.overruns == 0 and 20 <= ok.max_backlog_frames < 25 and ok.worst_step_ms == pytest.approx(400, rel=0.01)

@@ -46,9 +46,9 @@ def build(out: Path, opt: str = "-Os") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     elf = out / "trace.elf"
     sources = [HERE / "board.c", HERE / "trace.c", *(NODE / f"{name}.c" for name in CORE)]
-    cmd = [gcc, *CFLAGS, opt, "-DSER_FRONTEND_MARK=trace_mark", f"-I{NODE}", f"-I{HERE}", *map(str, sources), "-nostartfiles",
-           "-T", str(HERE / "mps2-an386.ld"), "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
-           "-o", str(elf)]  # fmt: skip
+    cmd = [gcc, *CFLAGS, opt, "-DSER_FRONTEND_MARK=trace_mark", f"-I{NODE}", f"-I{HERE}", *map(str, sources),
+           "-nostartfiles", "-T", str(HERE / "mps2-an386.ld"), "--specs=nano.specs", "--specs=nosys.specs",
+           "-Wl,--gc-sections", "-o", str(elf)]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise M4Error(f"the M4 image did not build:\n{r.stderr}")

@@ -1,0 +1,83 @@
+"""The node's cost on a 64 MHz Cortex-M4F, counted on the emulated image: instructions per
+20 ms frame of the front end (by stage) and the gate, the whole node per frame in features
+and results mode over a minute of speech and room tone, the sketch's loop replayed against
+the microphone, and the image's sizes. Ratios are against the real-time budget: 1.28 M
+instructions per frame at one instruction per cycle.
+
+    .venv/bin/python deploy/arduino/m4/bench.py [--bundle deploy/models/ser-tiny] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import m4
+import timeline
+from gen_model_files import FRAME_INSTRUCTIONS, ring_frames
+
+from ser_edge import protocol
+from ser_edge.audio_io import read_audio
+from ser_edge.settings import GateSettings
+from ser_edge.vad import GateUnits
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _share(instructions: float) -> str:
+    return f"{instructions:>11,.0f} ({instructions / FRAME_INSTRUCTIONS:5.1%} of a frame's 64 MHz)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", type=Path, default=REPO / "deploy" / "models" / "ser-tiny")
+    p.add_argument("--seconds", type=float, default=60)
+    a = p.parse_args(argv)
+    manifest = json.loads((a.bundle / "manifest.json").read_text())
+    window, hop = manifest["scoring"]["window_frames"], manifest["scoring"]["hop_frames"]
+    model_cost = manifest["verification"].get("m4_instructions_per_window")
+    if model_cost is None:
+        from ser_training.cost import m4_instructions
+
+        model_cost = m4_instructions((a.bundle / "model.tflite").read_bytes())[0]
+    clips = [read_audio(f) for f in sorted((REPO / "deploy" / "samples").glob("*.flac"))]
+    pcm = m4.speech_stream(clips, a.seconds)
+    gate = GateSettings()
+    units = dataclasses.astuple(GateUnits.of(gate))
+    config = {mode: protocol.config_payload(mode, units) for mode in ("features", "results")}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        images = {opt: m4.build(work / opt, opt) for opt in ("-Os", "-O2")}
+        print(f"image (-Os): {m4.sizes(images['-Os'])} bytes; the node core, a trace driver and the board support")
+        print(f"per 20 ms frame, {a.seconds:g} s of speech and room tone, instructions:")
+        for opt, elf in images.items():
+            fe = m4.run(elf, work / "run", m4.trace("F", pcm))
+            print(f"  front end {opt}: mean {_share(fe.cost.mean())}, max {fe.cost.max():,}")
+            for stage, cost in fe.stages.items():
+                print(f"    {stage:<26}{cost.mean():>11,.0f}")
+        elf = images["-Os"]
+        g = m4.run(elf, work / "run", m4.trace("G", pcm, config["features"]))
+        print(f"  gate: mean {_share(g.cost.mean())}, max {g.cost.max():,}")
+        want = m4.expected(pcm, gate, window, hop)
+        scores = m4.tflm_scores(a.bundle, want.windows)
+        model = m4.Model(manifest["model"]["sha256"][:12], window, hop, scores)
+        ring = ring_frames(model_cost)
+        print(f"model: {model_cost / 1e6:.1f} M instructions per window (estimated); sketch ring {ring} frames")
+        for mode in ("features", "results"):
+            run = m4.run(elf, work / "run", m4.trace("N", pcm, config[mode], model if mode == "results" else None))
+            steps = timeline.step_instructions(run.cost, run.classified, model_cost)
+            print(f"  node, {mode} mode: mean {_share(steps.mean())}, longest frame {steps.max() / 64e3:.1f} ms")
+            print(f"    timeline: {timeline.simulate(steps, ring)}")
+        speech = 50 * (fe.cost.mean() + g.cost.mean()) + 50 / hop * model_cost
+        print(f"a second of speech (50 rows, the gate, {50 / hop:g} window): {speech / 1e6:.1f} M instructions, "
+              f"{speech / m4.CLOCK_HZ:.0%} of 64 MHz")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
