@@ -30,7 +30,6 @@ static int64_t quantise(int64_t q10, int step_shift) {
 /* Working memory of one frame (static: no malloc, not reentrant). Values are bounded so
  * that every product is 32 x 32 -> 64 bits (one SMULL/SMLAL on the Cortex-M4): samples
  * normalised to |u| <= 2^23, pass 1's outputs |a| < 2^28, spectrum |y| < 2^27. */
-static int64_t windowed[SER_WINDOW];
 static int32_t u[SER_NFFT];
 static int32_t a[2 * SER_R1][SER_R2];
 static int32_t y[2][HALF + 1];
@@ -39,6 +38,12 @@ static int64_t over_floor[SER_NMELS];
 
 static inline int64_t mul(int32_t x, int32_t w) {
     return (int64_t)x * w;
+}
+
+/* Pre-emphasis and window of sample n, exact: |v| < 2^46. */
+SER_ALWAYS_INLINE int64_t emphasised(const int16_t *x, int16_t prev, int n) {
+    int32_t w = SER_WINDOW_Q15[n]; /* < 2^15, so both weights fit 31 bits */
+    return mul(x[n], w << 15) - mul(n ? x[n - 1] : prev, w * SER_PREEMPHASIS_Q15);
 }
 
 /* dot() takes four at a time: both FFT passes' lengths must be multiples of 4 (C99 has no static_assert). */
@@ -112,15 +117,16 @@ void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t 
     /* emphasise_and_window: exact products, |v| < 2^46 */
     int64_t peak = 0;
     for (int n = 0; n < SER_WINDOW; n++) {
-        int32_t w = SER_WINDOW_Q15[n]; /* < 2^15, so both weights fit 31 bits */
-        windowed[n] = mul(x[n], w << 15) - mul(n ? x[n - 1] : prev, w * SER_PREEMPHASIS_Q15);
-        int64_t mag = windowed[n] < 0 ? -windowed[n] : windowed[n];
+        int64_t v = emphasised(x, prev, n);
+        int64_t mag = v < 0 ? -v : v;
         peak = mag > peak ? mag : peak;
     }
-    /* normalise: block floating point, peak into [2^22, 2^23] */
+    /* normalise: block floating point, peak into [2^22, 2^23] (the products again: two
+     * multiplies per sample are cheaper in RAM than keeping 480 64-bit values) */
     int shift = peak > 0 ? SER_NORM_BITS - ser_msb((uint64_t)peak) : 0;
     for (int n = 0; n < SER_WINDOW; n++) {
-        u[n] = (int32_t)(shift >= 0 ? windowed[n] * ((int64_t)1 << shift) : shr_round(windowed[n], -shift));
+        int64_t v = emphasised(x, prev, n);
+        u[n] = (int32_t)(shift >= 0 ? v * ((int64_t)1 << shift) : shr_round(v, -shift));
     }
     for (int n = SER_WINDOW; n < SER_NFFT; n++) {
         u[n] = 0;
