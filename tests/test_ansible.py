@@ -127,7 +127,7 @@ def fleet():
 
 
 def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
-    v1, v2, v3 = SHIPPED, _bundle(tmp_path, "0.2.0"), _bundle(tmp_path, "0.3.0", broken=True)
+    v1, v2, v3 = SHIPPED, _bundle(tmp_path, "8.0.0"), _bundle(tmp_path, "9.0.0", broken=True)
     sub = Subscriber(fleet.broker.port, "ser/+/availability")
 
     # 1. Version 1 everywhere, in the inventory's two waves (a play's serial cannot see inventory vars by itself).
@@ -153,7 +153,7 @@ def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
     r = fleet.deploy("2", v2)
     assert r.returncode == 0, r.stdout[-6000:]
     for h in HOSTS:
-        assert fleet.current(h) == "2" and "-0.2.0-" in fleet.model(h)
+        assert fleet.current(h) == "2" and "-8.0.0-" in fleet.model(h)
         state = fleet.state(h)
         assert state["ready"] and state["main_pid"] != pids[h], state  # restarted on the new release
 
@@ -165,7 +165,7 @@ def test_rollout_rollback_and_idempotence(fleet: Fleet, tmp_path: Path) -> None:
     recap = _recap(r.stdout)
     assert recap["h1"]["failed"] == 1 and "h2" not in recap and "h3" not in recap, recap
     for h in HOSTS:
-        assert fleet.current(h) == "2" and "-0.2.0-" in fleet.model(h)
+        assert fleet.current(h) == "2" and "-8.0.0-" in fleet.model(h)
         assert fleet.state(h)["ready"]
     assert fleet.state("h2")["main_pid"] == pids["h2"] and fleet.state("h3")["main_pid"] == pids["h3"]  # untouched
     check = _run(str(fleet.base / "h1/opt/ser-edge/current/bin/ser-edge"), "selftest",

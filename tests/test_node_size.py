@@ -89,8 +89,13 @@ def test_model_info_header_describes_the_bundle(tmp_path: Path) -> None:
     assert defines["SER_MODEL_SHA256"] == f'"{manifest["model"]["sha256"][:12]}"'
     assert int(defines["SER_MODEL_WINDOW_FRAMES"]) == manifest["scoring"]["window_frames"]
     assert int(defines["SER_MODEL_ARENA_BYTES"]) == manifest["verification"]["tflm_arena_bytes"]
+    instructions = manifest["verification"]["m4_instructions_per_window"]
+    assert int(defines["SER_MODEL_M4_INSTRUCTIONS"]) == instructions
+    # Two windows' time at 64 MHz (1.28 M instructions a 20 ms frame) and 5 frames more.
+    assert int(defines["SER_MODEL_RING_FRAMES"]) == -(-2 * instructions // 1_280_000) + 5
     ops = re.findall(r"X\((\w+)\)", defines["SER_MODEL_OPS(X)"])
-    assert ops[:3] == ["AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected"]
+    assert {"AddAveragePool2D", "AddConv2D", "AddDepthwiseConv2D"} <= set(ops)
+    assert not {"AddFullyConnected", "AddMean"} & set(ops)  # mishandled per-channel / no CMSIS-NN kernel
     assert len(ops) == int(defines["SER_MODEL_OP_COUNT"]) == len(manifest["verification"]["ops"])
     assert (tmp_path / "model_data.cpp").read_text() == (MODEL / "model_data.c").read_text()
 
