@@ -28,6 +28,9 @@ def _nested(values: np.ndarray, indent: str = "    ") -> str:
 
 def _array(ctype: str, name: str, values: np.ndarray) -> str:
     values = np.asarray(values)
+    info = np.iinfo(ctype.removesuffix("_t"))
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise ValueError(f"{name} holds values outside {ctype}")  # a config whose tables need wider types
     dims = "".join(f"[{d}]" for d in values.shape)
     return f"static const {ctype} {name}{dims} = {_nested(values)};\n"
 
@@ -92,7 +95,7 @@ def header(cfg: FrontendConfig) -> str:
         *_normalisation(cfg, t),
         "/* 1 mfcc, 2 logmel, 3 zcr, 4 rms, in output order */",
         f"static const uint8_t SER_CHANNELS[SER_NCHANNELS] = {{{channels}}};",
-        _array("int32_t", "SER_WINDOW_Q15", t.window_q15),
+        _array("int16_t", "SER_WINDOW_Q15", t.window_q15),
         _array("int32_t", "SER_PASS1_Q15", t.pass1_q15),
         "/* pass 2's weights as [group][output column][input]: each output a contiguous dot product */",
         _array("int32_t", "SER_PASS2_DIRECT_Q15", np.asarray(t.pass2_direct_q15).transpose(0, 2, 1)),
@@ -102,7 +105,7 @@ def header(cfg: FrontendConfig) -> str:
         "/* the first and last bin of each mel filter: the only bins with weight */",
         _array("uint16_t", "SER_MEL_BINS", _mel_bins(t.mel_q10)),
         _array("int32_t", "SER_LOG2_Q16", t.log2_q16),
-        _array("int32_t", "SER_DCT_Q15", t.dct_q15),
+        _array("int16_t", "SER_DCT_Q15", t.dct_q15),
         "#endif",
     ]
     return "\n".join(lines) + "\n"
