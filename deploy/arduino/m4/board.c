@@ -1,12 +1,13 @@
 /* Startup and board support for the node's image on QEMU's mps2-an386: the vector table,
  * the reset handler (copy .data, zero .bss, enable the FPU), semihosting calls and an
- * instruction counter. With -icount shift=0 QEMU advances its clock 1 ns per instruction;
- * SysTick counts the board's 25 MHz clock, so one tick is 40 instructions. */
+ * instruction counter. With -icount shift=10 QEMU advances its clock 1,024 ns per
+ * instruction; SysTick counts the board's 25 MHz clock, 25.6 ticks per instruction, so
+ * the count is exact to one instruction (the counter's own wrap interrupt, every 655 k
+ * instructions, adds about 15). */
 #include "board.h"
 
 #include <string.h>
 
-#define INSTRUCTIONS_PER_TICK 40u
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
@@ -58,7 +59,8 @@ uint64_t board_instructions(void) {
         wraps = systick_wraps;
         count = SYST_CVR;
     } while (wraps != systick_wraps);
-    return ((uint64_t)wraps * (1u << 24) + (0xFFFFFFu - count)) * INSTRUCTIONS_PER_TICK;
+    uint64_t ticks = (uint64_t)wraps * (1u << 24) + (0xFFFFFFu - count);
+    return (ticks * 10u + 128u) / 256u; /* / 25.6, rounded */
 }
 
 void board_exit(int status) {

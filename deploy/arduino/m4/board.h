@@ -15,7 +15,7 @@ int board_write(int fd, const void *data, size_t n);
 void board_close(int fd);
 /* One line on the host's standard error. */
 void board_print(const char *text);
-/* Instructions executed since reset (with -icount shift=0, to SysTick's resolution). */
+/* Instructions executed since reset (under QEMU's -icount shift=10). */
 uint64_t board_instructions(void);
 /* Ends the run: QEMU exits with this status. */
 void board_exit(int status) __attribute__((noreturn));
