@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(libsndfile1 mosquitto openssl nodejs libsystemd-dev pkg-config gcc python3-dev python3-apt python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+APT_PACKAGES=(libsndfile1 mosquitto openssl nodejs libsystemd-dev pkg-config gcc python3-dev python3-apt python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm fluidsynth fluid-soundfont-gm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -129,6 +129,20 @@ def _robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_gate(args: argparse.Namespace) -> int:
+    from .config import DataConfig, expand
+    from .gatebench import bench, header, write
+    from .nonspeech import HOUSEHOLD
+
+    data = DataConfig()
+    print(f"held-out speakers and sounds; non-speech: the held-out noise recordings, {args.minutes:g} min of "
+          f"rendered music, {args.minutes:g} min of household sounds ({', '.join(HOUSEHOLD)})")  # fmt: skip
+    print(header(["noise recordings", "music", "household sounds"]))
+    result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache)
+    print(f"figures in {write(result, args.out)}")
+    return 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     from .metrics import cv_table
     from .robustness import ablation_table
@@ -205,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")
     p.set_defaults(func=_robustness)
 
+    p = sub.add_parser("bench-gate", help="voice gates on held-out speech, noise, music and household sounds")
+    p.add_argument("--bundle", type=Path, default=Path("deploy/models/ser-tiny"), help="model for published events")
+    p.add_argument("--minutes", type=float, default=10.0, help="minutes of music, and of household sounds")
+    p.add_argument("--every", type=int, default=1, help="every n-th speech clip only (a quick look)")
+    p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music cache folder")
+    p.add_argument("--out", type=Path, default=Path(".cache/bench-gate"), help="output folder")
+    p.set_defaults(func=_bench_gate)
+
     p = sub.add_parser("summary", help="markdown table of cross-validation results")
     p.add_argument("results", nargs="+", type=Path, help="cv.json files (named by their folder)")
     p.set_defaults(func=_summary)
@@ -212,4 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser(), argv, (ConfigError, ValueError, FileNotFoundError, ConversionError))
+    from .nonspeech import RenderError
+
+    return run(build_parser(), argv, (ConfigError, ValueError, FileNotFoundError, ConversionError, RenderError))
