@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -14,9 +15,19 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLES
 
 SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
+
+
+@functools.cache
+def sample_events() -> int:
+    """How many of the sample clips the shipped model turns into events (the others stay
+    below the confidence threshold): what a replay of them must publish."""
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, SAMPLES)],
+                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return sum(1 for x in json.loads(r.stdout)["results"] if x.get("event"))
+
 
 
 class Subscriber:

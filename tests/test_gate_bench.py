@@ -80,11 +80,11 @@ def test_a_voice_is_found_and_music_counted_as_the_gates_judge() -> None:
     speech = G.Stretch(room, "speech", None, (first + 50, last + 50))
     song = G.Stretch(G.in_quiet_room(N.render(N.random_piece(20.0, "test", key_rng("song"))), "song"), "music")
     energy, silero = G.detectors()["energy (daemon default)"], G.detectors()["Silero VAD v5"]
-    assert G.found(speech, G.run(energy, speech).utterances)
-    assert G.found(speech, G.run(silero, speech).utterances)
-    assert len(G.run(energy, song).utterances) >= 1
-    assert G.run(silero, song).utterances == []
-    o = G.run(silero, speech)
+    assert G.found(speech, energy(speech).utterances)
+    assert G.found(speech, silero(speech).utterances)
+    assert len(energy(song).utterances) >= 1
+    assert silero(song).utterances == []
+    o = silero(speech)
     scores, labels = G.windows(speech, o.scores)
     assert labels.any() and (~labels).any() and G.roc_auc(scores, labels) > 0.9
 

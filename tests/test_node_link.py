@@ -22,7 +22,7 @@ from ser_edge.pipeline import recognise_file
 from ser_edge.settings import GateSettings, SourceSettings
 from ser_edge.sources import ReplaySource
 from tests.conftest import REPO, SAMPLES
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, sample_events, write_config
 
 EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
 SPEED = 4  # the audio plays 4x faster than real time
@@ -51,7 +51,9 @@ class Run:
     emulator: str
 
 
-def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int = len(SAMPLES), model: bool = True) -> Run:
+def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int | None = None, model: bool = True) -> Run:
+    """The emulated node and the daemon; waits for ``want`` events (default: the samples' events)."""
+    want = sample_events() if want is None else want
     link = tmp_path / "ttyNODE"
     with LocalBroker(tmp_path / "broker") as broker:
         sub = Subscriber(broker.port)
@@ -81,7 +83,7 @@ def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int = len(SAMPLES
 def test_each_mode_publishes_what_the_pi_alone_publishes(tmp_path: Path, pi_only: list, mode: str) -> None:
     run = _run(tmp_path, mode)
     assert run.events == pi_only, run.log
-    assert len(run.events) == len(SAMPLES)
+    assert len(run.events) == sample_events()
     assert run.stats["link_errors"] == 0 and run.stats["link_lost"] == 0, run.stats
     assert "node linked in " + mode in run.log
 
@@ -102,11 +104,11 @@ def _is_subsequence(part: list, whole: list) -> bool:
 # features one a frame of ~2 kB.
 @pytest.mark.parametrize(("mode", "rate"), [("audio", "0.00001"), ("features", "0.0003")])
 def test_lost_bytes_lose_only_the_utterances_they_hit(tmp_path: Path, pi_only: list, mode: str, rate: str) -> None:
-    run = _run(tmp_path, mode, "--drop-rate", rate, "--seed", "3", want=len(SAMPLES) // 2)
+    run = _run(tmp_path, mode, "--drop-rate", rate, "--seed", "3", want=sample_events() // 2)
     assert run.stats["link_errors"] >= 1 and run.stats["link_lost"] >= 1, run.stats
     # Whole utterances that get through are exactly right, in order; nothing is made up from damaged frames.
     whole = [e for e in run.events if e in pi_only]
-    assert 1 <= len(whole) < len(SAMPLES), run.events
+    assert 1 <= len(whole) < sample_events(), run.events
     assert _is_subsequence(whole, pi_only), (run.events, pi_only)
     if mode == "features":
         assert whole == run.events

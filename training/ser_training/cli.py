@@ -138,8 +138,26 @@ def _bench_gate(args: argparse.Namespace) -> int:
     print(f"held-out speakers and sounds; non-speech: the held-out noise recordings, {args.minutes:g} min of "
           f"rendered music, {args.minutes:g} min of household sounds ({', '.join(HOUSEHOLD)})")  # fmt: skip
     print(header(["noise recordings", "music", "household sounds"]))
-    result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache)
+    shipped = Path("deploy/models/ser-gate")
+    gate = args.gate_bundle or (shipped if shipped.is_dir() else None)
+    result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache, gate)
     print(f"figures in {write(result, args.out)}")
+    return 0
+
+
+def _gate_model(args: argparse.Namespace) -> int:
+    from .config import DataConfig, expand
+    from .speechgate import export, gate_data, train
+
+    data = DataConfig()
+    tess = expand(data.tess) if data.tess else None
+    windows = gate_data(expand(data.ravdess), tess, expand(data.noise), args.minutes, args.every, args.cache)
+    print(f"{len(windows.labels)} windows, {windows.labels.mean():.0%} speech")
+    manifest = export(train(windows, args.epochs), windows, args.out)
+    v = manifest["verification"]
+    print(f"{args.out}: {manifest['model']['tflite_bytes']} bytes int8, {manifest['model']['parameters']} parameters, "
+          f"TFLite Micro arena {v['tflm_arena_bytes']} bytes, "
+          f"equal to TFLite's reference: {v['tflm_equals_tflite_reference']}")  # fmt: skip
     return 0
 
 
@@ -221,11 +239,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench-gate", help="voice gates on held-out speech, noise, music and household sounds")
     p.add_argument("--bundle", type=Path, default=Path("deploy/models/ser-tiny"), help="model for published events")
+    p.add_argument(
+        "--gate-bundle",
+        type=Path,
+        default=Path("deploy/models/ser-gate"),
+        help="the speech gate's model bundle (measured when it exists)",
+    )
     p.add_argument("--minutes", type=float, default=10.0, help="minutes of music, and of household sounds")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only (a quick look)")
     p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music cache folder")
     p.add_argument("--out", type=Path, default=Path(".cache/bench-gate"), help="output folder")
     p.set_defaults(func=_bench_gate)
+
+    p = sub.add_parser("gate-model", help="train and export the speech gate's model (speech / not speech)")
+    p.add_argument("--out", type=Path, default=Path("deploy/models/ser-gate"), help="bundle folder")
+    p.add_argument("--minutes", type=float, default=15.0, help="minutes of made music, and of household sounds")
+    p.add_argument("--every", type=int, default=1, help="every n-th speech clip only")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music and rooms cache")
+    p.set_defaults(func=_gate_model)
 
     p = sub.add_parser("summary", help="markdown table of cross-validation results")
     p.add_argument("results", nargs="+", type=Path, help="cv.json files (named by their folder)")

@@ -35,7 +35,9 @@ from ser_edge.bundle import load_bundle
 from ser_edge.decision import decide
 from ser_edge.frontend import compute_features
 from ser_edge.model import EmotionModel
+from ser_edge.scoring import window_starts
 from ser_edge.settings import GateSettings, ModelSettings
+from ser_edge.speech_gate import SpeechCheck
 from ser_edge.vad import FRAME_SAMPLES, Gate, Utterance, frame_levels
 
 from .acoustics import noise_at_snr
@@ -100,17 +102,47 @@ class SileroJudge:
         return self.p >= self.threshold
 
 
-def detectors() -> dict[str, Callable[[], Gate]]:
-    """Name -> a fresh gate (state machine + judge) per stretch."""
+Detector = Callable[["Stretch"], Outcome]
 
-    def energy() -> Gate:
+
+def gate_detector(make: Callable[[], Gate]) -> Detector:
+    """A gate whose judge is wrapped in a Recorder: its frame scores and utterances."""
+
+    def detect(stretch: Stretch) -> Outcome:
+        gate = make()
+        utterances = gate.push(stretch.pcm, 0.0) + gate.flush()  # one still open at the end counts too
+        return Outcome(np.array(gate.judge.scores), utterances)
+
+    return detect
+
+
+def speech_model_detector(check: SpeechCheck) -> Detector:
+    """The energy gate's utterances, kept when the speech check keeps them; frame scores
+    from the model's windows over the whole stretch (each frame takes the window centred
+    nearest to it)."""
+
+    def detect(stretch: Stretch) -> Outcome:
         gate = Gate(GateSettings())
-        gate.judge = Recorder(gate.judge)
-        return gate
+        candidates = gate.push(stretch.pcm, 0.0) + gate.flush()
+        kept = [u for u in candidates if check.keeps(check.probabilities(compute_features(u.pcm)))]
+        rows = compute_features(stretch.pcm)
+        p = check.probabilities(rows)
+        window, hop = check.bundle.window_frames, check.bundle.hop_frames
+        starts = np.array(window_starts(len(rows), window, hop))
+        centres = starts + window / 2
+        frames = np.arange(stretch.pcm.size // FRAME_SAMPLES)
+        nearest = np.abs(frames[:, None] - centres[None, :]).argmin(axis=1)
+        return Outcome(p[nearest], kept)
 
-    def webrtc(mode: int) -> Callable[[], Gate]:
+    return detect
+
+
+def detectors(gate_bundle: Path | None = None) -> dict[str, Detector]:
+    """Name -> detector; the speech gate's model when its bundle is given."""
+
+    def recorded(settings: GateSettings) -> Callable[[], Gate]:
         def make() -> Gate:
-            gate = Gate(GateSettings(engine="webrtcvad", webrtcvad_mode=mode))
+            gate = Gate(settings)
             gate.judge = Recorder(gate.judge)
             return gate
 
@@ -122,14 +154,15 @@ def detectors() -> dict[str, Callable[[], Gate]]:
         gate.judge = Recorder(judge, lambda: judge.p)
         return gate
 
-    return {"energy (daemon default)": energy, "WebRTC VAD mode 2": webrtc(2), "WebRTC VAD mode 3": webrtc(3),
-            "Silero VAD v5": silero}  # fmt: skip
-
-
-def run(make: Callable[[], Gate], stretch: Stretch) -> Outcome:
-    gate = make()
-    utterances = gate.push(stretch.pcm, 0.0) + gate.flush()  # one still open at the end counts too
-    return Outcome(np.array(gate.judge.scores), utterances)
+    out = {
+        "energy (daemon default)": gate_detector(recorded(GateSettings())),
+        "WebRTC VAD mode 2": gate_detector(recorded(GateSettings(engine="webrtcvad", webrtcvad_mode=2))),
+        "WebRTC VAD mode 3": gate_detector(recorded(GateSettings(engine="webrtcvad", webrtcvad_mode=3))),
+        "Silero VAD v5": gate_detector(silero),
+    }
+    if gate_bundle is not None:
+        out["energy + speech model (ser-gate)"] = speech_model_detector(SpeechCheck(load_bundle(gate_bundle)))
+    return out
 
 
 # --- the evaluation set -------------------------------------------------------------------------
@@ -226,7 +259,7 @@ def found(stretch: Stretch, utterances: list[Utterance]) -> bool:
 
 
 def bench(ravdess: Path, noise_root: Path, bundle: Path, minutes: float = 10.0, every: int = 1,
-          cache: Path | None = None, log=print) -> dict:  # fmt: skip
+          cache: Path | None = None, gate_bundle: Path | None = None, log=print) -> dict:  # fmt: skip
     """Every detector on the evaluation set; the figures as a dict (also what is printed)."""
     split = noise_split(noise_root)
     held_out = [f for f in split.test if "household" in f.parts]
@@ -235,10 +268,10 @@ def bench(ravdess: Path, noise_root: Path, bundle: Path, minutes: float = 10.0, 
     model = EmotionModel(load_bundle(bundle))
     threshold = ModelSettings().threshold
     results = {}
-    for name, make in detectors().items():
+    for name, detect in detectors(gate_bundle).items():
         ws, ls, missed, events = [], [], {}, {}
         for s in tqdm(speech + other, desc=name, leave=False, mininterval=5):
-            o = run(make, s)
+            o = detect(s)
             w, lab = windows(s, o.scores)
             ws.append(w)
             ls.append(lab)
@@ -285,4 +318,3 @@ def write(result: dict, out: Path) -> Path:
     path = out / "bench-gate.json"
     path.write_text(json.dumps(result, indent=1))
     return path
-

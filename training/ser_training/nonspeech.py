@@ -156,9 +156,11 @@ def household(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray
     if kind == "clicks":  # typing: 5 ms clicks, 3-8 a second
         x = _bursts(n, rng, rng.uniform(3, 8), lambda r: r.normal(0, 1, 80) * _decay(80, 0.001))
     elif kind == "knocks":  # doors and knocks: low, loud, 0.1-0.3 s
+
         def knock(r):
             m = int(r.uniform(0.1, 0.3) * SAMPLE_RATE)
             return np.convolve(r.normal(0, 1, m), np.ones(8) / 8, "same") * _decay(m, 0.04)
+
         x = _bursts(n, rng, 0.4, knock)
     elif kind == "beeps":  # appliances and alarms
         f = rng.uniform(500, 3000)
@@ -167,17 +169,21 @@ def household(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray
         swell = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 2) * np.arange(n) / SAMPLE_RATE)
         x = synth_noise("pink", n, rng) * swell
     elif kind == "synth":  # synthesiser notes with vibrato
+
         def note(r):
             m = int(r.uniform(0.5, 2.0) * SAMPLE_RATE)
             f0 = 110 * 2 ** (r.integers(0, 36) / 12) * (1 + 0.01 * np.sin(2 * np.pi * 5 * np.arange(m) / SAMPLE_RATE))
             return np.sign(np.sin(2 * np.pi * np.cumsum(f0) / SAMPLE_RATE)) * _decay(m, 1.0)
+
         x = _bursts(n, rng, 1.5, note)
     elif kind == "bark":  # a dog: harmonic yelps with falling pitch
+
         def yelp(r):
             m = int(r.uniform(0.15, 0.35) * SAMPLE_RATE)
             f0 = r.uniform(400, 800) * np.linspace(1.2, 0.8, m)
             phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
             return sum(np.sin(k * phase) / k for k in range(1, 6)) * np.hanning(m)
+
         x = _bursts(n, rng, 0.5, yelp)
     else:
         raise ValueError(f"unknown household sound {kind!r}; choose from {', '.join(HOUSEHOLD)}")

@@ -1,0 +1,187 @@
+"""The speech gate's model: is this stretch of front-end rows a voice? A tiny int8 CNN on
+the rows the device already computes for the emotion model (no second front end), scoring
+0.5 s windows every 0.2 s of each utterance the energy gate cuts. An utterance is kept
+when enough of its windows are speech (``ser_edge`` applies the rule; see gatebench.py for
+how well it works).
+
+Training material, none of it in the benchmark's evaluation set:
+- speech: RAVDESS actors 01-16 and TESS, each clip once in a quiet room and once with the
+  training half of the noise recordings or synthetic noise at -5..30 dB SNR, half of those
+  in a simulated room;
+- non-speech: the training half of the household recordings, music rendered with the
+  training instruments, synthesised household sounds and stationary noise.
+Rows are computed as the device computes them for an utterance (the front end's memory
+starting at the utterance's pre-roll), and also over whole stretches, for more non-speech.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ser_edge.audio_io import read_audio
+from ser_edge.frontend import DEFAULT_CONFIG, compute_features
+from ser_edge.settings import GateSettings
+from ser_edge.vad import Gate
+
+from .acoustics import active_power, noise_at_snr, reverberate, scale_to, training_rooms
+from .corpora import load_ravdess, load_tess
+from .gatebench import in_quiet_room, voiced_span
+from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split, synth_noise
+from .nonspeech import HOUSEHOLD, household, music
+
+SAMPLE_RATE = 16000
+WINDOW, HOP = 25, 10  # rows: 0.5 s every 0.2 s
+TRAIN_ACTORS = tuple(f"{i:02d}" for i in range(1, 17))
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class GateData:
+    windows: np.ndarray  # (n, WINDOW, columns) int8
+    labels: np.ndarray  # (n,) 1 = speech
+
+
+def row_windows(rows: np.ndarray, hop: int = HOP) -> np.ndarray:
+    """Windows of WINDOW rows every hop rows; an utterance shorter than a window gives none."""
+    if len(rows) < WINDOW:
+        return np.zeros((0, WINDOW, rows.shape[1]), np.int8)
+    starts = range(0, len(rows) - WINDOW + 1, hop)
+    return np.stack([rows[s : s + WINDOW] for s in starts])
+
+
+def _labelled(pcm: np.ndarray, span: tuple[int, int] | None) -> list[tuple[np.ndarray, int]]:
+    """Windows of the gate's utterances in pcm and of the whole stretch, labelled by
+    overlap with the voiced span (frames): most of it speech -> 1, none -> 0."""
+    gate = Gate(GateSettings())
+    pieces = [(round(u.start * 50), u.pcm) for u in gate.push(pcm, 0.0) + gate.flush()] + [(0, pcm)]
+    out = []
+    for first, piece in pieces:
+        rows = compute_features(piece, cfg=DEFAULT_CONFIG)
+        for i, w in enumerate(row_windows(rows)):
+            a = first + i * HOP
+            inside = 0.0 if span is None else max(0, min(a + WINDOW, span[1]) - max(a, span[0])) / WINDOW
+            if inside >= 0.5 or inside == 0:
+                out.append((w, int(inside >= 0.5)))
+    return out
+
+
+def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache: Path | None, every: int):
+    clips = [c for c in load_ravdess(ravdess).clips if c.speaker.split("/")[-1] in TRAIN_ACTORS]
+    if tess and tess.is_dir():
+        clips += load_tess(tess).clips[::10]
+    rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
+    for clip in clips[::every]:
+        pcm = read_audio(clip.path, SAMPLE_RATE)
+        x = np.concatenate([np.zeros(SAMPLE_RATE), pcm.astype(np.float64) / 32768.0, np.zeros(SAMPLE_RATE)])
+        first, last = voiced_span(pcm)
+        span = (first + 50, last + 50)
+        rng = key_rng("speech gate", clip.path.name)
+        quiet = x + synth_noise("pink", x.size, rng) * 10 ** (-65 / 20)
+        yield _int16(quiet), span
+        if rng.random() < 0.5:
+            x = scale_to(reverberate(x, rooms[int(rng.integers(len(rooms)))].speech_rir)[: x.size], active_power(x))
+        noisy = x + noise_at_snr(x, noise.segment(x.size, rng)[0], float(rng.uniform(-5, 30)))
+        yield _int16(noisy), span
+
+
+def _int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+
+
+def _nonspeech_stretches(noise_files: list[Path], minutes: float, cache: Path | None):
+    for f in noise_files:
+        pcm = read_audio(f, SAMPLE_RATE)
+        for s in range(0, pcm.size, 30 * SAMPLE_RATE):
+            yield in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}"), None
+    for i, piece in enumerate(music(max(1, round(minutes * 2)), 30.0, "train", cache)):
+        yield in_quiet_room(piece, f"train music {i}"), None
+    for k in HOUSEHOLD:
+        for j in range(max(1, round(minutes / len(HOUSEHOLD) * 2))):
+            yield household(k, 30.0, key_rng("household", "train", k, j)), None
+    for k in SYNTH_KINDS:
+        rng = key_rng("synthetic", "train", k)
+        yield in_quiet_room(_int16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k), None
+
+
+def gate_data(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, every: int = 1,
+              cache: Path | None = None) -> GateData:  # fmt: skip
+    split = noise_split(noise_root)
+    train_noise = [f for f in split.train if "household" in f.parts]
+    pool = NoisePool(train_noise, SYNTH_KINDS)
+    stretches = list(_speech_stretches(ravdess, tess, pool, cache, every))
+    stretches += list(_nonspeech_stretches(train_noise, minutes, cache))
+    pairs = [p for pcm, span in tqdm(stretches, desc="speech gate data", mininterval=5) for p in _labelled(pcm, span)]
+    return GateData(np.stack([w for w, _ in pairs]), np.array([y for _, y in pairs], np.int8))
+
+
+def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None = None):
+    """About 2 k parameters: a strided convolution, two depthwise-separable blocks, an
+    average over the window, and a 1 x 1 convolution to speech / not speech."""
+    L = keras.layers
+    inputs = keras.Input((WINDOW, DEFAULT_CONFIG.n_features), batch_size=batch_size, name="rows")
+    x = L.Normalization(mean=mean, variance=variance)(inputs)
+    x = L.Reshape((WINDOW, DEFAULT_CONFIG.n_features, 1))(x)
+
+    def bn_relu(y):
+        return L.ReLU()(L.BatchNormalization(momentum=0.9)(y))
+
+    x = bn_relu(L.Conv2D(16, (5, 3), strides=(2, 2), padding="same", use_bias=False)(x))
+    for _ in range(2):
+        x = bn_relu(L.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
+        x = bn_relu(L.Conv2D(16, 1, use_bias=False)(x))
+    x = L.AveragePooling2D(tuple(x.shape[1:3]))(x)
+    x = L.Conv2D(2, 1, activation="softmax")(x)
+    return keras.Model(inputs, L.Reshape((2,))(x), name="speech_gate")
+
+
+def train(data: GateData, epochs: int = 15, seed: int = 0):
+    """The Keras model, trained with balanced class weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    flat = data.windows.reshape(-1, data.windows.shape[-1]).astype(np.float64)
+    model = build(keras, flat.mean(0), flat.var(0))
+    model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    counts = np.bincount(data.labels, minlength=2)
+    weights = {c: len(data.labels) / (2 * max(n, 1)) for c, n in enumerate(counts)}
+    model.fit(data.windows.astype(np.float32), data.labels, epochs=epochs, batch_size=64, class_weight=weights,
+              verbose=2, shuffle=True)  # fmt: skip
+    return model
+
+
+def export(model, data: GateData, out: Path) -> dict:
+    """model.tflite (int8, verified on TFLite Micro) and manifest.json."""
+    import hashlib
+
+    import keras
+
+    from .export import verify
+    from .int8 import convert
+
+    norm = next(layer for layer in model.layers if layer.__class__.__name__ == "Normalization")
+    copy = build(keras, np.asarray(norm.mean).reshape(-1), np.asarray(norm.variance).reshape(-1), batch_size=1)
+    copy.set_weights(model.get_weights())
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(data.windows), min(500, len(data.windows)), replace=False)
+    tflite = convert(copy, data.windows[pick[:300]])
+    checks = verify(tflite, data.windows[pick[300:]])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.tflite").write_bytes(tflite)
+    manifest = {
+        "schema_version": 1, "name": "ser-gate", "version": VERSION, "kind": "speech gate",
+        "labels": ["other", "speech"],
+        "frontend": {"config": DEFAULT_CONFIG.to_dict(), "hash": DEFAULT_CONFIG.hash},
+        "input": {"shape": [1, WINDOW, DEFAULT_CONFIG.n_features], "dtype": "int8"},
+        "scoring": {"window_frames": WINDOW, "hop_frames": HOP},
+        "model": {"parameters": int(copy.count_params()), "tflite_bytes": len(tflite),
+                  "sha256": hashlib.sha256(tflite).hexdigest()},
+        "verification": checks,
+        "training": {"windows": len(data.labels), "speech_share": float(data.labels.mean())},
+    }  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
