@@ -28,12 +28,14 @@ from .configfile import ConfigError
 from .decision import Recognition, recognise, recognise_features, recognise_scores
 from .discovery import discovery_payload
 from .events import event_payload, iso_utc
+from .frontend import compute_features
 from .model import EmotionModel
 from .notify import Notifier
 from .publisher import Publisher
 from .serial_link import AudioGap, NodeUtterance, SerialSource
 from .settings import Settings, load_settings
 from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
+from .speech_gate import SpeechCheck
 from .spool import Spool
 from .stats import Stats
 from .vad import FRAME_SAMPLES, Gate, GateUnits, Utterance
@@ -52,12 +54,21 @@ def load_model(settings: Settings) -> EmotionModel:
     return EmotionModel(load_bundle(settings.model.bundle))
 
 
+def load_speech_check(settings: Settings) -> SpeechCheck | None:
+    """The speech gate's model when gate.kind is speech."""
+    g = settings.gate
+    if g.kind != "speech":
+        return None
+    return SpeechCheck(load_bundle(g.speech_bundle), g.speech_threshold, g.speech_min_windows)
+
+
 class Daemon:
     def __init__(self, settings: Settings, config_path: Path | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.model = load_model(settings)
+        self.speech = load_speech_check(settings)
         self.gate = Gate(settings.gate)
         self.watch = FlatInputWatch(settings.source.dead_after_s)
         self.stats = Stats()
@@ -161,11 +172,31 @@ class Daemon:
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
-        self._emit(recognise(self.model, u, self.settings.model.threshold), closed_at)
+        threshold = self.settings.model.threshold
+        if self.speech is None:
+            self._emit(recognise(self.model, u, threshold), closed_at)
+            return
+        began = time.perf_counter()
+        rows = compute_features(u.pcm, cfg=self.model.bundle.frontend)
+        if self._is_speech(rows, u.seconds):
+            self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
+
+    def _is_speech(self, rows, seconds: float) -> bool:
+        """The speech check on an utterance's rows; counted and logged when it drops one."""
+        p = self.speech.probabilities(rows)
+        self.stats.speech_probability = round(float(p.mean()), 3) if p.size else 0.0
+        if self.speech.keeps(p):
+            return True
+        self.stats.utterances += 1
+        self.stats.not_speech += 1
+        log.info("utterance %.1f s is not speech (P(speech) %.2f); no event", seconds, self.stats.speech_probability)
+        return False
 
     def _node_utterance(self, n: NodeUtterance) -> None:
         closed_at = time.monotonic()
         threshold = self.settings.model.threshold
+        if n.features is not None and self.speech is not None and not self._is_speech(n.features, n.end - n.start):
+            return
         if n.features is not None:
             r = recognise_features(self.model, n.features, n.start, n.end, threshold)
         else:
@@ -192,6 +223,7 @@ class Daemon:
         try:
             new = load_settings(self.config_path) if self.config_path else self.settings
             model = load_model(new)
+            speech = load_speech_check(new)
             gate = Gate(new.gate) if new.gate != self.settings.gate else self.gate
         except (ConfigError, BundleError, ValueError, OSError) as e:
             log.error("reload failed; keeping the running config and model: %s", e)
@@ -201,7 +233,7 @@ class Daemon:
         if fixed:
             log.warning("reload: changes to %s take effect after a restart", ", ".join(fixed))
         self.settings = dataclasses.replace(self.settings, model=new.model, gate=new.gate)
-        self.model, self.gate = model, gate
+        self.model, self.speech, self.gate = model, speech, gate
         self.publisher.set_discovery(self._discovery())
         if isinstance(self._source, SerialSource):
             self._source.configure(dataclasses.astuple(GateUnits.of(new.gate)))

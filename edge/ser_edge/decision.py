@@ -63,9 +63,10 @@ def recognise(model: EmotionModel, utterance: Utterance, threshold: float) -> Re
 
 
 def recognise_features(model: EmotionModel, features: np.ndarray, start: float, end: float,
-                       threshold: float) -> Recognition:  # fmt: skip
-    """Model and decision for an utterance whose front end ran elsewhere (a serial node)."""
-    began = time.perf_counter()
+                       threshold: float, began: float | None = None) -> Recognition:  # fmt: skip
+    """Model and decision for an utterance whose front end ran already (here, from
+    ``began``, or on a serial node)."""
+    began = time.perf_counter() if began is None else began
     return judge(model.bundle.labels, model.utterance_scores(features), start, end, threshold, began)
 
 

@@ -39,8 +39,9 @@ from .sources import MicrophoneSource, ReplaySource
 from .vad import Gate
 
 STRIP_ROWS = 400  # 8 s of front-end rows kept for the strip
-SHOWN_STATS = ("uptime_s", "cpu_percent", "rss_mb", "utterances", "events", "undecided", "latency_p95_ms",
-               "inference_p95_ms", "dropped_frames", "spool_depth", "link_state", "link_errors")  # fmt: skip
+SHOWN_STATS = ("uptime_s", "cpu_percent", "rss_mb", "utterances", "events", "undecided", "not_speech",
+               "speech_probability", "latency_p95_ms", "inference_p95_ms", "dropped_frames", "spool_depth",
+               "link_state", "link_errors")  # fmt: skip
 # A dark-to-bright ramp for int8 values in the MFCC strip.
 RAMP = ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06", "#f7d13d", "#fcffa4"]
 

@@ -91,8 +91,23 @@ class SourceSettings:
             raise ValueError("files must list audio files or directories when kind is replay")
 
 
+def _default_gate_bundle() -> Path:
+    checkout = Path(__file__).resolve().parents[2] / "deploy/models/ser-gate"
+    return Path(os.environ.get("SER_GATE_BUNDLE", checkout))
+
+
 @dataclass(frozen=True)
 class GateSettings:
+    kind: str = field(default="energy", metadata=check(choices=("energy", "speech")))
+    """energy: every utterance the gate cuts is scored for emotion; speech: only those the
+    speech gate's model hears as a voice (music, fans, doors and clicks are dropped)."""
+    speech_bundle: Path = field(default_factory=_default_gate_bundle)
+    """The speech gate's model bundle (kind speech)."""
+    speech_threshold: float = field(default=0.5, metadata=check(0, 1))
+    """A 0.5 s window is speech when its P(speech) reaches this (kind speech)."""
+    speech_min_windows: int = field(default=2, metadata=check(1, 100))
+    """An utterance is kept when this many of its windows (every 0.2 s) are speech, or all
+    of them when it has fewer (kind speech)."""
     engine: str = field(default="energy", metadata=check(choices=("energy", "webrtcvad")))
     """energy (fixed-point energy + zero crossings) or webrtcvad (needs the webrtcvad package)."""
     start_db: float = field(default=12.0, metadata=check(1, 60))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bundle import Bundle
+from .bundle import Bundle, BundleError
 from .model import EmotionModel
 from .scoring import silence_row, utterance_windows
 
@@ -19,6 +19,8 @@ class SpeechCheck:
 
     def __init__(self, bundle: Bundle, threshold: float = 0.5, min_windows: int = 2) -> None:
         self.bundle, self.threshold, self.min_windows = bundle, threshold, min_windows
+        if "speech" not in bundle.labels:
+            raise BundleError(f"{bundle.path}: not a speech gate bundle (labels {list(bundle.labels)}, no 'speech')")
         self._model = EmotionModel(bundle)  # the same int8 stage: windows in, scores out
         self._speech = bundle.labels.index("speech")
         self._pad = silence_row(bundle.frontend)

@@ -32,6 +32,10 @@ class Stats:
         self.events = 0
         self.undecided = 0
         """Utterances whose confidence stayed below the threshold."""
+        self.not_speech = 0
+        """Utterances the speech gate dropped (gate.kind speech)."""
+        self.speech_probability: float | None = None
+        """The last checked utterance's mean P(speech) over its windows."""
         self.dropped_frames = 0
         """20 ms audio frames lost because processing fell behind (or the sound card overflowed)."""
         self.input_overflows = 0
@@ -61,6 +65,8 @@ class Stats:
             "utterances": self.utterances,
             "events": self.events,
             "undecided": self.undecided,
+            "not_speech": self.not_speech,
+            "speech_probability": self.speech_probability,
             "dropped_frames": self.dropped_frames,
             "input_overflows": self.input_overflows,
             "skipped_files": self.skipped_files,
