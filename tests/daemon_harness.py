@@ -21,13 +21,17 @@ SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
 
 
 @functools.cache
-def sample_events() -> int:
-    """How many of the sample clips the shipped model turns into events (the others stay
-    below the confidence threshold): what a replay of them must publish."""
+def event_samples() -> tuple[Path, ...]:
+    """The sample clips the shipped model turns into events (the others stay below the
+    confidence threshold), as `ser-edge classify` finds: what a replay of them publishes."""
     r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, SAMPLES)],
                        capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    return sum(1 for x in json.loads(r.stdout)["results"] if x.get("event"))
+    results = json.loads(r.stdout)["results"]
+    return tuple(p for p in SAMPLES if any(x.get("event") and Path(x["file"]).name == p.name for x in results))
 
+
+def sample_events() -> int:
+    return len(event_samples())
 
 
 class Subscriber:

@@ -23,7 +23,7 @@ import soundfile as sf
 
 from ser_edge.localbroker import LocalBroker, free_port
 from tests.conftest import SAMPLES
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, sample_events, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, sample_events, write_config
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
@@ -124,7 +124,7 @@ def test_broker_outage_mid_stream_loses_nothing(tmp_path: Path) -> None:
     event arrives, in order, none twice beyond at-least-once."""
     broker = LocalBroker(tmp_path / "broker", persistent=True).start()
     sub = Subscriber(broker.port, "ser/test/event", client_id="consumer", persistent=True)
-    files = SAMPLES[:4]
+    files = list(event_samples()[:4])  # four clips that each give an event
     daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, files=files, realtime=True))
     try:
         assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
@@ -254,7 +254,7 @@ def test_a_broker_that_never_answers_does_not_stall_the_audio(tmp_path: Path) ->
     silent = socket.create_server(("127.0.0.1", 0))
     held = []
     threading.Thread(target=lambda: held.extend(silent.accept() for _ in range(20)), daemon=True).start()
-    clips = SAMPLES[:4]
+    clips = list(event_samples()[:4])
     config = write_config(tmp_path / "c.yaml", silent.getsockname()[1], files=clips, realtime=True)
     daemon = Daemon(config)
     try:

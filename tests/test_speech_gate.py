@@ -76,6 +76,7 @@ def test_the_daemon_publishes_speech_and_counts_what_it_dropped(tmp_path: Path, 
         events = sub.events()
         stats = json.loads(sub.on("/stats")[-1])
         sub.close()
+
     def classified(paths: list[Path]) -> list[tuple[str, float]]:
         r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, paths)],
                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
