@@ -20,14 +20,19 @@ from tests.conftest import REPO, SAMPLES
 SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
 
 
+def classify(files: list[Path]) -> list[dict]:
+    """`ser-edge classify --json` on files: the utterances that become events, in order."""
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, files)],
+                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return [x for x in json.loads(r.stdout)["results"] if x.get("event")]
+
+
 @functools.cache
 def event_samples() -> tuple[Path, ...]:
     """The sample clips the shipped model turns into events (the others stay below the
-    confidence threshold), as `ser-edge classify` finds: what a replay of them publishes."""
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, SAMPLES)],
-                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    results = json.loads(r.stdout)["results"]
-    return tuple(p for p in SAMPLES if any(x.get("event") and Path(x["file"]).name == p.name for x in results))
+    confidence threshold): what a replay of them publishes."""
+    names = {Path(x["file"]).name for x in classify(SAMPLES)}
+    return tuple(p for p in SAMPLES if p.name in names)
 
 
 def sample_events() -> int:

@@ -23,7 +23,7 @@ import soundfile as sf
 
 from ser_edge.localbroker import LocalBroker, free_port
 from tests.conftest import SAMPLES
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, sample_events, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, sample_events, write_config
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
@@ -40,15 +40,9 @@ def broker(tmp_path: Path):
         yield b
 
 
-def _classify(files: list[Path]) -> list[dict]:
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, files)],
-                       capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    return [x for x in json.loads(r.stdout)["results"] if x.get("event")]
-
-
 def _answers(files: list[Path]) -> list[str]:
     """The shipped model's emotion for each clip, as `classify` gives it (not the truth)."""
-    return [x["emotion"] for x in _classify(files)]
+    return [x["emotion"] for x in classify(files)]
 
 
 def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBroker) -> None:
@@ -58,7 +52,7 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
     assert sub.wait(lambda s: s.on("/availability")[-1:] == ["offline"], 10), daemon.log
     events = sub.events()
     # The same emotions, confidences and utterance times as `ser-edge classify` on the files,
-    expected = _classify(SAMPLES)
+    expected = classify(SAMPLES)
     assert [(e["emotion"], e["confidence"]) for e in events] == [(x["emotion"], x["confidence"]) for x in expected]
     # ... one event per clip that classify decides (a clip below the threshold has none), numbered in order.
     assert len(expected) == sample_events() >= len(SAMPLES) - 2

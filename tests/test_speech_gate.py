@@ -24,7 +24,7 @@ from ser_training.gatebench import in_quiet_room
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render
 from tests.conftest import REPO, SAMPLES
-from tests.daemon_harness import Daemon, Subscriber, write_config
+from tests.daemon_harness import Daemon, Subscriber, classify, write_config
 
 GATE = REPO / "deploy" / "models" / "ser-gate"
 
@@ -78,9 +78,7 @@ def test_the_daemon_publishes_speech_and_counts_what_it_dropped(tmp_path: Path, 
         sub.close()
 
     def classified(paths: list[Path]) -> list[tuple[str, float]]:
-        r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *map(str, paths)],
-                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-        return [(x["emotion"], x["confidence"]) for x in json.loads(r.stdout)["results"] if x.get("event")]
+        return [(x["emotion"], x["confidence"]) for x in classify(paths)]
 
     speech, music = classified(SAMPLES), classified([music_file])  # classify: the energy gate alone
     got = [(e["emotion"], e["confidence"]) for e in events]

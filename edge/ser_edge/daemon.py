@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .bundle import BundleError, load_bundle
 from .configfile import ConfigError
-from .decision import Recognition, recognise, recognise_features, recognise_scores
+from .decision import Recognition, recognise_features, recognise_scores
 from .discovery import discovery_payload
 from .events import event_payload, iso_utc
 from .frontend import compute_features
@@ -172,13 +172,10 @@ class Daemon:
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
-        threshold = self.settings.model.threshold
-        if self.speech is None:
-            self._emit(recognise(self.model, u, threshold), closed_at)
-            return
         began = time.perf_counter()
         rows = compute_features(u.pcm, cfg=self.model.bundle.frontend)
-        if self._is_speech(rows, u.seconds):
+        if self.speech is None or self._is_speech(rows, u.seconds):
+            threshold = self.settings.model.threshold
             self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
 
     def _is_speech(self, rows, seconds: float) -> bool:

@@ -20,9 +20,9 @@ def check_bundle(path: Path) -> EmotionModel:
         raise ConfigError(f"model.bundle: {e}") from None
 
 
-def check_speech_gate(settings: Settings) -> None:
+def check_speech_gate(settings: Settings, model: EmotionModel) -> None:
     """gate.kind speech: the speech gate's bundle loads, is a speech/other model, and was
-    made for the emotion bundle's front end (the check scores the same rows)."""
+    made for the emotion model's front end (the check scores the same rows)."""
     g = settings.gate
     if g.kind != "speech":
         return
@@ -32,7 +32,7 @@ def check_speech_gate(settings: Settings) -> None:
         check = SpeechCheck(load_bundle(g.speech_bundle, frontend=None), g.speech_threshold, g.speech_min_windows)
     except ValueError as e:
         raise ConfigError(f"gate.speech_bundle: {e}") from None
-    emotion = load_bundle(settings.model.bundle, frontend=None).frontend
+    emotion = model.bundle.frontend
     if check.bundle.frontend.hash != emotion.hash:
         raise ConfigError(f"gate.speech_bundle: made for front end {check.bundle.frontend.hash}, but the emotion "
                           f"model's is {emotion.hash}; both must score the same rows")  # fmt: skip
@@ -74,7 +74,7 @@ def preflight(settings: Settings, bundle: Path | None = None) -> EmotionModel:
     from .publisher import mqtt_client
 
     model = check_bundle(bundle or settings.model.bundle)
-    check_speech_gate(settings)
+    check_speech_gate(settings, model)
     check_spool(settings.spool.path)
     check_source(settings)
     mqtt_client(settings.mqtt, "check-config")  # reads the password and certificate files

@@ -26,6 +26,8 @@ M4_INSTRUCTIONS = {
     "AVERAGE_POOL_2D": 4.0,
     "MAX_POOL_2D": 4.0,
 }
+POOLING = ("MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "REDUCE_MAX")
+"""Ops whose work is counted per input element, not in MACs."""
 M4_OTHER_OPS = 340_000
 """The rest of the 0.2 model's 25.6 M (normalisation SUB/MUL, reshapes, softmax,
 interpreter overhead), charged as a constant."""
@@ -49,7 +51,7 @@ def _op_work(interp) -> list[tuple[str, int]]:
         elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
             steps, units = shapes[outs[0]][-2], shapes[outs[0]][-1]
             work.append((name, steps * 4 * units * (shapes[ins[0]][-1] + units)))
-        elif name in ("MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "REDUCE_MAX"):
+        elif name in POOLING:
             work.append((name, int(np.prod(shapes[ins[0]]))))
     return work
 
@@ -59,7 +61,7 @@ def macs_per_inference(model: bytes) -> tuple[int, dict[str, int]]:
     depthwise convolutions, fully connected and LSTM layers; element-wise ops not counted)."""
     per_op: dict[str, int] = {}
     for key, n in _op_work(interpreter(model)):
-        if key in ("MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "REDUCE_MAX"):
+        if key in POOLING:
             continue
         name = key.removesuffix("_first")
         per_op[name] = per_op.get(name, 0) + n

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 from tqdm import tqdm
 
 from ser_edge.audio_io import read_audio
@@ -43,7 +44,7 @@ from ser_edge.vad import FRAME_SAMPLES, Gate, Utterance, frame_levels
 from .acoustics import noise_at_snr
 from .corpora import load_ravdess
 from .noise import NoisePool, key_rng, noise_split, synth_noise
-from .nonspeech import HOUSEHOLD, household, music
+from .nonspeech import HOUSEHOLD, household, music, pcm16
 
 SAMPLE_RATE = 16000
 EVAL_ACTORS = ("17", "18", "19", "20")
@@ -182,9 +183,9 @@ def speech_set(ravdess: Path, noise: NoisePool, every: int = 1) -> list[Stretch]
     pad = SAMPLE_RATE
     out = []
     for clip in clips:
-        pcm = read_audio(clip.path, SAMPLE_RATE).astype(np.float64) / 32768.0
-        padded = np.concatenate([np.zeros(pad), pcm, np.zeros(pad)])
-        first, last = voiced_span(read_audio(clip.path, SAMPLE_RATE))
+        pcm = read_audio(clip.path, SAMPLE_RATE)
+        padded = np.concatenate([np.zeros(pad), pcm.astype(np.float64) / 32768.0, np.zeros(pad)])
+        first, last = voiced_span(pcm)
         span = (first + pad // FRAME_SAMPLES, last + pad // FRAME_SAMPLES)
         for snr in SNRS:
             rng = key_rng("bench-gate", clip.path.name, snr)
@@ -192,8 +193,7 @@ def speech_set(ravdess: Path, noise: NoisePool, every: int = 1) -> list[Stretch]
                 mixed = padded + noise.segment(padded.size, rng)[0] * 10 ** (-70 / 20)
             else:
                 mixed = padded + noise_at_snr(padded, noise.segment(padded.size, rng)[0], snr)
-            pcm16 = np.clip(np.round(mixed * 32767), -32768, 32767).astype(np.int16)
-            out.append(Stretch(pcm16, "speech", snr, span))
+            out.append(Stretch(pcm16(mixed), "speech", snr, span))
     return out
 
 
@@ -203,7 +203,7 @@ def in_quiet_room(pcm: np.ndarray, key: str, lead_s: float = 3.0) -> np.ndarray:
     rng = key_rng("room tone", key)
     x = np.concatenate([np.zeros(int(lead_s * SAMPLE_RATE)), pcm.astype(np.float64)])
     x += synth_noise("pink", x.size, rng) * 32767 * 10 ** (-65 / 20)
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)  # on the int16 scale already
 
 
 def nonspeech_set(noise_files: list[Path], minutes: float, cache: Path | None) -> list[Stretch]:
@@ -227,15 +227,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     pos, neg = scores[labels], scores[~labels]
     if not pos.size or not neg.size:
         raise ValueError("ROC-AUC needs positives and negatives")
-    ranks = np.empty(scores.size)
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks[order] = np.arange(1, scores.size + 1)
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    for f, c in zip(first, counts, strict=True):
-        if c > 1:
-            ranks[order[f : f + c]] = f + (c + 1) / 2
+    ranks = rankdata(scores)  # ties share their average rank
     return float((ranks[labels].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 

@@ -106,6 +106,11 @@ def render(midi: bytes, soundfont: Path = SOUNDFONT) -> np.ndarray:
     return to_int16(audio.mean(axis=1))
 
 
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """Float samples (full scale 1.0) to int16, rounded and clipped."""
+    return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+
+
 def to_int16(x: np.ndarray, peak_dbfs: float = -6.0) -> np.ndarray:
     """Scaled so its peak is at peak_dbfs."""
     peak = np.max(np.abs(x)) + 1e-12
@@ -189,4 +194,4 @@ def household(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray
         raise ValueError(f"unknown household sound {kind!r}; choose from {', '.join(HOUSEHOLD)}")
     x = x / (np.max(np.abs(x)) + 1e-12) * 10 ** (rng.uniform(-20, -6) / 20)
     tone = synth_noise("pink", n, rng) * 10 ** (-65 / 20)
-    return np.clip(np.round((x + tone) * 32767), -32768, 32767).astype(np.int16)
+    return pcm16(x + tone)

@@ -32,7 +32,7 @@ from .acoustics import active_power, noise_at_snr, reverberate, scale_to, traini
 from .corpora import load_ravdess, load_tess
 from .gatebench import in_quiet_room, voiced_span
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split, synth_noise
-from .nonspeech import HOUSEHOLD, household, music
+from .nonspeech import HOUSEHOLD, household, music, pcm16
 
 SAMPLE_RATE = 16000
 WINDOW, HOP = 25, 10  # rows: 0.5 s every 0.2 s
@@ -82,15 +82,11 @@ def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache:
         span = (first + 50, last + 50)
         rng = key_rng("speech gate", clip.path.name)
         quiet = x + synth_noise("pink", x.size, rng) * 10 ** (-65 / 20)
-        yield _int16(quiet), span
+        yield pcm16(quiet), span
         if rng.random() < 0.5:
             x = scale_to(reverberate(x, rooms[int(rng.integers(len(rooms)))].speech_rir)[: x.size], active_power(x))
         noisy = x + noise_at_snr(x, noise.segment(x.size, rng)[0], float(rng.uniform(-5, 30)))
-        yield _int16(noisy), span
-
-
-def _int16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+        yield pcm16(noisy), span
 
 
 def _nonspeech_stretches(noise_files: list[Path], minutes: float, cache: Path | None):
@@ -105,7 +101,7 @@ def _nonspeech_stretches(noise_files: list[Path], minutes: float, cache: Path | 
             yield household(k, 30.0, key_rng("household", "train", k, j)), None
     for k in SYNTH_KINDS:
         rng = key_rng("synthetic", "train", k)
-        yield in_quiet_room(_int16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k), None
+        yield in_quiet_room(pcm16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k), None
 
 
 def gate_data(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, every: int = 1,

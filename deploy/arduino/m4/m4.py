@@ -155,17 +155,11 @@ def tflm_scores(bundle: Path, windows: list[np.ndarray]) -> np.ndarray:
     """The bundle's model under TFLite Micro (its own kernels), a score row per window."""
     import json
 
-    from tflite_micro import runtime
+    from ser_training.int8 import tflm_outputs
 
     arena = json.loads((bundle / "manifest.json").read_text())["verification"]["tflm_arena_bytes"]
-    interp = runtime.Interpreter.from_bytes((bundle / "model.tflite").read_bytes(), arena_size=arena + 4096)
-    out = []
-    for w in windows:
-        interp.reset()
-        interp.set_input(np.ascontiguousarray(w, np.int8)[None], 0)
-        interp.invoke()
-        out.append(np.array(interp.get_output(0)[0], np.int8))
-    return np.array(out, np.int8).reshape(len(windows), -1)
+    model = (bundle / "model.tflite").read_bytes()
+    return tflm_outputs(model, np.array(windows, np.int8), arena + 4096).astype(np.int8)
 
 
 def speech_stream(clips: list[np.ndarray], seconds: float, seed: int = 0) -> np.ndarray:
