@@ -35,10 +35,11 @@ def test_an_exception_in_the_network_loop_is_logged_and_delivery_goes_on(tmp_pat
         p.start()
         try:
             assert p.connected.wait(10)
-            publish.single("homeassistant/status", "online", hostname="127.0.0.1", port=broker.port)
             deadline = time.monotonic() + 10
             while not failures and time.monotonic() < deadline:
-                time.sleep(0.05)
+                # Again until it lands: one sent before the publisher's SUBACK is not delivered.
+                publish.single("homeassistant/status", "online", hostname="127.0.0.1", port=broker.port)
+                time.sleep(0.2)
             seq = spool.add(lambda n: json.dumps({"seq": n}))
             p.event_added(seq, time.monotonic())
             assert sub.wait(lambda s: [e["seq"] for e in s.events()] == [seq], 15)
