@@ -5,6 +5,7 @@ mean what they say."""
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -91,11 +92,25 @@ def test_a_voice_is_found_and_music_counted_as_the_gates_judge() -> None:
 
 def test_bench_gate_prints_every_detector(tmp_path: Path, datasets: Path) -> None:
     env = {"SER_DATASETS": str(datasets), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "ser_training", "bench-gate", "--every", "120", "--minutes", "0.5",
+    r = subprocess.run([sys.executable, "-m", "ser_training", "bench-gate", "--every", "120", "--minutes", "0.5", "--tv-minutes", "0.5",
                         "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
                         "--bundle", str(REPO / "deploy/models/ser-tiny")],
                        capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    for name in G.detectors():
+    for name in G.detectors(REPO / "deploy/models/ser-gate"):
         assert f"| {name} |" in r.stdout
-    assert (tmp_path / "out" / "bench-gate.json").is_file()
+    result = json.loads((tmp_path / "out" / "bench-gate.json").read_text())
+    for figures in result["detectors"].values():
+        assert set(figures["per_hour"]) == {"noise recordings", "music", "household sounds", G.TV}
+        assert all(v["minutes"] >= 0.5 for v in figures["per_hour"].values())
+
+
+def test_an_hour_is_made_of_the_held_out_recordings_and_tv_is_speech_over_music(datasets: Path, tmp_path: Path) -> None:
+    held = [f for f in noise_split(datasets / "noise").test if "household" in f.parts]
+    mixed = G.mixed_recordings(NoisePool(held, ()), 1.0)
+    assert len(mixed) == 2 and all(s.pcm.size == 33 * 16000 and s.speech is None for s in mixed)
+    body = mixed[0].pcm[3 * 16000 :].astype(float) / 32768
+    assert -41 <= 10 * np.log10(np.mean(body**2)) <= -14  # at the stated level, not the lead-in's room tone
+    assert not np.array_equal(mixed[0].pcm, mixed[1].pcm)
+    (tv,) = G.speech_over_music(datasets / "ravdess-16k", 0.5, tmp_path)
+    assert tv.kind == G.TV and G.detectors()["Silero VAD v5"](tv).utterances  # a voice is in it

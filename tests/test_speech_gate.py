@@ -1,6 +1,7 @@
-"""gate.kind speech: the speech gate's model keeps voices and drops music and household
-sounds, in the daemon's own path (real daemon, real Mosquitto), and check-config names a
-wrong speech bundle."""
+"""gate.kind speech: the k-of-n rule over the speech gate's windows, the gate keeping
+voices and dropping music and household sounds in the daemon's own path (real daemon,
+real Mosquitto, the same utterances as `ser-edge classify` with the same config), and
+check-config naming a wrong speech bundle or rule."""
 
 from __future__ import annotations
 
@@ -15,23 +16,18 @@ import soundfile as sf
 
 from ser_edge.audio_io import read_audio
 from ser_edge.bundle import load_bundle
-from ser_edge.frontend import compute_features
 from ser_edge.localbroker import LocalBroker
 from ser_edge.pipeline import utterances_in
 from ser_edge.settings import GateSettings
-from ser_edge.speech_gate import SpeechCheck
-from ser_training.gatebench import in_quiet_room
+from ser_edge.speech_gate import SpeechGate, SpeechModel, SpeechRule, make_gate, speech_spans
+from ser_training.gatebench import in_quiet_room, voiced_span
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render
 from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import Daemon, Subscriber, classify, write_config
 
 GATE = REPO / "deploy" / "models" / "ser-gate"
-
-
-@pytest.fixture(scope="module")
-def check() -> SpeechCheck:
-    return SpeechCheck(load_bundle(GATE))
+SPEECH = GateSettings(kind="speech", speech_bundle=GATE)
 
 
 @pytest.fixture(scope="module")
@@ -43,27 +39,73 @@ def music_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_the_keep_rule_counts_windows_at_the_threshold() -> None:
-    c = SpeechCheck.__new__(SpeechCheck)
-    c.threshold, c.min_windows = 0.5, 2
-    assert c.keeps(np.array([0.1, 0.5, 0.2, 0.9]))
-    assert not c.keeps(np.array([0.1, 0.49, 0.2, 0.9]))
-    assert c.keeps(np.array([0.7])) and not c.keeps(np.array([0.3]))  # one window: it must be speech
+def test_speech_starts_on_k_of_n_windows_and_ends_after_the_hangover() -> None:
+    rule = SpeechRule(threshold=0.5, min_windows=2, of_windows=3, hangover=2)
+    p = np.array([0, 0.9, 0, 0.9, 0.9, 0, 0.9, 0, 0, 0, 0.9, 0, 0, 0.5, 0.5])
+    # 1 and 3 are 2 of 3: speech from 1; one miss (5) is bridged, two (7, 8) end it at 6;
+    # 10 alone is not speech; 13-14 (at the threshold) are, up to the end
+    assert speech_spans(p, rule) == [(1, 6), (13, 14)]
+    assert speech_spans(p, SpeechRule(0.5, 3, 3, 2)) == []  # never three in a row
+    assert speech_spans(np.array([0.9, 0.9, 0, 0.9, 0.9, 0.9, 0, 0]), SpeechRule(0.5, 3, 3, 2)) == [(3, 5)]
+    assert speech_spans(p, SpeechRule(0.5, 1, 1, 1)) == [(1, 1), (3, 4), (6, 6), (10, 10), (13, 14)]
+    assert speech_spans(np.full(8, 0.49), rule) == []
+    assert speech_spans(np.zeros(0), rule) == []
 
 
-def test_voices_are_kept_and_most_music_and_household_sounds_dropped(check: SpeechCheck, music_file: Path) -> None:
+def test_the_rule_in_windows_follows_the_settings() -> None:
+    rule = SpeechRule.of(GateSettings(speech_hangover_ms=500, speech_min_windows=3, speech_of_windows=5), hop_frames=10)
+    assert (rule.min_windows, rule.of_windows, rule.hangover) == (3, 5, 3)  # 500 ms at 200 ms a window: 3
+
+
+def test_the_shipped_rule_is_the_one_chosen_in_training() -> None:
+    """The daemon's defaults are the rule the bundle's manifest says was chosen on
+    validation material (speechgate.choose_rule)."""
+    rule = json.loads((GATE / "manifest.json").read_text())["rule"]
+    g = GateSettings()
+    assert (g.speech_threshold, g.speech_min_windows, g.speech_of_windows) == (
+        rule["threshold"], rule["min_windows"], rule["of_windows"])  # fmt: skip
+    assert SpeechRule.of(g, load_bundle(GATE).hop_frames).hangover == rule["hangover_windows"]
+
+
+def test_voices_pass_and_music_and_household_sounds_mostly_do_not(music_file: Path) -> None:
     for path in SAMPLES:
-        for u in utterances_in(read_audio(path), GateSettings()):
-            assert check.keeps(check.probabilities(compute_features(u.pcm))), path
+        pcm = read_audio(path)
+        first, last = voiced_span(pcm)
+        found = utterances_in(pcm, SPEECH)
+        assert any(u.start * 50 < last and u.end * 50 > first for u in found), path
     others = [read_audio(music_file)] + [household(k, 20.0, key_rng("test household", k))
                                          for k in ("clicks", "knocks", "synth", "bark")]  # fmt: skip
-    candidates = [u for pcm in others for u in utterances_in(pcm, GateSettings(), gap_s=0.0)]
-    assert candidates, "the energy gate opened on none of them: the test would show nothing"
-    kept = [u for u in candidates if check.keeps(check.probabilities(compute_features(u.pcm)))]
-    assert len(kept) <= len(candidates) // 4, f"{len(kept)} of {len(candidates)} non-speech utterances kept"
+    energy = [u for pcm in others for u in utterances_in(pcm, GateSettings(), gap_s=0.0)]
+    assert energy, "the energy gate opened on none of them: the test would show nothing"
+    speech = [u for pcm in others for u in utterances_in(pcm, SPEECH, gap_s=0.0)]
+    assert len(speech) <= len(energy) // 4, f"speech gate {len(speech)}, energy gate {len(energy)} utterances"
 
 
-def test_the_daemon_publishes_speech_and_counts_what_it_dropped(tmp_path: Path, music_file: Path) -> None:
+def test_an_utterance_is_the_speech_span_with_its_preroll() -> None:
+    """A sentence after 4 s of room noise: the energy stage wakes on the noise, and the
+    utterance starts at most the pre-roll plus a window before the voice, not at the noise."""
+    pcm = read_audio(SAMPLES[4])
+    rng = key_rng("lead")
+    noise = (rng.normal(0, 300, 4 * 16000 + pcm.size + 16000)).astype(np.int16)
+    x = noise.copy()
+    x[4 * 16000 : 4 * 16000 + pcm.size] += pcm
+    first, _ = voiced_span(pcm)
+    gate = make_gate(SPEECH)
+    assert isinstance(gate, SpeechGate)
+    (u,) = gate.push(x, 100.0) + gate.flush()
+    onset = 100.0 + 4.0 + first / 50
+    assert onset - 0.3 - 0.5 - 0.02 <= u.start <= onset, (u.start, onset)
+    assert u.pcm.size == round((u.end - u.start) * 16000)
+
+
+def test_the_speech_model_scores_the_windows_a_stream_completes() -> None:
+    m = SpeechModel(load_bundle(GATE))
+    rows = np.zeros((m.window + 2 * m.hop + 3, 13), np.int8)
+    assert m.probabilities(rows).shape == (3,)  # starts 0, hop, 2 hop; the 3 left-over rows wait
+    assert m.probabilities(rows[:5]).shape == (1,)  # shorter than a window: padded to one
+
+
+def test_the_daemon_publishes_what_classify_finds_and_counts_what_it_dropped(tmp_path: Path, music_file: Path) -> None:
     files = [*SAMPLES, music_file]
     with LocalBroker(tmp_path / "broker") as broker:
         sub = Subscriber(broker.port)
@@ -76,30 +118,27 @@ def test_the_daemon_publishes_speech_and_counts_what_it_dropped(tmp_path: Path, 
         events = sub.events()
         stats = json.loads(sub.on("/stats")[-1])
         sub.close()
-
-    def classified(paths: list[Path]) -> list[tuple[str, float]]:
-        return [(x["emotion"], x["confidence"]) for x in classify(paths)]
-
-    speech, music = classified(SAMPLES), classified([music_file])  # classify: the energy gate alone
-    got = [(e["emotion"], e["confidence"]) for e in events]
-    assert got[: len(speech)] == speech  # every sample's event, as without the check
-    assert music, "the energy gate published nothing for the music: the test would show nothing"
-    assert len(got) - len(speech) < len(music), f"{len(got) - len(speech)} music events, {len(music)} unchecked"
-    assert stats["not_speech"] >= 1 and "is not speech" in daemon.log
+    expected = [(x["emotion"], x["confidence"]) for x in classify(files, config)]
+    assert [(e["emotion"], e["confidence"]) for e in events] == expected
+    assert len(expected) >= len(classify(SAMPLES)) - 1, "the speech gate lost sample sentences"
+    assert len(classify([music_file], config)) < len(classify([music_file])) or not classify([music_file])
+    assert stats["not_speech"] >= 1 and "not speech" in daemon.log
     assert isinstance(stats["speech_probability"], float) and 0 <= stats["speech_probability"] <= 1
 
 
 @pytest.mark.parametrize(
-    ("bundle", "message"),
+    ("gate", "message"),
     [
-        (REPO / "deploy" / "models" / "ser-tiny", "not a speech gate bundle"),
-        (Path("/nonexistent/gate"), "not a model bundle"),
+        (f"{{kind: speech, speech_bundle: {REPO / 'deploy/models/ser-tiny'}}}", "not a speech gate bundle"),
+        ("{kind: speech, speech_bundle: /nonexistent/gate}", "not a model bundle"),
+        ("{kind: speech, wake_db: 3, wake_stop_db: 4}", "wake_stop_db (4) must not exceed wake_db (3)"),
+        ("{kind: speech, speech_min_windows: 4, speech_of_windows: 3}", "must not exceed speech_of_windows (3)"),
     ],
-    ids=["emotion-bundle", "missing"],
+    ids=["emotion-bundle", "missing", "wake", "k-of-n"],
 )
-def test_check_config_names_a_bad_speech_bundle(tmp_path: Path, bundle: Path, message: str) -> None:
-    config = write_config(tmp_path / "c.yaml", 1883, extra=f"gate: {{kind: speech, speech_bundle: {bundle}}}\n")
+def test_check_config_names_a_bad_speech_gate(tmp_path: Path, gate: str, message: str) -> None:
+    config = write_config(tmp_path / "c.yaml", 1883, extra=f"gate: {gate}\n")
     r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)], capture_output=True,
                        text=True, timeout=60)  # fmt: skip
-    assert r.returncode == 78 and "gate.speech_bundle:" in r.stderr and message in r.stderr, r.stderr
+    assert r.returncode == 78 and "gate" in r.stderr and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -49,9 +49,11 @@ def _classify(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
     from .model import EmotionModel
     from .pipeline import recognise_file
+    from .preflight import check_speech_gate
 
     settings = _settings(args.config)
     model = EmotionModel(load_bundle(args.bundle or settings.model.bundle))
+    check_speech_gate(settings, model)
     results = []
     failed = 0
     for path in args.files:  # one bad file does not hide the others' answers

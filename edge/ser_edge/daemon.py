@@ -35,10 +35,10 @@ from .publisher import Publisher
 from .serial_link import AudioGap, NodeUtterance, SerialSource
 from .settings import Settings, load_settings
 from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
-from .speech_gate import SpeechCheck
+from .speech_gate import SpeechGate, make_gate
 from .spool import Spool
 from .stats import Stats
-from .vad import FRAME_SAMPLES, Gate, GateUnits, Utterance
+from .vad import FRAME_SAMPLES, GateUnits, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +54,13 @@ def load_model(settings: Settings) -> EmotionModel:
     return EmotionModel(load_bundle(settings.model.bundle))
 
 
-def load_speech_check(settings: Settings) -> SpeechCheck | None:
-    """The speech gate's model when gate.kind is speech."""
-    g = settings.gate
-    if g.kind != "speech":
-        return None
-    return SpeechCheck(load_bundle(g.speech_bundle), g.speech_threshold, g.speech_min_windows)
-
-
 class Daemon:
     def __init__(self, settings: Settings, config_path: Path | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.model = load_model(settings)
-        self.speech = load_speech_check(settings)
-        self.gate = Gate(settings.gate)
+        self.gate = make_gate(settings.gate, self.model.bundle)
         self.watch = FlatInputWatch(settings.source.dead_after_s)
         self.stats = Stats()
         self.spool = Spool(settings.spool.path, settings.spool.max_events)
@@ -169,31 +160,35 @@ class Daemon:
             log.info("the input signal is back")
         for utterance in self.gate.push(chunk.pcm, chunk.time):
             self._utterance(utterance)
+        self._count_not_speech()
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
         began = time.perf_counter()
         rows = compute_features(u.pcm, cfg=self.model.bundle.frontend)
-        if self.speech is None or self._is_speech(rows, u.seconds):
-            threshold = self.settings.model.threshold
-            self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
+        threshold = self.settings.model.threshold
+        self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
 
-    def _is_speech(self, rows, seconds: float) -> bool:
-        """The speech check on an utterance's rows; counted and logged when it drops one."""
-        p = self.speech.probabilities(rows)
-        self.stats.speech_probability = round(float(p.mean()), 3) if p.size else 0.0
-        if self.speech.keeps(p):
-            return True
-        self.stats.utterances += 1
-        self.stats.not_speech += 1
-        log.info("utterance %.1f s is not speech (P(speech) %.2f); no event", seconds, self.stats.speech_probability)
-        return False
+    def _count_not_speech(self) -> None:
+        """The speech gate's stretches of sound without speech, in the stats and the log."""
+        if not isinstance(self.gate, SpeechGate):
+            return
+        self.stats.speech_probability = self.gate.probability
+        if new := self.gate.take_rejected():
+            self.stats.utterances += new
+            self.stats.not_speech += new
+            log.info("%d stretch(es) of sound not speech (P(speech) %.2f); no event", new, self.gate.probability)
 
     def _node_utterance(self, n: NodeUtterance) -> None:
+        """The node's gate is the energy gate; with gate.kind speech, its utterances' rows
+        go through the speech gate's model and rule here, on the Pi."""
         closed_at = time.monotonic()
         threshold = self.settings.model.threshold
-        if n.features is not None and self.speech is not None and not self._is_speech(n.features, n.end - n.start):
-            return
+        if n.features is not None and isinstance(self.gate, SpeechGate):
+            speech = self.gate.spans(n.features)
+            self._count_not_speech()
+            if not speech:
+                return
         if n.features is not None:
             r = recognise_features(self.model, n.features, n.start, n.end, threshold)
         else:
@@ -220,8 +215,7 @@ class Daemon:
         try:
             new = load_settings(self.config_path) if self.config_path else self.settings
             model = load_model(new)
-            speech = load_speech_check(new)
-            gate = Gate(new.gate) if new.gate != self.settings.gate else self.gate
+            gate = make_gate(new.gate, model.bundle) if new.gate != self.settings.gate else self.gate
         except (ConfigError, BundleError, ValueError, OSError) as e:
             log.error("reload failed; keeping the running config and model: %s", e)
             self.notifier.status(f"reload failed: {e}")
@@ -230,7 +224,7 @@ class Daemon:
         if fixed:
             log.warning("reload: changes to %s take effect after a restart", ", ".join(fixed))
         self.settings = dataclasses.replace(self.settings, model=new.model, gate=new.gate)
-        self.model, self.speech, self.gate = model, speech, gate
+        self.model, self.gate = model, gate
         self.publisher.set_discovery(self._discovery())
         if isinstance(self._source, SerialSource):
             self._source.configure(dataclasses.astuple(GateUnits.of(new.gate)))

@@ -16,7 +16,8 @@ from .audio_io import as_heard_in_replay, audio_blocks
 from .decision import Recognition, recognise
 from .model import EmotionModel
 from .settings import GateSettings, SourceSettings
-from .vad import FRAME_SAMPLES, SAMPLE_RATE, Gate, Utterance
+from .speech_gate import make_gate
+from .vad import FRAME_SAMPLES, SAMPLE_RATE, Utterance
 
 _CHUNK = SAMPLE_RATE * SourceSettings().chunk_ms // 1000
 
@@ -25,8 +26,9 @@ def utterances_streamed(blocks: Iterable[np.ndarray], gate: GateSettings,
                         gap_s: float = SourceSettings().gap_s) -> Iterator[Utterance]:  # fmt: skip
     """The utterances the gate finds in a clip (given block by block) followed by ``gap_s``
     of silence, fed in the replay source's chunks (as the daemon hears a replayed file);
-    times count from its start. Memory: one block and one utterance, however long the clip."""
-    g = Gate(gate)
+    times count from its start. Memory: one block and one utterance, however long the clip.
+    With gate.kind speech, the speech gate's (see speech_gate.py)."""
+    g = make_gate(gate)
     offset = 0
     for chunk in as_heard_in_replay(blocks, round(gap_s * SAMPLE_RATE), FRAME_SAMPLES, _CHUNK):
         yield from g.push(chunk, offset / SAMPLE_RATE)

@@ -26,15 +26,15 @@ def check_speech_gate(settings: Settings, model: EmotionModel) -> None:
     g = settings.gate
     if g.kind != "speech":
         return
-    from .speech_gate import SpeechCheck
+    from .speech_gate import SpeechModel
 
     try:
-        check = SpeechCheck(load_bundle(g.speech_bundle, frontend=None), g.speech_threshold, g.speech_min_windows)
+        speech = SpeechModel(load_bundle(g.speech_bundle, frontend=None))
     except ValueError as e:
         raise ConfigError(f"gate.speech_bundle: {e}") from None
     emotion = model.bundle.frontend
-    if check.bundle.frontend.hash != emotion.hash:
-        raise ConfigError(f"gate.speech_bundle: made for front end {check.bundle.frontend.hash}, but the emotion "
+    if speech.bundle.frontend.hash != emotion.hash:
+        raise ConfigError(f"gate.speech_bundle: made for front end {speech.bundle.frontend.hash}, but the emotion "
                           f"model's is {emotion.hash}; both must score the same rows")  # fmt: skip
 
 

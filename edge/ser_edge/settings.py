@@ -99,15 +99,24 @@ def _default_gate_bundle() -> Path:
 @dataclass(frozen=True)
 class GateSettings:
     kind: str = field(default="energy", metadata=check(choices=("energy", "speech")))
-    """energy: every utterance the gate cuts is scored for emotion; speech: only those the
-    speech gate's model hears as a voice (music, fans, doors and clicks are dropped)."""
+    """energy: every utterance the energy gate cuts is scored for emotion; speech: only the
+    stretches the speech gate's model hears as a voice (music, fans, doors and clicks are
+    dropped; TV and radio dialogue is speech and passes)."""
     speech_bundle: Path = field(default_factory=_default_gate_bundle)
     """The speech gate's model bundle (kind speech)."""
     speech_threshold: float = field(default=0.5, metadata=check(0, 1))
-    """A 0.5 s window is speech when its P(speech) reaches this (kind speech)."""
+    """A 0.5 s window (one every 0.2 s) is speech when its P(speech) reaches this (kind speech)."""
     speech_min_windows: int = field(default=2, metadata=check(1, 100))
-    """An utterance is kept when this many of its windows (every 0.2 s) are speech, or all
-    of them when it has fewer (kind speech)."""
+    """Speech starts when this many of the last speech_of_windows windows are speech (kind speech)."""
+    speech_of_windows: int = field(default=3, metadata=check(1, 100))
+    """The n of that k-of-n rule (kind speech)."""
+    speech_hangover_ms: int = field(default=400, metadata=check(0, 5000))
+    """Speech ends after this long of windows below the threshold (kind speech)."""
+    wake_db: float = field(default=6.0, metadata=check(1, 60))
+    """Kind speech: the energy stage wakes the model when a frame is this far above the
+    noise floor (start_db is for kind energy); low, so speech at 0 dB SNR wakes it."""
+    wake_stop_db: float = field(default=3.0, metadata=check(0, 60))
+    """Kind speech: ... and stays awake while frames stay this far above it."""
     engine: str = field(default="energy", metadata=check(choices=("energy", "webrtcvad")))
     """energy (fixed-point energy + zero crossings) or webrtcvad (needs the webrtcvad package)."""
     start_db: float = field(default=12.0, metadata=check(1, 60))
@@ -137,6 +146,11 @@ class GateSettings:
     def __post_init__(self) -> None:
         if self.stop_db > self.start_db:
             raise ValueError(f"stop_db ({self.stop_db:g}) must not exceed start_db ({self.start_db:g})")
+        if self.wake_stop_db > self.wake_db:
+            raise ValueError(f"wake_stop_db ({self.wake_stop_db:g}) must not exceed wake_db ({self.wake_db:g})")
+        if self.speech_min_windows > self.speech_of_windows:
+            raise ValueError(f"speech_min_windows ({self.speech_min_windows}) must not exceed speech_of_windows "
+                             f"({self.speech_of_windows})")  # fmt: skip
         if self.min_utterance_ms >= self.max_utterance_ms:
             raise ValueError("min_utterance_ms must be below max_utterance_ms")
 

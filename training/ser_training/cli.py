@@ -131,29 +131,39 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def _bench_gate(args: argparse.Namespace) -> int:
     from .config import DataConfig, expand
-    from .gatebench import bench, header, write
+    from .gatebench import TV, bench, header, write
     from .nonspeech import HOUSEHOLD
 
     data = DataConfig()
-    print(f"held-out speakers and sounds; non-speech: the held-out noise recordings, {args.minutes:g} min of "
-          f"rendered music, {args.minutes:g} min of household sounds ({', '.join(HOUSEHOLD)})")  # fmt: skip
-    print(header(["noise recordings", "music", "household sounds"]))
-    shipped = Path("deploy/models/ser-gate")
-    gate = args.gate_bundle or (shipped if shipped.is_dir() else None)
-    result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache, gate)
+    m = f"{args.minutes:g} min"
+    print(f"held-out speakers and sounds; non-speech: {m} of the held-out noise recordings looped and mixed, {m} of "
+          f"rendered music, {m} of household sounds ({', '.join(HOUSEHOLD)}); and {args.tv_minutes:g} min of "
+          f"{TV} (speech: reported apart)")  # fmt: skip
+    print(header(["noise recordings", "music", "household sounds", TV]))
+    gate = args.gate_bundle if args.gate_bundle.is_dir() else None
+    result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache, gate,
+                   args.tv_minutes)  # fmt: skip
     print(f"figures in {write(result, args.out)}")
     return 0
 
 
 def _gate_model(args: argparse.Namespace) -> int:
     from .config import DataConfig, expand
-    from .speechgate import export, gate_data, train
+    from .speechgate import choose_rule, export, gate_data, record_rule, stretches, train
 
     data = DataConfig()
     tess = expand(data.tess) if data.tess else None
-    windows = gate_data(expand(data.ravdess), tess, expand(data.noise), args.minutes, args.every, args.cache)
+    training, validation = stretches(expand(data.ravdess), tess, expand(data.noise), args.minutes, args.music_minutes,
+                                     args.every, args.cache)  # fmt: skip
+    windows = gate_data(training)
     print(f"{len(windows.labels)} windows, {windows.labels.mean():.0%} speech")
-    manifest = export(train(windows, args.epochs), windows, args.out)
+    export(train(windows, args.epochs), windows, args.out)
+    rule, table = choose_rule(args.out, validation)
+    manifest = record_rule(args.out, rule, table)
+    r = manifest["rule"]
+    print(f"rule: P(speech) >= {r['threshold']:g} in {r['min_windows']} of {r['of_windows']} windows; validation: "
+          f"{100 * r['validation']['miss']:.1f} % of clips missed, {r['validation']['false_per_hour']:.0f} non-speech "
+          f"utterances per hour")  # fmt: skip
     v = manifest["verification"]
     print(f"{args.out}: {manifest['model']['tflite_bytes']} bytes int8, {manifest['model']['parameters']} parameters, "
           f"TFLite Micro arena {v['tflm_arena_bytes']} bytes, "
@@ -245,7 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("deploy/models/ser-gate"),
         help="the speech gate's model bundle (measured when it exists)",
     )
-    p.add_argument("--minutes", type=float, default=10.0, help="minutes of music, and of household sounds")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=60.0,
+        help="minutes of each non-speech kind: mixed noise recordings, music, household sounds",
+    )
+    p.add_argument("--tv-minutes", type=float, default=10.0, help="minutes of speech over music (reported apart)")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only (a quick look)")
     p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music cache folder")
     p.add_argument("--out", type=Path, default=Path(".cache/bench-gate"), help="output folder")
@@ -253,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gate-model", help="train and export the speech gate's model (speech / not speech)")
     p.add_argument("--out", type=Path, default=Path("deploy/models/ser-gate"), help="bundle folder")
-    p.add_argument("--minutes", type=float, default=15.0, help="minutes of made music, and of household sounds")
+    p.add_argument("--minutes", type=float, default=15.0, help="minutes of household sounds")
+    p.add_argument("--music-minutes", type=float, default=60.0, help="minutes of made music")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music and rooms cache")

@@ -23,11 +23,17 @@ from .noise import key_rng, synth_noise
 
 SAMPLE_RATE = 16000
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-#: General MIDI programs (0-based) for chords and melodies; no voice programs (52-54).
+#: General MIDI programs (0-based) the evaluation's music is played on.
+_TEST_PROGRAMS = (4, 6, 11, 24, 32, 40, 50, 56, 65, 80, 88)
+_VOICE_PROGRAMS = (52, 53, 54)  # choir, voice oohs, synth voice: sung vowels are not what the gate must reject
+#: Programs per split: training has every General MIDI program the evaluation does not
+#: use, so an evaluation instrument is never heard in training.
 INSTRUMENTS = {
-    "train": (0, 1, 12, 19, 25, 33, 48, 61, 73, 81, 89),
-    "test": (4, 6, 11, 24, 32, 40, 50, 56, 65, 80, 88),
+    "train": tuple(p for p in range(128) if p not in _TEST_PROGRAMS + _VOICE_PROGRAMS),
+    "test": _TEST_PROGRAMS,
 }
+#: Bumped when random_piece changes, so cached renderings of the old pieces are not reused.
+MUSIC_VERSION = 2
 HOUSEHOLD = ("clicks", "knocks", "beeps", "water", "synth", "bark")
 
 
@@ -54,7 +60,10 @@ def midi_file(events: list[tuple[int, bytes]], tempo_bpm: float, division: int =
 
 
 def random_piece(seconds: float, split: str, rng: np.random.Generator) -> bytes:
-    """A few bars of tonal music: chords, a melody, often a bass line and drums."""
+    """A few bars of tonal music: chords, a melody, often a bass line and drums; or, a
+    third of the time, a solo line (see ``_solo``)."""
+    if rng.random() < 1 / 3:
+        return _solo(seconds, split, rng)
     tempo = float(rng.uniform(70, 150))
     beat = 480
     beats = int(seconds * tempo / 60) + 1
@@ -85,6 +94,32 @@ def random_piece(seconds: float, split: str, rng: np.random.Generator) -> bytes:
         step = int(np.clip(step + rng.integers(-2, 3), 0, 13))
         note(1, root + 12 + scale[step % 7] + 12 * (step // 7), t, length, int(rng.integers(70, 110)))
         t += length
+    return midi_file(events, tempo)
+
+
+def _solo(seconds: float, split: str, rng: np.random.Generator) -> bytes:
+    """One instrument alone, in phrases of short notes with rests between them, gliding
+    between notes (pitch bend) and with vibrato: the music most like a voice, which has
+    pitch contours, syllable-length notes and pauses too."""
+    beat = 480
+    tempo = float(rng.uniform(60, 140))
+    program = int(rng.choice(INSTRUMENTS[split]))
+    pitch = int(rng.integers(55, 72))
+    events: list[tuple[int, bytes]] = [(0, bytes([0xC0, program])), (0, bytes([0xB0, 1, int(rng.integers(0, 90))]))]
+    end, t = int(seconds * tempo / 60 * beat) + beat, 0
+    while t < end:
+        for _ in range(int(rng.integers(3, 9))):  # a phrase
+            length = int(rng.choice([beat // 4, beat // 2, beat // 2, beat, 3 * beat // 2]))
+            pitch = int(np.clip(pitch + rng.integers(-4, 5), 48, 84))
+            velocity = int(rng.integers(60, 120))
+            events += [(t, bytes([0x90, pitch, velocity])), (t + length, bytes([0x80, pitch, 0]))]
+            if rng.random() < 0.4:  # a glide into the next note: bend to +-1 semitone over the note's end
+                bend = 8192 + int(rng.choice([-1, 1])) * 4096
+                for j, v in enumerate(np.linspace(8192, bend, 4).astype(int)):
+                    events.append((t + length * (4 + j) // 8, bytes([0xE0, v & 0x7F, v >> 7])))
+                events.append((t + length, bytes([0xE0, 0, 64])))
+            t += length
+        t += int(rng.uniform(0.5, 2.5) * beat)  # a rest between phrases
     return midi_file(events, tempo)
 
 
@@ -121,7 +156,7 @@ def music(n: int, seconds: float, split: str, cache: Path | None = None) -> list
     """n rendered pieces of the split, cached as FLAC (rendering is the slow part)."""
     out = []
     for i in range(n):
-        path = cache / f"music-{split}-{i:03d}-{seconds:g}s.flac" if cache else None
+        path = cache / f"music-v{MUSIC_VERSION}-{split}-{i:03d}-{seconds:g}s.flac" if cache else None
         if path and path.is_file():
             out.append(sf.read(str(path), dtype="int16")[0])
             continue

@@ -1,17 +1,21 @@
 """The speech gate's model: is this stretch of front-end rows a voice? A tiny int8 CNN on
 the rows the device already computes for the emotion model (no second front end), scoring
-0.5 s windows every 0.2 s of each utterance the energy gate cuts. An utterance is kept
-when enough of its windows are speech (``ser_edge`` applies the rule; see gatebench.py for
-how well it works).
+0.5 s windows every 0.2 s of each stretch the energy stage wakes it for
+(``ser_edge.speech_gate``; gatebench.py measures how well it works).
 
 Training material, none of it in the benchmark's evaluation set:
-- speech: RAVDESS actors 01-16 and TESS, each clip once in a quiet room and once with the
+- speech: RAVDESS actors 01-14 and TESS, each clip once in a quiet room and once with the
   training half of the noise recordings or synthetic noise at -5..30 dB SNR, half of those
   in a simulated room;
 - non-speech: the training half of the household recordings, music rendered with the
   training instruments, synthesised household sounds and stationary noise.
-Rows are computed as the device computes them for an utterance (the front end's memory
-starting at the utterance's pre-roll), and also over whole stretches, for more non-speech.
+Rows are computed as the device computes them for a stretch the energy stage cut (the
+front end's memory starting at its pre-roll), and also over whole stretches.
+
+Validation, for the k-of-n rule only (the model never trains on it): RAVDESS actors 15 and
+16 and every fifth non-speech stretch. The rule shipped in the manifest (and as the
+daemon's defaults) is the one with the fewest non-speech utterances per hour among those
+that miss at most ``MAX_VALID_MISS`` of the validation clips.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_edge.audio_io import read_audio
+from ser_edge.bundle import load_bundle
 from ser_edge.frontend import DEFAULT_CONFIG, compute_features
 from ser_edge.settings import GateSettings
+from ser_edge.speech_gate import SpeechModel, SpeechRule, speech_spans
 from ser_edge.vad import Gate
 
 from .acoustics import active_power, noise_at_snr, reverberate, scale_to, training_rooms
@@ -36,8 +42,13 @@ from .nonspeech import HOUSEHOLD, household, music, pcm16
 
 SAMPLE_RATE = 16000
 WINDOW, HOP = 25, 10  # rows: 0.5 s every 0.2 s
-TRAIN_ACTORS = tuple(f"{i:02d}" for i in range(1, 17))
-VERSION = "0.1.0"
+TRAIN_ACTORS = tuple(f"{i:02d}" for i in range(1, 15))
+VALID_ACTORS = ("15", "16")
+VERSION = "0.2.0"
+MAX_VALID_MISS = 0.03
+#: The energy stage the model sits behind: the speech gate's wake thresholds.
+_WAKE = GateSettings(kind="speech")
+WAKE = GateSettings(start_db=_WAKE.wake_db, stop_db=_WAKE.wake_stop_db)
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,16 @@ def row_windows(rows: np.ndarray, hop: int = HOP) -> np.ndarray:
     return np.stack([rows[s : s + WINDOW] for s in starts])
 
 
+def candidates(pcm: np.ndarray) -> list:
+    """The stretches the speech gate's energy stage wakes the model for."""
+    gate = Gate(WAKE)
+    return gate.push(pcm, 0.0) + gate.flush()
+
+
 def _labelled(pcm: np.ndarray, span: tuple[int, int] | None) -> list[tuple[np.ndarray, int]]:
     """Windows of the gate's utterances in pcm and of the whole stretch, labelled by
     overlap with the voiced span (frames): most of it speech -> 1, none -> 0."""
-    gate = Gate(GateSettings())
-    pieces = [(round(u.start * 50), u.pcm) for u in gate.push(pcm, 0.0) + gate.flush()] + [(0, pcm)]
+    pieces = [(round(u.start * 50), u.pcm) for u in candidates(pcm)] + [(0, pcm)]
     out = []
     for first, piece in pieces:
         rows = compute_features(piece, cfg=DEFAULT_CONFIG)
@@ -71,7 +87,8 @@ def _labelled(pcm: np.ndarray, span: tuple[int, int] | None) -> list[tuple[np.nd
 
 
 def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache: Path | None, every: int):
-    clips = [c for c in load_ravdess(ravdess).clips if c.speaker.split("/")[-1] in TRAIN_ACTORS]
+    """(pcm, voiced span, validation?) of each speech clip, quiet and noisy."""
+    clips = [c for c in load_ravdess(ravdess).clips if c.speaker.split("/")[-1] in TRAIN_ACTORS + VALID_ACTORS]
     if tess and tess.is_dir():
         clips += load_tess(tess).clips[::10]
     rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
@@ -81,43 +98,88 @@ def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache:
         first, last = voiced_span(pcm)
         span = (first + 50, last + 50)
         rng = key_rng("speech gate", clip.path.name)
+        valid = clip.speaker.split("/")[-1] in VALID_ACTORS
         quiet = x + synth_noise("pink", x.size, rng) * 10 ** (-65 / 20)
-        yield pcm16(quiet), span
+        yield pcm16(quiet), span, valid
         if rng.random() < 0.5:
             x = scale_to(reverberate(x, rooms[int(rng.integers(len(rooms)))].speech_rir)[: x.size], active_power(x))
         noisy = x + noise_at_snr(x, noise.segment(x.size, rng)[0], float(rng.uniform(-5, 30)))
-        yield pcm16(noisy), span
+        yield pcm16(noisy), span, valid
 
 
-def _nonspeech_stretches(noise_files: list[Path], minutes: float, cache: Path | None):
+def _nonspeech_stretches(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
+    """(pcm, None, validation?): every fifth stretch is for validation."""
+    for i, pcm in enumerate(_nonspeech(noise_files, minutes, music_minutes, cache)):
+        yield pcm, None, i % 5 == 4
+
+
+def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
     for f in noise_files:
         pcm = read_audio(f, SAMPLE_RATE)
         for s in range(0, pcm.size, 30 * SAMPLE_RATE):
-            yield in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}"), None
-    for i, piece in enumerate(music(max(1, round(minutes * 2)), 30.0, "train", cache)):
-        yield in_quiet_room(piece, f"train music {i}"), None
+            yield in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}")
+    for i, piece in enumerate(music(max(1, round(music_minutes * 2)), 30.0, "train", cache)):
+        yield in_quiet_room(piece, f"train music {i}")
     for k in HOUSEHOLD:
         for j in range(max(1, round(minutes / len(HOUSEHOLD) * 2))):
-            yield household(k, 30.0, key_rng("household", "train", k, j)), None
+            yield household(k, 30.0, key_rng("household", "train", k, j))
     for k in SYNTH_KINDS:
         rng = key_rng("synthetic", "train", k)
-        yield in_quiet_room(pcm16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k), None
+        yield in_quiet_room(pcm16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k)
 
 
-def gate_data(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, every: int = 1,
-              cache: Path | None = None) -> GateData:  # fmt: skip
+def stretches(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, music_minutes: float = 60.0,
+              every: int = 1, cache: Path | None = None) -> tuple[list, list]:  # fmt: skip
+    """(training, validation) lists of (pcm, voiced span or None)."""
     split = noise_split(noise_root)
     train_noise = [f for f in split.train if "household" in f.parts]
     pool = NoisePool(train_noise, SYNTH_KINDS)
-    stretches = list(_speech_stretches(ravdess, tess, pool, cache, every))
-    stretches += list(_nonspeech_stretches(train_noise, minutes, cache))
-    pairs = [p for pcm, span in tqdm(stretches, desc="speech gate data", mininterval=5) for p in _labelled(pcm, span)]
+    every_one = list(_speech_stretches(ravdess, tess, pool, cache, every))
+    every_one += list(_nonspeech_stretches(train_noise, minutes, music_minutes, cache))
+    return [(p, s) for p, s, v in every_one if not v], [(p, s) for p, s, v in every_one if v]
+
+
+def gate_data(training: list) -> GateData:
+    """Labelled windows of the training stretches."""
+    pairs = [p for pcm, span in tqdm(training, desc="speech gate data", mininterval=5) for p in _labelled(pcm, span)]
     return GateData(np.stack([w for w, _ in pairs]), np.array([y for _, y in pairs], np.int8))
 
 
+def choose_rule(bundle: Path, validation: list, hangover: int = 2) -> tuple[SpeechRule, list[dict]]:
+    """The k-of-n rule for the exported model, chosen on the validation stretches (see the
+    module's docstring), and the figures of every rule tried."""
+    model = SpeechModel(load_bundle(bundle))
+    seen = []  # (voiced span or None, [(first frame, P(speech) of its windows)] per candidate)
+    for pcm, span in tqdm(validation, desc="choosing the rule", mininterval=5):
+        found = [(round(u.start * 50), model.probabilities(compute_features(u.pcm, cfg=DEFAULT_CONFIG)))
+                 for u in candidates(pcm)]  # fmt: skip
+        seen.append((span, found, pcm.size / SAMPLE_RATE))
+    hours = sum(sec for span, _, sec in seen if span is None) / 3600
+    clips = sum(span is not None for span, _, _ in seen)
+    table = []
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        for k in (1, 2, 3, 4):
+            for n in (k, k + 1, k + 2):
+                rule = SpeechRule(threshold, k, n, hangover)
+                missed = false = 0
+                for span, found, _ in seen:
+                    spans = [(a + i * HOP, a + j * HOP + WINDOW) for a, p in found for i, j in speech_spans(p, rule)]
+                    if span is None:
+                        false += len(spans)
+                    else:
+                        missed += not any(s < span[1] and e > span[0] for s, e in spans)
+                table.append({"threshold": threshold, "min_windows": k, "of_windows": n,
+                              "miss": missed / max(clips, 1), "false_per_hour": false / max(hours, 1e-9)})  # fmt: skip
+    ok = [r for r in table if r["miss"] <= MAX_VALID_MISS] or table
+    best = min(ok, key=lambda r: (r["false_per_hour"], r["miss"], r["threshold"]))
+    return SpeechRule(best["threshold"], best["min_windows"], best["of_windows"], hangover), table
+
+
 def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None = None):
-    """About 2 k parameters: a strided convolution, two depthwise-separable blocks, an
-    average over the window, and a 1 x 1 convolution to speech / not speech."""
+    """About 1.4 k parameters: a strided convolution, two depthwise-separable blocks, a
+    1 x 1 convolution to speech / not speech and an average over the window (the
+    classifier before the pool: TFLite's optimised CONV_2D on a 1 x 1 input rounds
+    differently from TFLite Micro; see ser_training.models._pooled_conv_classifier)."""
     L = keras.layers
     inputs = keras.Input((WINDOW, DEFAULT_CONFIG.n_features), batch_size=batch_size, name="rows")
     x = L.Normalization(mean=mean, variance=variance)(inputs)
@@ -130,9 +192,8 @@ def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None 
     for _ in range(2):
         x = bn_relu(L.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
         x = bn_relu(L.Conv2D(16, 1, use_bias=False)(x))
-    x = L.AveragePooling2D(tuple(x.shape[1:3]))(x)
-    x = L.Conv2D(2, 1, activation="softmax")(x)
-    return keras.Model(inputs, L.Reshape((2,))(x), name="speech_gate")
+    x = L.AveragePooling2D(tuple(x.shape[1:3]))(L.Conv2D(2, 1)(x))
+    return keras.Model(inputs, L.Softmax()(L.Reshape((2,))(x)), name="speech_gate")
 
 
 def train(data: GateData, epochs: int = 15, seed: int = 0):
@@ -180,4 +241,17 @@ def export(model, data: GateData, out: Path) -> dict:
         "training": {"windows": len(data.labels), "speech_share": float(data.labels.mean())},
     }  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def record_rule(out: Path, rule: SpeechRule, table: list[dict]) -> dict:
+    """The chosen rule and its validation figures into the bundle's manifest."""
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    chosen = next(r for r in table if (r["threshold"], r["min_windows"], r["of_windows"])
+                  == (rule.threshold, rule.min_windows, rule.of_windows))  # fmt: skip
+    manifest["rule"] = {"threshold": rule.threshold, "min_windows": rule.min_windows, "of_windows": rule.of_windows,
+                        "hangover_windows": rule.hangover, "validation": chosen,
+                        "max_validation_miss": MAX_VALID_MISS}  # fmt: skip
+    path.write_text(json.dumps(manifest, indent=1))
     return manifest
