@@ -92,7 +92,8 @@ def test_a_voice_is_found_and_music_counted_as_the_gates_judge() -> None:
 
 def test_bench_gate_prints_every_detector(tmp_path: Path, datasets: Path) -> None:
     env = {"SER_DATASETS": str(datasets), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "ser_training", "bench-gate", "--every", "120", "--minutes", "0.5", "--tv-minutes", "0.5",
+    r = subprocess.run([sys.executable, "-m", "ser_training", "bench-gate", "--every", "120",
+                        "--minutes", "0.5", "--tv-minutes", "0.5",
                         "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
                         "--bundle", str(REPO / "deploy/models/ser-tiny")],
                        capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
