@@ -83,6 +83,19 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
     assert sensor["state_topic"] == "ser/test/state"
     diagnostics = [c for c in components.values() if c.get("entity_category") == "diagnostic"]
     assert len(diagnostics) >= 5 and all(c["state_topic"] == "ser/test/stats" for c in diagnostics)
+    # Home Assistant keeps statistics only of sensors with a state class: every number has one
+    numeric = [c for c in diagnostics if c.get("unit_of_measurement")]
+    assert len(numeric) >= 5 and all(c["state_class"] in ("measurement", "total_increasing") for c in numeric)
+    assert {c["name"]: c["state_class"] for c in numeric}["Dropped events"] == "total_increasing"
+    assert components["ser_edge_test_confidence"]["state_class"] == "measurement"
+    restart = components["ser_edge_test_started"]
+    assert restart["device_class"] == "timestamp" and "state_class" not in restart
+    assert stats["started"].endswith("Z") and stats["started"] <= events[0]["end"]
+    # the device is the kind of device; the ML model, which changes with rollouts, a sensor of it
+    assert discovery["dev"]["mdl"] == "Speech emotion sensor"
+    assert (
+        components["ser_edge_test_model"]["value_template"] == "{{ value_json.model }} {{ value_json.model_version }}"
+    )
     assert discovery["availability_topic"] == "ser/test/availability" and discovery["o"]["name"] == "ser-edge"
     assert len({c["unique_id"] for c in components.values()}) == len(components)
     late.close()
@@ -136,6 +149,9 @@ def test_broker_outage_mid_stream_loses_nothing(tmp_path: Path) -> None:
     seqs = [e["seq"] for e in sub.events()]
     assert sorted(set(seqs)) == [1, 2, 3, 4]
     assert seqs == sorted(seqs)  # in order (a repeat may follow its original)
+    # subscribers can tell the backlog from live events: how late each was published
+    delays = {e["seq"]: e["delayed_s"] for e in sub.events()}
+    assert delays[1] < 2 and delays[3] >= 1, delays
     assert [e["emotion"] for e in {e["seq"]: e for e in sub.events()}.values()] == _answers(files)
 
 

@@ -13,7 +13,7 @@ from ser_edge.audio_io import read_audio
 from ser_edge.bundle import load_bundle
 from ser_edge.decision import recognise
 from ser_edge.discovery import Topics
-from ser_edge.events import event_payload
+from ser_edge.events import event_payload, stamped
 from ser_edge.model import EmotionModel
 from ser_edge.settings import MqttSettings
 from ser_edge.vad import Utterance
@@ -62,3 +62,10 @@ def test_node_red_function_drops_repeats_and_formats() -> None:
     assert out[0][1] == f"kitchen-pi: {first['emotion']} ({round(first['confidence'] * 100)} %) at {first['end']}"
     (switch,) = [n for n in flow if n["type"] == "switch"]
     assert switch["property"] == "emotion" and switch["rules"][0]["v"] == "angry"
+
+
+def test_an_event_is_stamped_with_how_late_it_goes_out() -> None:
+    (event, _) = _events()  # its utterance ended at 1e9 + 4
+    out = json.loads(stamped(json.dumps(event), 1e9 + 4 + 480.04))
+    assert out["delayed_s"] == 480.0 and {k: v for k, v in out.items() if k != "delayed_s"} == event
+    assert json.loads(stamped(json.dumps(event), 1e9))["delayed_s"] == 0.0  # a fast replay's future end

@@ -54,6 +54,14 @@ def load_model(settings: Settings) -> EmotionModel:
     return EmotionModel(load_bundle(settings.model.bundle))
 
 
+def board_model(path: Path = Path("/proc/device-tree/model")) -> str:
+    """The board's name (a Raspberry Pi's device tree has it), or "" where there is none."""
+    try:
+        return path.read_bytes().rstrip(b"\0").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
 class Daemon:
     def __init__(self, settings: Settings, config_path: Path | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
@@ -74,10 +82,8 @@ class Daemon:
         self._source: ReplaySource | MicrophoneSource | SerialSource | None = None
 
     def _discovery(self) -> str:
-        b = self.model.bundle
-        return discovery_payload(
-            self.settings.device.id, self.settings.device.name, self.publisher.topics, b.labels, f"{b.name} {b.version}"
-        )
+        d = self.settings.device
+        return discovery_payload(d.id, d.name, self.publisher.topics, self.model.bundle.labels, board_model())
 
     # -- capture ------------------------------------------------------------------------
 

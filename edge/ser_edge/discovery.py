@@ -2,7 +2,10 @@
 
 One device-based discovery message (``<prefix>/device/<id>/config``) declares:
 an ``event`` entity firing with the model's labels, an enum ``sensor`` with the last
-emotion, its confidence, and diagnostic sensors read from the stats topic.
+emotion, its confidence, and diagnostic sensors read from the stats topic. Counters and
+gauges carry a ``state_class`` so Home Assistant keeps statistics of them (graphs,
+thresholds); the device's model is the kind of device, the ML model a diagnostic sensor
+(its version changes with every rollout, the device does not).
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ from dataclasses import dataclass
 from . import __version__
 from .settings import MqttSettings
 
-#: Diagnostic sensors: (stats key, name, unit, icon).
+DEVICE_KIND = "Speech emotion sensor"
+"""The Home Assistant device's model: what the device is."""
+
+#: Numeric diagnostic sensors: (stats key, name, unit, state class, icon). Gauges are
+#: ``measurement``; counters since the daemon started are ``total_increasing`` (Home
+#: Assistant takes a drop to 0 as a restart).
 DIAGNOSTICS = (
-    ("latency_p95_ms", "Event latency p95", "ms", "mdi:timer-outline"),
-    ("cpu_percent", "CPU", "%", "mdi:cpu-64-bit"),
-    ("spool_depth", "Undelivered events", None, "mdi:tray-full"),
-    ("spool_dropped", "Dropped events", None, "mdi:tray-remove"),
-    ("dropped_frames", "Dropped audio frames", None, "mdi:waveform"),
-    ("input_level_db", "Input level", "dB", "mdi:microphone"),
-    ("uptime_s", "Uptime", "s", "mdi:clock-outline"),
+    ("latency_p95_ms", "Event latency p95", "ms", "measurement", "mdi:timer-outline"),
+    ("cpu_percent", "CPU (% of one core)", "%", "measurement", "mdi:cpu-64-bit"),
+    ("spool_depth", "Undelivered events", "events", "measurement", "mdi:tray-full"),
+    ("spool_dropped", "Dropped events", "events", "total_increasing", "mdi:tray-remove"),
+    ("dropped_frames", "Dropped audio frames", "frames", "total_increasing", "mdi:waveform"),
+    ("input_level_db", "Input level", "dB", "measurement", "mdi:microphone"),
 )
 
 
@@ -55,8 +62,10 @@ def discovery_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/device/{device_id}/config"
 
 
-def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: tuple[str, ...], model: str) -> str:
-    """The device-based discovery JSON for Home Assistant."""
+def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: tuple[str, ...],
+                      hardware: str = "") -> str:  # fmt: skip
+    """The device-based discovery JSON for Home Assistant; ``hardware``: the board, when
+    known (a Raspberry Pi's /proc/device-tree/model)."""
     uid = f"ser_edge_{device_id}"
     components: dict[str, dict] = {
         f"{uid}_event": {
@@ -70,18 +79,31 @@ def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: 
         },
         f"{uid}_confidence": {
             "p": "sensor", "name": "Emotion confidence", "unique_id": f"{uid}_confidence",
-            "state_topic": topics.state, "unit_of_measurement": "%",
+            "state_topic": topics.state, "unit_of_measurement": "%", "state_class": "measurement",
             "value_template": "{{ (value_json.confidence * 100) | round(0) }}", "icon": "mdi:gauge",
         },
+        f"{uid}_started": {
+            "p": "sensor", "name": "Last restart", "unique_id": f"{uid}_started", "state_topic": topics.stats,
+            "device_class": "timestamp", "value_template": "{{ value_json.started }}",
+            "entity_category": "diagnostic", "icon": "mdi:restart",
+        },
+        f"{uid}_model": {
+            "p": "sensor", "name": "Emotion model", "unique_id": f"{uid}_model", "state_topic": topics.stats,
+            "value_template": "{{ value_json.model }} {{ value_json.model_version }}",
+            "entity_category": "diagnostic", "icon": "mdi:brain",
+        },
     }  # fmt: skip
-    for key, name, unit, icon in DIAGNOSTICS:
+    for key, name, unit, state_class, icon in DIAGNOSTICS:
         components[f"{uid}_{key}"] = {
             "p": "sensor", "name": name, "unique_id": f"{uid}_{key}", "state_topic": topics.stats,
             "value_template": f"{{{{ value_json.{key} }}}}", "entity_category": "diagnostic", "icon": icon,
-            **({"unit_of_measurement": unit, "state_class": "measurement"} if unit else {}),
+            "unit_of_measurement": unit, "state_class": state_class,
         }  # fmt: skip
+    device = {"ids": [uid], "name": device_name, "mf": "ser-edge", "mdl": DEVICE_KIND, "sw": __version__}
+    if hardware:
+        device["hw"] = hardware
     return json.dumps({
-        "dev": {"ids": [uid], "name": device_name, "mf": "ser-edge", "mdl": model, "sw": __version__},
+        "dev": device,
         "o": {"name": "ser-edge", "sw": __version__},
         "availability_topic": topics.availability,
         "qos": 1,

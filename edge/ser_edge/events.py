@@ -3,6 +3,10 @@
 The JSON carries a schema version, a sequence number that increases across restarts
 and a unique id, so consumers can de-duplicate the rare repeat that at-least-once
 delivery allows. ``event_type`` duplicates ``emotion`` for Home Assistant's event entity.
+``delayed_s`` (stamped as the message goes out, so a resent one carries its own) says how
+long after the utterance's end it was published: after an outage the spooled backlog
+arrives minutes late, and a subscriber that acts on emotions as they happen drops what is
+older than it cares for (deploy/examples/).
 """
 
 from __future__ import annotations
@@ -37,3 +41,11 @@ def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, mod
         "duration_s": round(r.seconds, 3),
         "model": {"name": model_name, "version": model_version},
     }, separators=(",", ":"))  # fmt: skip
+
+
+def stamped(payload: str, now: float) -> str:
+    """An event's JSON with ``delayed_s``: seconds from its utterance's end to ``now``."""
+    event = json.loads(payload)
+    end = datetime.fromisoformat(event["end"].replace("Z", "+00:00")).timestamp()
+    event["delayed_s"] = round(max(0.0, now - end), 1)
+    return json.dumps(event, separators=(",", ":"))

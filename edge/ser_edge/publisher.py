@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .configfile import ConfigError
 from .discovery import Topics, discovery_topic
+from .events import stamped
 from .settings import DeviceSettings, MqttSettings
 from .spool import Spool
 
@@ -268,6 +269,6 @@ class Publisher:
             if not self.connected.is_set() or len(mids) >= WINDOW:
                 continue
             for seq, payload in self.spool.pending(handed, WINDOW - len(mids)):
-                info = self._client.publish(self.topics.event, payload, qos=1)
+                info = self._client.publish(self.topics.event, stamped(payload, time.time()), qos=1)
                 mids[info.mid] = seq
                 handed = seq

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .events import iso_utc
+
 
 def rss_mb() -> float:
     """Resident memory now (Linux /proc)."""
@@ -28,6 +30,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.utterances = 0
         self.events = 0
         self.undecided = 0
@@ -55,6 +58,7 @@ class Stats:
             return round(float(np.percentile(values, q)), 1) if values else None
 
         return {
+            "started": iso_utc(self.started_at),
             "uptime_s": round(wall - self.started),
             "cpu_percent": round(cpu_percent, 1),
             "rss_mb": round(rss_mb(), 1),
