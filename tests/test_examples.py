@@ -32,9 +32,14 @@ def _events() -> list[dict]:
     return out
 
 
-def test_home_assistant_automation_matches_the_events() -> None:
-    (automation,) = yaml.safe_load((EXAMPLES / "home-assistant-automation.yaml").read_text())
-    (trigger,) = automation["triggers"]
+def test_home_assistant_automations_match_the_events() -> None:
+    entity, raw = yaml.safe_load((EXAMPLES / "home-assistant-automation.yaml").read_text())
+    (trigger,) = entity["triggers"]
+    assert trigger["trigger"] == "state" and trigger["not_from"] == ["unavailable", "unknown"]
+    assert trigger["entity_id"] == "event.kitchen_emotion_event"  # device "Kitchen", entity "Emotion event"
+    conditions = " ".join(c["value_template"] for c in entity["conditions"])
+    assert "delayed_s" in conditions and "attributes.id" in conditions
+    (trigger,) = raw["triggers"]
     assert trigger["topic"] == Topics.of(MqttSettings(), "kitchen-pi").event
     assert trigger["payload"] in load_bundle(SHIPPED).labels
     assert trigger["value_template"] == "{{ value_json.emotion }}"
