@@ -7,14 +7,14 @@ cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(libsndfile1 mosquitto openssl nodejs libsystemd-dev pkg-config gcc python3-dev python3-apt python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm fluidsynth fluid-soundfont-gm)
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
@@ -28,3 +28,14 @@ echo "setup: installing ser-edge, ser-training and the test tools into .venv"
 # tf-keras (for the LSTM's int8 export) would pull the full tensorflow package as a dependency.
 .venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import ser_edge, ser_training" # fail here, not in the tests, if the install broke
+
+# The real subscribers the tests run the examples in (tests/test_subscribers.py), kept
+# outside the checkout so every clone and CI run on this machine reuses the download.
+TOOLS=${SER_TOOLS:-$HOME/.cache/ser-edge}
+NODE_RED_VERSION=4.1.15 # the 4.x line: Node-RED 5 needs Node >= 22.9, Debian 12 has Node 18/20
+command -v npm >/dev/null || { echo "setup: installing npm"; $sudo apt-get install -y -qq --no-install-recommends npm; }
+if ! grep -qs "\"version\": \"$NODE_RED_VERSION\"" "$TOOLS/node-red/node_modules/node-red/package.json"; then
+  echo "setup: installing Node-RED $NODE_RED_VERSION into $TOOLS/node-red"
+  mkdir -p "$TOOLS/node-red"
+  npm install --prefix "$TOOLS/node-red" --no-audit --no-fund --loglevel=error "node-red@$NODE_RED_VERSION"
+fi
