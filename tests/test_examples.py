@@ -34,7 +34,8 @@ def _events() -> list[dict]:
 def test_home_assistant_automations_match_the_events() -> None:
     entity, raw = yaml.safe_load((EXAMPLES / "home-assistant-automation.yaml").read_text())
     (trigger,) = entity["triggers"]
-    assert trigger["trigger"] == "state" and trigger["not_from"] == ["unavailable", "unknown"]
+    assert trigger["trigger"] == "state" and trigger["not_from"] == ["unavailable"]
+    assert trigger["not_to"] == ["unavailable", "unknown"]
     assert trigger["entity_id"] == "event.kitchen_emotion_event"  # device "Kitchen", entity "Emotion event"
     conditions = " ".join(c["value_template"] for c in entity["conditions"])
     assert "delayed_s" in conditions and "attributes.id" in conditions

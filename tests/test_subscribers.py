@@ -1,6 +1,9 @@
 """The shipped subscriber examples in the real clients, against the real daemon and a real
 Mosquitto on loopback. Node-RED (4.1, npm): the flow file as shipped (broker address
-aside), read back from Node-RED's own log through a capture copy (tests/nodered/)."""
+aside), read back from Node-RED's own log through a capture copy (tests/nodered/). Home
+Assistant (2025.4): the MQTT integration added as a user adds it, the device and entities
+read from its registries and states, the shipped automations run with counters for
+actions (tests/homeassistant/)."""
 
 from __future__ import annotations
 
@@ -9,15 +12,23 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.publish as publish
 import pytest
+import soundfile as sf
+import yaml
 
+from ser_edge.bundle import load_bundle
 from ser_edge.discovery import Topics
 from ser_edge.events import iso_utc
 from ser_edge.localbroker import LocalBroker
 from ser_edge.settings import MqttSettings
-from tests.daemon_harness import Daemon, classify, event_samples, write_config
+from tests.conftest import REPO
+from tests.daemon_harness import SHIPPED, Daemon, classify, event_samples, write_config
+from tests.homeassistant.harness import HomeAssistant
 from tests.nodered.harness import FLOW, NodeRed, capture_copy, editor_defaults
+
+EXAMPLES = REPO / "deploy" / "examples"
 
 SHIPPED_FLOW = json.loads(FLOW.read_text())
 BASE = "home/ser"  # a changed mqtt.base_topic: the flow follows its tab's variables
@@ -125,3 +136,95 @@ def test_two_node_red_instances_without_a_client_id_do_not_throw_each_other_off(
     finally:
         for red in reds:
             red.stop()
+
+
+# --- Home Assistant ------------------------------------------------------------------------------
+
+SHIPPED_AUTOMATIONS = yaml.safe_load((EXAMPLES / "home-assistant-automation.yaml").read_text())
+EVENT_ENTITY = "event.kitchen_emotion_event"  # device.name Kitchen, entity "Emotion event"
+
+
+def _test_automations() -> list[dict]:
+    """The shipped automations with their actions replaced by counters (what they did is
+    not under test, that they ran is), and one that counts every event the entity fires."""
+    out = []
+    for automation, counter in zip(SHIPPED_AUTOMATIONS, ("angry_entity", "angry_topic"), strict=True):
+        out.append(
+            {**automation, "actions": [{"action": "counter.increment", "target": {"entity_id": f"counter.{counter}"}}]}
+        )
+    out.append({"id": "count_events", "alias": "count events", "mode": "queued",
+                "triggers": [{"trigger": "state", "entity_id": EVENT_ENTITY, "not_from": ["unavailable"],
+                              "not_to": ["unavailable", "unknown"]}],
+                "actions": [{"action": "counter.increment", "target": {"entity_id": "counter.events"}}]})  # fmt: skip
+    return out
+
+
+def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live_events_only(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    ha = HomeAssistant(tmp_path / "ha", _test_automations(), ["angry_entity", "angry_topic", "events"])
+    files = list(event_samples())
+    expected = [x["emotion"] for x in classify(files)]
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(3 * 16000, np.int16), 16000)
+    ha.start(broker.port)
+    try:
+
+        def run(audio: list[Path], realtime: bool = False) -> None:
+            config = write_config(tmp_path / "c.yaml", broker.port, files=audio, device="kitchen-pi", realtime=realtime)
+            config.write_text(config.read_text().replace("{id: kitchen-pi}", "{id: kitchen-pi, name: Kitchen}"))
+            daemon = Daemon(config)
+            assert daemon.wait(60) == 0, daemon.log
+
+        run([silence], realtime=True)  # the device's first connection: Home Assistant creates it from discovery
+        assert ha.wait(lambda: ha.state(EVENT_ENTITY) is not None), ha.log()[-3000:]
+        run(files)
+
+        def count(counter: str) -> int:
+            s = ha.state(f"counter.{counter}")
+            return int(s["state"]) if s else -1
+
+        assert ha.wait(lambda: count("events") == len(expected)), (count("events"), ha.log()[-3000:])
+        devices, entities = ha.ws({"type": "config/device_registry/list"}, {"type": "config/entity_registry/list"})
+        (device,) = [d for d in devices if d["name"] == "Kitchen"]
+        assert (device["manufacturer"], device["model"]) == ("ser-edge", "Speech emotion sensor")
+        ours = {e["entity_id"]: e for e in entities if e["device_id"] == device["id"]}
+        assert EVENT_ENTITY in ours and len(ours) == 11, sorted(ours)
+        states = ha.states()
+        # offline at the end of the replay: every entity of the device is unavailable
+        assert ha.wait(lambda: all(ha.states()[e]["state"] == "unavailable" for e in ours)), ha.log()[-2000:]
+        attributes = {e: states[e]["attributes"] for e in ours}
+        by_name = {a.get("friendly_name", "").removeprefix("Kitchen "): a for a in attributes.values()}
+        labels = list(load_bundle(SHIPPED).labels)
+        assert by_name["Emotion"]["device_class"] == "enum" and by_name["Emotion"]["options"] == labels
+        assert by_name["Emotion confidence"]["state_class"] == "measurement"
+        assert by_name["Dropped events"]["state_class"] == "total_increasing"
+        assert by_name["Undelivered events"]["state_class"] == "measurement"
+        assert by_name["Last restart"]["device_class"] == "timestamp"
+        assert by_name["Emotion event"]["event_types"] == labels
+
+        # live, stale and repeated events against the shipped automations
+        def send(e: dict) -> None:
+            publish.single("ser/kitchen-pi/event", json.dumps(e), qos=1, hostname="127.0.0.1", port=broker.port)
+
+        publish.single("ser/kitchen-pi/availability", "online", qos=1, retain=True, hostname="127.0.0.1",
+                       port=broker.port)  # fmt: skip
+        assert ha.wait(lambda: ha.state(EVENT_ENTITY)["state"] != "unavailable")
+        fired, angry = count("events"), (count("angry_entity"), count("angry_topic"))
+        assert angry[0] == angry[1] == expected.count("angry")  # live angry replayed events (confidence >= 0.6)
+        stale = _event("kitchen-pi", "angry", delayed_s=480)
+        send(stale)
+        send(_event("kitchen-pi", "happy"))  # a marker: once it is counted, the stale one was seen
+        assert ha.wait(lambda: count("events") == fired + 2), ha.log()[-2000:]
+        assert ha.state(EVENT_ENTITY)["attributes"]["event_type"] == "happy"
+        assert (count("angry_entity"), count("angry_topic")) == angry, "a stale event triggered an automation"
+        live = _event("kitchen-pi", "angry")
+        send(live)
+        assert ha.wait(lambda: (count("angry_entity"), count("angry_topic")) == (angry[0] + 1, angry[1] + 1))
+        send(live)  # at-least-once: the same event again
+        send(_event("kitchen-pi", "happy"))
+        assert ha.wait(lambda: count("events") == fired + 5), ha.log()[-2000:]
+        assert count("angry_entity") == angry[0] + 1, "a repeated event triggered the entity automation again"
+        assert "[homeassistant.components.mqtt" not in "".join(x for x in ha.log().splitlines() if "ERROR" in x)
+    finally:
+        ha.stop()

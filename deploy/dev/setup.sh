@@ -39,3 +39,21 @@ if ! grep -qs "\"version\": \"$NODE_RED_VERSION\"" "$TOOLS/node-red/node_modules
   mkdir -p "$TOOLS/node-red"
   npm install --prefix "$TOOLS/node-red" --no-audit --no-fund --loglevel=error "node-red@$NODE_RED_VERSION"
 fi
+# Home Assistant's device discovery needs 2024.12 or newer, which needs Python 3.13 (the
+# machine image has one under pyenv); 2025.4 with the MQTT integration's and the
+# frontend's requirements, so it starts without installing anything itself.
+HA_VERSION=2025.4.4
+HA_REQUIREMENTS=("homeassistant==$HA_VERSION" paho-mqtt==2.1.0 home-assistant-frontend==20250411.0)
+if ! "$TOOLS/ha-venv/bin/python" -c "import homeassistant.const as c, paho.mqtt, hass_frontend; assert c.__version__ == '$HA_VERSION'" 2>/dev/null; then
+  PY313=$(command -v python3.13 || ls -d "$HOME"/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -1 || true)
+  if [ -z "$PY313" ]; then
+    echo "setup: error: Home Assistant $HA_VERSION (for tests/test_subscribers.py) needs Python 3.13; none found" >&2
+    exit 1
+  fi
+  echo "setup: installing Home Assistant $HA_VERSION into $TOOLS/ha-venv (with $PY313)"
+  rm -rf "$TOOLS/ha-venv"
+  "$PY313" -m venv "$TOOLS/ha-venv"
+  "$TOOLS/ha-venv/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+  "$TOOLS/ha-venv/bin/python" -m pip install -q "${HA_REQUIREMENTS[@]}" 2>&1 | grep -v "is ignored" || true
+  "$TOOLS/ha-venv/bin/python" -c "import homeassistant, hass_frontend, paho.mqtt" # fail here if the install broke
+fi
