@@ -23,7 +23,8 @@ from .sources import replay_files
 TARGETS = {"cpu_percent": 10.0, "peak_rss_mb": 150.0, "latency_p95_ms": 250.0}
 
 
-def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None) -> dict:
+def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None, gate: str = "energy") -> dict:
+    """The daemon's figures over the replay; ``gate``: gate.kind (energy or speech)."""
     files = replay_files(tuple(clips))
     clip_s = sum(_duration(f) + 1.0 for f in files)  # plus the replay's 1 s gap
     passes = max(1, math.ceil(seconds / clip_s))
@@ -43,6 +44,7 @@ def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None) 
         config.write_text(
             "device: {id: bench}\n"
             f"source: {{kind: replay, realtime: true, files: [{', '.join(map(str, playlist))}]}}\n{model}"
+            f"gate: {{kind: {gate}}}\n"
             f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_s: 86400}}\n"
             f"spool: {{path: {tmp}/spool.sqlite}}\n"
         )  # fmt: skip
@@ -56,7 +58,7 @@ def bench_daemon(clips: list[Path], seconds: float, bundle: Path | None = None) 
     if run.returncode != 0 or not stats:
         raise OSError(f"the daemon failed (exit {run.returncode}): {run.stderr.strip()[-500:]}")
     final = stats[-1]  # published at shutdown: covers the whole run after start-up
-    return {"audio_s": passes * clip_s, "wall_s": wall, "events": len(events),
+    return {"audio_s": passes * clip_s, "wall_s": wall, "events": len(events), "gate": gate,
             "events_per_min": 60 * len(events) / wall, **final}  # fmt: skip
 
 
@@ -78,8 +80,8 @@ def format_daemon(r: dict) -> str:
         return f"  {label:<34} {value:8.1f} {unit:<3} (target <= {target:g} {unit}: {verdict}; {value / target:.2f}x)"
 
     return "\n".join([
-        f"daemon benchmark: {r['audio_s']:.0f} s of real speech replayed in real time through ser-edge run "
-        f"into a local Mosquitto ({r['wall_s']:.0f} s wall)",
+        f"daemon benchmark, gate.kind {r['gate']}: {r['audio_s']:.0f} s of real speech replayed in real time "
+        f"through ser-edge run into a local Mosquitto ({r['wall_s']:.0f} s wall)",
         row("cpu_percent", "CPU, % of one core", "%"),
         row("peak_rss_mb", "peak RSS", "MB"),
         row("latency_p95_ms", "utterance end -> PUBACK, p95", "ms"),
@@ -89,3 +91,11 @@ def format_daemon(r: dict) -> str:
         f"{r['utterances']} utterances, {r['undecided']} below the threshold)",
         f"  {'dropped audio frames':<34} {r['dropped_frames']:8d}",
     ])  # fmt: skip
+
+
+def format_ratio(r: dict, reference: dict) -> str:
+    """The speech gate's cost against the energy gate's, measured in the same run."""
+    cpu = r["cpu_percent"] / max(reference["cpu_percent"], 1e-9)
+    return (f"gate.kind {r['gate']} against {reference['gate']} (same clips, same run): CPU {r['cpu_percent']:.1f} % "
+            f"against {reference['cpu_percent']:.1f} % of one core ({cpu:.2f}x); events {r['events']} against "
+            f"{reference['events']}")  # fmt: skip

@@ -171,10 +171,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_daemon(args: argparse.Namespace) -> int:
-    from .bench_daemon import bench_daemon, format_daemon
+    from .bench_daemon import bench_daemon, format_daemon, format_ratio
 
     clips = args.files or [Path(__file__).resolve().parents[2] / "deploy/samples"]
-    print(format_daemon(bench_daemon(clips, args.seconds, args.bundle)))
+    reference = bench_daemon(clips, args.seconds, args.bundle, "energy")
+    print(format_daemon(reference))
+    if args.gate == "speech":
+        r = bench_daemon(clips, args.seconds, args.bundle, "speech")
+        print(format_daemon(r))
+        print(format_ratio(r, reference))
     return 0
 
 
@@ -270,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", type=Path, help="clips or folders to replay (default: deploy/samples)")
     p.add_argument("--seconds", type=float, default=120, help="at least this much audio (the clips repeat)")
     p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
+    p.add_argument(
+        "--gate",
+        choices=("energy", "speech"),
+        default="energy",
+        help="speech: also the speech gate, against the energy gate in the same run",
+    )
     p.set_defaults(func=_bench_daemon)
     p = bench.add_parser("accuracy", help="fixed-point error against the float64 reference")
     p.add_argument("files", nargs="+", type=Path, help="real speech clips")

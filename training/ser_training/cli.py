@@ -123,7 +123,10 @@ def _robustness(args: argparse.Namespace) -> int:
     if args.every:
         protocol = dataclasses.replace(protocol, every=args.every)
     out = args.out or (args.target / "robustness")
-    t = robustness(args.target, protocol, out, workers=args.workers, cache=args.cache)
+    from ser_edge.settings import GateSettings
+
+    gate = GateSettings(kind=args.gate)
+    t = robustness(args.target, protocol, out, workers=args.workers, cache=args.cache, gate=gate)
     print(format_tables(t))
     print(f"tables in {out / 'robustness.json'}")
     return 0
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", type=Path, help="conditions (default: configs/protocols/robustness.yaml)")
     p.add_argument("--every", type=int, help="score every n-th clip only (a quick look; not for reported figures)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--gate", choices=("energy", "speech"), default="energy", help="the gate's kind (gate.kind)")
     p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")
     p.set_defaults(func=_robustness)
 
