@@ -87,6 +87,19 @@ class SpeechModel:
         self._speech = bundle.labels.index("speech")
         self._pad = silence_row(bundle.frontend)
 
+    def threshold_q(self, threshold: float) -> int:
+        """The smallest int8 output whose P(speech) reaches threshold (128: none does): the
+        node's C rule compares raw scores with it and so decides as the Pi does."""
+        q = np.arange(-128, 128)
+        reach = np.flatnonzero(self.dequantise(q.astype(np.int8)) >= threshold)
+        return int(q[reach[0]]) if reach.size else 128
+
+    def dequantise(self, raw: np.ndarray) -> np.ndarray:
+        """P(speech) of raw int8 speech scores."""
+        return self._model.dequantise(np.broadcast_to(raw[:, None], (raw.size, len(self.bundle.labels))))[
+            :, self._speech
+        ]
+
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """One P(speech) per window start 0, hop, 2 hop ...: the windows a stream has when
         they are complete (rows shorter than a window are padded with silence rows)."""

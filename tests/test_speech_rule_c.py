@@ -1,0 +1,81 @@
+"""The node's C speech rule (deploy/arduino/ser_node/speech_rule.c) finds the same spans of
+speech, window for window, as ser_edge.speech_gate.speech_spans on the Pi, given the
+speech gate model's int8 scores and the int8 threshold the Pi computes."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ser_edge.bundle import load_bundle
+from ser_edge.speech_gate import SpeechModel, SpeechRule, speech_spans
+from tests.conftest import REPO
+
+NODE = REPO / "deploy" / "arduino" / "ser_node"
+
+
+class Settings(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("threshold_q", "min_windows", "of_windows", "hangover")]
+
+
+class Span(ctypes.Structure):
+    _fields_ = [("first", ctypes.c_int32), ("last", ctypes.c_int32)]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    out = tmp_path_factory.mktemp("rule") / "librule.so"
+    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+                    "-shared", "-fPIC", str(NODE / "speech_rule.c"), "-o", str(out)], check=True)  # fmt: skip
+    return ctypes.CDLL(str(out))
+
+
+@pytest.fixture(scope="module")
+def model() -> SpeechModel:
+    return SpeechModel(load_bundle(REPO / "deploy" / "models" / "ser-gate"))
+
+
+def _c_spans(lib: ctypes.CDLL, scores: np.ndarray, settings: Settings) -> list[tuple[int, int]]:
+    state = ctypes.create_string_buffer(512)  # larger than struct ser_speech_rule
+    assert lib.ser_speech_rule_init(state, ctypes.byref(settings)) == 0
+    span, out = Span(), []
+    for q in scores.tolist():
+        if lib.ser_speech_rule_window(state, ctypes.c_int8(q), ctypes.byref(span)):
+            out.append((span.first, span.last))
+    if lib.ser_speech_rule_flush(state, ctypes.byref(span)):
+        out.append((span.first, span.last))
+    return out
+
+
+def test_the_int8_threshold_decides_as_the_probability_does(model: SpeechModel) -> None:
+    q = np.arange(-128, 128).astype(np.int8)
+    p = model.dequantise(q)
+    for threshold in (0.0, 0.3, 0.5, 0.77, 0.999, 1.0):
+        assert np.array_equal(q >= model.threshold_q(threshold), p >= threshold), threshold
+    assert model.threshold_q(1.5) == 128  # never speech
+
+
+def test_c_and_python_find_the_same_spans(lib: ctypes.CDLL, model: SpeechModel) -> None:
+    rng = np.random.default_rng(15)
+    compared = 0
+    for _ in range(400):
+        k = int(rng.integers(1, 6))
+        rule = SpeechRule(float(rng.choice([0.3, 0.5, 0.7])), k, int(rng.integers(k, 17)), int(rng.integers(1, 5)))
+        runs = rng.integers(1, 8, 30)  # speech-like runs of high and low scores
+        high = np.repeat(rng.random(30) < 0.5, runs)[:120]
+        scores = np.where(high, rng.integers(60, 128, high.size), rng.integers(-128, 60, high.size)).astype(np.int8)
+        expected = speech_spans(model.dequantise(scores), rule)
+        settings = Settings(model.threshold_q(rule.threshold), rule.min_windows, rule.of_windows, rule.hangover)
+        assert _c_spans(lib, scores, settings) == expected, (rule, scores.tolist())
+        compared += bool(expected)
+    assert compared > 100  # most sequences had speech in them
+
+
+def test_settings_out_of_range_are_refused(lib: ctypes.CDLL) -> None:
+    state = ctypes.create_string_buffer(512)
+    for bad in ((0, 0, 3, 2), (0, 4, 3, 2), (0, 2, 17, 2), (0, 2, 3, 0), (200, 2, 3, 2)):
+        assert lib.ser_speech_rule_init(state, ctypes.byref(Settings(*bad))) == -1, bad
