@@ -152,17 +152,21 @@ def _test_automations() -> list[dict]:
         out.append(
             {**automation, "actions": [{"action": "counter.increment", "target": {"entity_id": f"counter.{counter}"}}]}
         )
+    by_type = {"entity_id": "counter.type_{{ trigger.to_state.attributes.event_type }}"}
     out.append({"id": "count_events", "alias": "count events", "mode": "queued",
                 "triggers": [{"trigger": "state", "entity_id": EVENT_ENTITY, "not_from": ["unavailable"],
                               "not_to": ["unavailable", "unknown"]}],
-                "actions": [{"action": "counter.increment", "target": {"entity_id": "counter.events"}}]})  # fmt: skip
+                "actions": [{"action": "counter.increment", "target": {"entity_id": "counter.events"}},
+                            {"action": "counter.increment", "target": by_type}]})  # fmt: skip
     return out
 
 
 def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live_events_only(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
-    ha = HomeAssistant(tmp_path / "ha", _test_automations(), ["angry_entity", "angry_topic", "events"])
+    labels = list(load_bundle(SHIPPED).labels)
+    counters = ["angry_entity", "angry_topic", "events"] + [f"type_{label}" for label in labels]
+    ha = HomeAssistant(tmp_path / "ha", _test_automations(), counters)
     files = list(event_samples())
     expected = [x["emotion"] for x in classify(files)]
     silence = tmp_path / "silence.wav"
@@ -185,6 +189,8 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
             return int(s["state"]) if s else -1
 
         assert ha.wait(lambda: count("events") == len(expected)), (count("events"), ha.log()[-3000:])
+        # each fired with its own type (event_type = the emotion)
+        assert ha.wait(lambda: {e: count(f"type_{e}") for e in labels} == {e: expected.count(e) for e in labels})
         devices, entities = ha.ws({"type": "config/device_registry/list"}, {"type": "config/entity_registry/list"})
         (device,) = [d for d in devices if d["name"] == "Kitchen"]
         assert (device["manufacturer"], device["model"]) == ("ser-edge", "Speech emotion sensor")
@@ -195,7 +201,6 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         assert ha.wait(lambda: all(ha.states()[e]["state"] == "unavailable" for e in ours)), ha.log()[-2000:]
         attributes = {e: states[e]["attributes"] for e in ours}
         by_name = {a.get("friendly_name", "").removeprefix("Kitchen "): a for a in attributes.values()}
-        labels = list(load_bundle(SHIPPED).labels)
         assert by_name["Emotion"]["device_class"] == "enum" and by_name["Emotion"]["options"] == labels
         assert by_name["Emotion confidence"]["state_class"] == "measurement"
         assert by_name["Dropped events"]["state_class"] == "total_increasing"
