@@ -153,7 +153,7 @@ def _test_automations() -> list[dict]:
             {**automation, "actions": [{"action": "counter.increment", "target": {"entity_id": f"counter.{counter}"}}]}
         )
     by_type = {"entity_id": "counter.type_{{ trigger.to_state.attributes.event_type }}"}
-    out.append({"id": "count_events", "alias": "count events", "mode": "queued",
+    out.append({"id": "count_events", "alias": "count events", "mode": "queued", "max": 100,
                 "triggers": [{"trigger": "state", "entity_id": EVENT_ENTITY, "not_from": ["unavailable"],
                               "not_to": ["unavailable", "unknown"]}],
                 "actions": [{"action": "counter.increment", "target": {"entity_id": "counter.events"}},
