@@ -22,7 +22,7 @@ NODE = REPO / "deploy" / "arduino" / "ser_node"
 MODEL = REPO / "deploy" / "models" / "ser-tiny"
 CFLAGS = [*m4.CFLAGS, "-Os"]  # the Nano 33 BLE core's: Cortex-M4F, -mfloat-abi=softfp
 FLASH, RAM = 1024 * 1024, 256 * 1024
-C_CORE = ("node", "frontend", "vad", "protocol")
+C_CORE = ("node", "frontend", "vad", "speech_rule", "protocol")
 GENERATOR = REPO / "deploy" / "arduino" / "gen_model_files.py"
 
 

@@ -32,7 +32,7 @@ from .frontend import compute_features
 from .model import EmotionModel
 from .notify import Notifier
 from .publisher import Publisher
-from .serial_link import AudioGap, NodeUtterance, SerialSource
+from .serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
 from .settings import Settings, load_settings
 from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
 from .speech_gate import SpeechGate, make_gate
@@ -90,9 +90,19 @@ class Daemon:
     def _open_source(self):
         s = self.settings.source
         if s.kind == "serial":
-            gate = dataclasses.astuple(GateUnits.of(self.settings.gate))
-            return SerialSource(s.serial, gate, lambda: self.model.bundle, self._stop)
+            gate, speech = self._node_gate()
+            return SerialSource(s.serial, gate, lambda: self.model.bundle, self._stop, speech=speech)
         return ReplaySource(s) if s.kind == "replay" else MicrophoneSource(s)
+
+    def _node_gate(self) -> tuple[tuple[int, ...], NodeSpeech | None]:
+        """The node's gate settings: the energy gate's; with gate.kind speech in features
+        mode, the speech gate's wake thresholds and its rule, which the node then runs."""
+        g = self.gate
+        if not isinstance(g, SpeechGate) or self.settings.source.serial.mode != "features":
+            return dataclasses.astuple(GateUnits.of(self.settings.gate)), None
+        r = g.rule
+        rule = (g.model.threshold_q(r.threshold), r.min_windows, r.of_windows, r.hangover)
+        return dataclasses.astuple(GateUnits.of(g.energy.settings)), NodeSpeech(g.model.bundle.sha256, rule)
 
     def _capture(self, source) -> None:
         """Feeds the queue. A replay's end ends the run; a live source that ends or fails
@@ -186,15 +196,10 @@ class Daemon:
             log.info("%d stretch(es) of sound not speech (P(speech) %.2f); no event", new, self.gate.probability)
 
     def _node_utterance(self, n: NodeUtterance) -> None:
-        """The node's gate is the energy gate; with gate.kind speech, its utterances' rows
-        go through the speech gate's model and rule here, on the Pi."""
+        """An utterance the node cut (with gate.kind speech in features mode, the node's
+        speech gate did; in results mode its energy gate, unchecked)."""
         closed_at = time.monotonic()
         threshold = self.settings.model.threshold
-        if n.features is not None and isinstance(self.gate, SpeechGate):
-            speech = self.gate.spans(n.features)
-            self._count_not_speech()
-            if not speech:
-                return
         if n.features is not None:
             r = recognise_features(self.model, n.features, n.start, n.end, threshold)
         else:
@@ -233,7 +238,7 @@ class Daemon:
         self.model, self.gate = model, gate
         self.publisher.set_discovery(self._discovery())
         if isinstance(self._source, SerialSource):
-            self._source.configure(dataclasses.astuple(GateUnits.of(new.gate)))
+            self._source.configure(*self._node_gate())
         b = model.bundle
         log.info("reloaded: model %s %s (%s), threshold %.2f", b.name, b.version, b.sha256[:12], new.model.threshold)
 

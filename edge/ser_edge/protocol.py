@@ -46,6 +46,7 @@ class MessageType(IntEnum):
 #: Node modes, by their number in CONFIG.
 MODES = ("audio", "features", "results")
 _CONFIG = struct.Struct("<B9i")
+_SPEECH = struct.Struct("<4i")
 _UTTERANCE = struct.Struct("<II")  # start and end, ms of node time
 _PIECE = struct.Struct("<HH")  # FEATURES: the utterance's row count, this piece's first row
 
@@ -161,9 +162,12 @@ class Deframer:
         return out
 
 
-def config_payload(mode: str, gate: tuple[int, ...]) -> bytes:
-    """CONFIG: the mode's number (1-3) and the gate's nine integer settings (vad.GateUnits)."""
-    return _CONFIG.pack(MODES.index(mode) + 1, *gate)
+def config_payload(mode: str, gate: tuple[int, ...], speech: tuple[int, ...] | None = None) -> bytes:
+    """CONFIG: the mode's number (1-3) and the gate's nine integer settings (vad.GateUnits);
+    for the speech gate (features mode), then its rule's four: int8 threshold, min_windows,
+    of_windows, hangover (speech_gate.SpeechRule)."""
+    payload = _CONFIG.pack(MODES.index(mode) + 1, *gate)
+    return payload + _SPEECH.pack(*speech) if speech else payload
 
 
 @dataclass(frozen=True)
@@ -202,9 +206,10 @@ class NodeMismatch(ValueError):
     """A node built for another front end or model than the Pi's bundle."""
 
 
-def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str) -> dict:
+def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str, speech_sha256: str = "") -> dict:
     """The node's HELLO (JSON), checked for what ``mode`` needs: the same front end for
-    features and results, the same model for results; NodeMismatch names both sides."""
+    features and results, the same model for results, the same speech gate model when
+    ``speech_sha256`` is given; NodeMismatch names both sides."""
     try:
         hello = json.loads(payload.decode("utf-8"))
         node_frontend, node_model, modes = str(hello["frontend"]), str(hello["model"]), list(hello["modes"])
@@ -219,4 +224,9 @@ def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str
         )
     if mode == "results" and (not node_model or not model_sha256.startswith(node_model)):
         raise NodeMismatch(f"node model {node_model or '(none)'} is not this bundle's model {model_sha256[:12]}")
+    node_speech = str(hello.get("speech_model") or "")
+    if speech_sha256 and (not node_speech or not speech_sha256.startswith(node_speech)):
+        raise NodeMismatch(f"gate.kind speech: node speech gate model {node_speech or '(none)'} is not "
+                           f"gate.speech_bundle's {speech_sha256[:12]} (flash firmware with it, "
+                           "or use gate.kind energy)")  # fmt: skip
     return hello

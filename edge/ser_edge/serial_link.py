@@ -56,6 +56,16 @@ class NodeUtterance:
 
 
 @dataclass(frozen=True)
+class NodeSpeech:
+    """gate.kind speech on a node in features mode: the node runs the speech gate."""
+
+    sha256: str
+    """The speech gate model's hash, which the node's must match."""
+    rule: tuple[int, int, int, int]
+    """int8 threshold, min_windows, of_windows, hangover (CONFIG's speech block)."""
+
+
+@dataclass(frozen=True)
 class AudioGap:
     """AUDIO frames went missing: the gate must not join the audio on both sides."""
 
@@ -94,13 +104,14 @@ class SerialSource:
 
     def __init__(
         self, s: SerialSettings, gate: tuple[int, ...], bundle: Callable[[], Bundle], stop: threading.Event,
-        opener: Callable = open_port,
+        opener: Callable = open_port, speech: NodeSpeech | None = None,
     ) -> None:  # fmt: skip
         self.settings = s
         self.stats = LinkStats()
         self.config = b""
+        self.speech: NodeSpeech | None = None
         self._relink = threading.Event()
-        self.configure(gate)
+        self.configure(gate, speech)
         self.bundle = bundle
         self._stop = stop
         self._opener = opener
@@ -131,11 +142,13 @@ class SerialSource:
                 self.stats.reconnects += 1
                 self._stop.wait(self.settings.retry_s)
 
-    def configure(self, gate: tuple[int, ...]) -> None:
+    def configure(self, gate: tuple[int, ...], speech: NodeSpeech | None = None) -> None:
         """New gate settings or a new model (SIGHUP): the node is configured and its HELLO
         checked again, so it never runs on stale settings or against another model."""
+        self.speech = speech if self.settings.mode == "features" else None
+        rule = self.speech.rule if self.speech else None
         # Each frame also starts with a delimiter, so line noise before it costs only itself.
-        self.config = b"\0" + encode(Message(MessageType.CONFIG, 0, config_payload(self.settings.mode, gate)))
+        self.config = b"\0" + encode(Message(MessageType.CONFIG, 0, config_payload(self.settings.mode, gate, rule)))
         self._relink.set()
 
     def _session(self, port) -> Iterator[Chunk | NodeUtterance | AudioGap]:
@@ -210,7 +223,8 @@ class _Session:
     def hello(self, payload: bytes) -> None:
         b = self.source.bundle()
         try:
-            hello = check_hello(payload, self.mode, b.frontend.hash, b.sha256)
+            speech = self.source.speech
+            hello = check_hello(payload, self.mode, b.frontend.hash, b.sha256, speech.sha256 if speech else "")
         except NodeMismatch as e:
             self.source.refuse(str(e))
             return

@@ -1,6 +1,6 @@
 """The board, emulated on this machine: the node's C core on a pseudo-terminal.
 
-The firmware's portable C (ser_node/node.c, frontend.c, vad.c, protocol.c) is compiled
+The firmware's portable C (ser_node/node.c, frontend.c, vad.c, speech_rule.c, protocol.c) is compiled
 with gcc into a shared library and driven exactly as the sketch drives it; only the
 board's peripherals are stood in for:
 
@@ -9,7 +9,7 @@ board's peripherals are stood in for:
 - the USB serial port: a pseudo-terminal, reachable at the ``--link`` path (as a
   /dev/serial/by-id/ link would be); ``--replug-after`` unplugs and replugs it;
 - TFLite Micro: the ``tflite-micro`` interpreter (TFLite Micro's own kernels, the
-  bundle's model), for results mode;
+  bundle's model), for results mode, and the speech gate's model (``--gate-bundle``);
 - the wire: ``--noise-every`` and ``--drop-rate`` damage what the node sends.
 
 Each file starts once the Pi has configured the node, so runs are repeatable.
@@ -43,7 +43,7 @@ from ser_edge.vad import FRAME_SAMPLES, SAMPLE_RATE
 
 NODE = Path(__file__).resolve().parents[1] / "ser_node"
 HOST = Path(__file__).with_name("node_host.c")
-SOURCES = [*(NODE / f"{name}.c" for name in ("node", "frontend", "vad", "protocol")), HOST]
+SOURCES = [*(NODE / f"{name}.c" for name in ("node", "frontend", "vad", "speech_rule", "protocol")), HOST]
 FIRMWARE = b"0.1.0-host"
 
 WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
@@ -51,12 +51,13 @@ CLASSIFY = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes
 
 
 class Io(ctypes.Structure):
-    _fields_ = [("write", WRITE), ("classify", CLASSIFY), ("ctx", ctypes.c_void_p)]
+    _fields_ = [("write", WRITE), ("classify", CLASSIFY), ("ctx", ctypes.c_void_p), ("speech", CLASSIFY)]
 
 
 class ModelInfo(ctypes.Structure):
     _fields_ = [("sha256", ctypes.c_char_p), ("labels", ctypes.c_int32), ("window_frames", ctypes.c_int32),
-                ("hop_frames", ctypes.c_int32)]  # fmt: skip
+                ("hop_frames", ctypes.c_int32), ("speech_sha256", ctypes.c_char_p),
+                ("speech_window_frames", ctypes.c_int32), ("speech_hop_frames", ctypes.c_int32)]  # fmt: skip
 
 
 def build(out: Path) -> ctypes.CDLL:
@@ -88,12 +89,26 @@ class Model:
         self._interp = runtime.Interpreter.from_bytes(b.model, arena_size=arena + 4096)
 
     def classify(self, _ctx, window, scores) -> int:
-        x = np.ctypeslib.as_array(window, (self.window, self.columns)).copy()
-        self._interp.reset()  # recurrent state starts afresh for each window, as on the Pi
-        self._interp.set_input(x[None], 0)
-        self._interp.invoke()
-        out = np.ascontiguousarray(self._interp.get_output(0)[0], np.int8)
+        out = self.scores(np.ctypeslib.as_array(window, (self.window, self.columns)).copy())
         ctypes.memmove(scores, out.ctypes.data, out.size)
+        return 0
+
+    def scores(self, window: np.ndarray) -> np.ndarray:
+        self._interp.reset()  # recurrent state starts afresh for each window, as on the Pi
+        self._interp.set_input(window[None], 0)
+        self._interp.invoke()
+        return np.ascontiguousarray(self._interp.get_output(0)[0], np.int8)
+
+
+class SpeechModel(Model):
+    """The speech gate's model under TFLite Micro: one int8 P(speech) score per window."""
+
+    def __init__(self, bundle: Path) -> None:
+        super().__init__(bundle)
+        self._speech = load_bundle(bundle).labels.index("speech")
+
+    def classify(self, _ctx, window, score) -> int:
+        score[0] = int(self.scores(np.ctypeslib.as_array(window, (self.window, self.columns)).copy())[self._speech])
         return 0
 
 
@@ -143,17 +158,20 @@ class Wire:
 
 
 class Board:
-    def __init__(self, lib: ctypes.CDLL, wire: Wire, model: Model | None) -> None:
-        self.lib, self.wire, self.model = lib, wire, model
+    def __init__(self, lib: ctypes.CDLL, wire: Wire, model: Model | None, speech: SpeechModel | None = None) -> None:
+        self.lib, self.wire, self.model, self.speech = lib, wire, model, speech
         self.state = ctypes.create_string_buffer(lib.ser_node_size())
         self._write = WRITE(lambda _ctx, data, n: wire.send(ctypes.string_at(data, n)))
         self._classify = CLASSIFY(model.classify) if model else CLASSIFY()
+        self._speech = CLASSIFY(speech.classify) if speech else CLASSIFY()
         self._t0 = time.monotonic()
 
     def boot(self, model_sha: str | None) -> None:
-        io = Io(self._write, self._classify, None)
-        m = self.model
+        io = Io(self._write, self._classify, None, self._speech)
+        m, g = self.model, self.speech
         info = ModelInfo((model_sha or m.sha256).encode(), m.labels, m.window, m.hop) if m else ModelInfo(b"", 0, 0, 0)
+        if g:
+            info.speech_sha256, info.speech_window_frames, info.speech_hop_frames = g.sha256.encode(), g.window, g.hop
         self._keep = (io, info)  # the C side keeps the pointers
         if self.lib.ser_node_init(self.state, ctypes.byref(io), ctypes.byref(info), FIRMWARE) != 0:
             raise SystemExit("the model's shape exceeds the node's compiled-in limits")
@@ -199,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--link", type=Path, required=True, help="path of the link to the pseudo-terminal (the Pi's port)")
     p.add_argument("--bundle", type=Path, help="model bundle for results mode (omit: a node without a model)")
     p.add_argument("--model-sha", help="claim this model hash in HELLO instead of the bundle's")
+    p.add_argument("--gate-bundle", type=Path, help="the speech gate's model bundle (omit: a node without one)")
     p.add_argument("--speed", type=float, default=1.0, help="play the audio this many times faster than real time")
     p.add_argument("--noise-every", type=int, default=0, help="put random bytes before every Nth write")
     p.add_argument("--drop-rate", type=float, default=0.0, help="lose each byte sent with this probability")
@@ -210,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         wire = Wire(a.link, a.noise_every, a.drop_rate, random.Random(a.seed))
-        board = Board(build(Path(tmp)), wire, Model(a.bundle) if a.bundle else None)
+        speech = SpeechModel(a.gate_bundle) if a.gate_bundle else None
+        board = Board(build(Path(tmp)), wire, Model(a.bundle) if a.bundle else None, speech)
         board.boot(a.model_sha)
         wire.plug()
         print(f"node on {a.link} -> {os.ttyname(wire.slave)}", flush=True)

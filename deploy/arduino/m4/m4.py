@@ -22,7 +22,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 NODE = HERE.parent / "ser_node"
-CORE = ("node", "frontend", "vad", "protocol")
+CORE = ("node", "frontend", "vad", "speech_rule", "protocol")
 #: The Nano 33 BLE core's code generation (its platform.txt): Cortex-M4F, soft-float ABI.
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp",
           "-mfpu=fpv4-sp-d16", "-ffunction-sections", "-fdata-sections"]  # fmt: skip

@@ -134,8 +134,8 @@ static void run_gate(int in) {
 }
 
 static void run_node(int in) {
-    struct ser_node_io io = {write_bytes, h.windows ? classify : NULL, NULL};
-    struct ser_node_model model = {h.sha256, h.labels, h.window_frames, h.hop_frames};
+    struct ser_node_io io = {write_bytes, h.windows ? classify : NULL, NULL, NULL}; /* no speech gate yet */
+    struct ser_node_model model = {h.sha256, h.labels, h.window_frames, h.hop_frames, NULL, 0, 0};
     if (ser_node_init(&node, &io, &model, "0.1.0-m4") != 0) {
         fail("m4: the model's shape exceeds the node's limits");
     }

@@ -40,10 +40,11 @@ static uint32_t clock_ms(const struct ser_node *n, uint32_t f) {
 
 static void send_hello(struct ser_node *n, uint32_t now_ms) {
     int len = snprintf((char *)n->payload, sizeof n->payload,
-                       "{\"firmware\":\"%s\",\"frontend\":\"%s\",\"model\":\"%s\",\"modes\":[\"audio\",\"features\"%s],"
-                       "\"mode\":\"%s\",\"uptime_ms\":%lu}",
-                       n->firmware, ser_frontend_hash(), n->model.sha256, n->io.classify ? ",\"results\"" : "",
-                       MODE_NAMES[n->mode], (unsigned long)n->frames * 20u);
+                       "{\"firmware\":\"%s\",\"frontend\":\"%s\",\"model\":\"%s\",\"speech_model\":\"%s\","
+                       "\"modes\":[\"audio\",\"features\"%s],\"mode\":\"%s\",\"speech\":%s,\"uptime_ms\":%lu}",
+                       n->firmware, ser_frontend_hash(), n->model.sha256, n->io.speech ? n->model.speech_sha256 : "",
+                       n->io.classify ? ",\"results\"" : "", MODE_NAMES[n->mode], n->speech_on ? "true" : "false",
+                       (unsigned long)n->frames * 20u);
     send(n, SER_HELLO, n->payload, (size_t)len);
     n->last_sent_ms = now_ms;
 }
@@ -63,13 +64,23 @@ int ser_node_init(struct ser_node *n, const struct ser_node_io *io, const struct
                          8 + (SER_NODE_MAX_ROWS / model->hop_frames + 2) * model->labels > SER_MAX_PAYLOAD)) {
         return -1;
     }
+    if (io->speech && (model->speech_window_frames < 1 || model->speech_window_frames > SER_NODE_MAX_ROWS ||
+                       model->speech_hop_frames < 1 || !model->speech_sha256)) {
+        return -1;
+    }
     return 0;
 }
 
 /* NULL when the Pi's CONFIG can be applied, else why not. */
-static const char *config_problem(const struct ser_node *n, int mode, const struct ser_vad_settings *s) {
+static const char *config_problem(const struct ser_node *n, int mode, const struct ser_vad_settings *s, int speech) {
     if (mode < SER_NODE_AUDIO || mode > SER_NODE_RESULTS) {
         return "config refused: unknown mode";
+    }
+    if (speech && !n->io.speech) {
+        return "config refused: the speech gate needs its model and this firmware has none";
+    }
+    if (speech && mode != SER_NODE_FEATURES) {
+        return "config refused: the speech gate runs in features mode only";
     }
     if (mode == SER_NODE_RESULTS && !n->io.classify) {
         return "config refused: results mode needs a model and this firmware has none";
@@ -84,22 +95,31 @@ static const char *config_problem(const struct ser_node *n, int mode, const stru
 }
 
 static void configure(struct ser_node *n, const uint8_t *p, size_t len, uint32_t now_ms) {
-    if (len != SER_NODE_CONFIG_BYTES) {
+    if (len != SER_NODE_CONFIG_BYTES && len != SER_NODE_CONFIG_SPEECH_BYTES) {
         ser_node_log(n, "config refused: wrong length");
         return;
     }
-    int32_t v[9];
-    for (int i = 0; i < 9; i++) {
+    int32_t v[13];
+    for (int i = 0; i < (int)(len - 1) / 4; i++) {
         v[i] = get_i32(p + 1 + 4 * i);
     }
     struct ser_vad_settings s = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
-    const char *problem = config_problem(n, p[0], &s);
+    int speech = len == SER_NODE_CONFIG_SPEECH_BYTES;
+    const char *problem = config_problem(n, p[0], &s, speech);
+    struct ser_speech_rule_settings rule = {0, 0, 0, 0};
+    if (!problem && speech) {
+        rule = (struct ser_speech_rule_settings){v[9], v[10], v[11], v[12]};
+        if (ser_speech_rule_init(&n->rule, &rule) != 0) {
+            problem = "config refused: speech rule out of range";
+        }
+    }
     if (problem) {
         n->mode = SER_NODE_IDLE;
         ser_node_log(n, problem);
         return;
     }
     n->mode = p[0];
+    n->speech_on = speech;
     ser_vad_init(&n->vad, &s);
     n->vad_origin = n->frames;
     n->utterance_open = 0;
@@ -208,6 +228,62 @@ static void send_result(struct ser_node *n, const struct ser_utterance *u) {
     send(n, SER_RESULT, n->payload, 8 + (size_t)(n->windows * n->model.labels));
 }
 
+/* gate.kind speech: the FEATURES of one span of speech windows, first..last, of the open
+ * stretch: its rows from the pre-roll before its first window to the end of its last, as
+ * ser_edge.speech_gate.SpeechGate.speech_in cuts it (rows of the stretch's own front end). */
+static void send_span(struct ser_node *n, uint32_t start, const struct ser_speech_span *span) {
+    int32_t hop = n->model.speech_hop_frames, w = n->model.speech_window_frames;
+    int32_t a = span->first * hop - n->vad.s.preroll, b = span->last * hop + w;
+    int32_t frames = n->n_rows + 1; /* the stretch's frames: row j needs frames j and j + 1 */
+    a = a < 0 ? 0 : a;
+    b = b > frames ? frames : b;
+    const int32_t per_piece = (SER_MAX_PAYLOAD - 12) / SER_NFEATURES;
+    int32_t rows = b - a - 1, sent = 0;
+    do {
+        int32_t k = rows - sent < per_piece ? rows - sent : per_piece;
+        put_u32(n->payload, clock_ms(n, start + (uint32_t)a));
+        put_u32(n->payload + 4, clock_ms(n, start + (uint32_t)b));
+        put_u16(n->payload + 8, (uint32_t)rows);
+        put_u16(n->payload + 10, (uint32_t)sent);
+        memcpy(n->payload + 12, n->rows[a + sent], (size_t)k * SER_NFEATURES);
+        send(n, SER_FEATURES, n->payload, 12 + (size_t)k * SER_NFEATURES);
+        sent += k;
+    } while (sent < rows);
+}
+
+/* The speech model's windows of the open stretch as their rows exist (every hop rows from
+ * its first; one padded window for a stretch shorter than a window, at its close), each
+ * through the rule; a span that ends is sent at once. */
+static void speech_windows(struct ser_node *n, uint32_t start, int closed) {
+    int32_t hop = n->model.speech_hop_frames, w = n->model.speech_window_frames;
+    struct ser_speech_span span;
+    int8_t score;
+    if (closed && n->speech_windows == 0 && n->n_rows < w) {
+        for (int32_t r = n->n_rows; r < w; r++) {
+            memcpy(n->rows[r], n->pad, SER_NFEATURES);
+        }
+        if (n->io.speech(n->io.ctx, n->rows[0], &score) == 0) {
+            ser_speech_rule_window(&n->rule, score, &span); /* a single window cannot end a span */
+        }
+        n->speech_windows = 1;
+    }
+    while (n->speech_windows * hop + w <= n->n_rows) {
+        if (n->io.speech(n->io.ctx, n->rows[n->speech_windows * hop], &score) != 0) {
+            ser_node_log(n, "speech model failed; stretch dropped");
+            n->speech_windows = SER_NODE_MAX_ROWS; /* no more windows of this stretch */
+            ser_speech_rule_flush(&n->rule, &span);
+            return;
+        }
+        n->speech_windows++;
+        if (ser_speech_rule_window(&n->rule, score, &span)) {
+            send_span(n, start, &span);
+        }
+    }
+    if (closed && ser_speech_rule_flush(&n->rule, &span)) {
+        send_span(n, start, &span);
+    }
+}
+
 static void utterance_frame(struct ser_node *n) {
     struct ser_utterance u;
     int closed = ser_vad_frame(&n->vad, n->ring[n->frames % SER_NODE_RING], &u);
@@ -223,6 +299,10 @@ static void utterance_frame(struct ser_node *n) {
         n->n_rows = 0;
         n->windows = 0;
         n->failed = 0;
+        n->speech_windows = 0;
+        if (n->speech_on) {
+            ser_speech_rule_flush(&n->rule, &(struct ser_speech_span){0, 0}); /* a stretch of its own */
+        }
     }
     int32_t last = (int32_t)(end - start) - 2; /* row j needs frames j and j + 1 */
     if (!closed && last >= n->n_rows + SER_NODE_ROWS_PER_FRAME) {
@@ -232,6 +312,11 @@ static void utterance_frame(struct ser_node *n) {
         last = n->n_rows + SER_NODE_ROWS_PER_FRAME - 1;
     }
     compute_rows(n, start, last);
+    if (n->speech_on) {
+        speech_windows(n, start, closed);
+        n->utterance_open = !closed;
+        return;
+    }
     if (n->mode == SER_NODE_RESULTS) {
         score_ready_windows(n);
     }

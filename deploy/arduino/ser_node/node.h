@@ -14,6 +14,7 @@
 
 #include "frontend.h"
 #include "protocol.h"
+#include "speech_rule.h"
 #include "vad.h"
 
 #define SER_NODE_RING 24          /* PCM frames kept for the pre-roll: preroll + onset <= this (480 ms) */
@@ -24,6 +25,7 @@
 #define SER_NODE_HEARTBEAT_MS 1000
 #define SER_NODE_LINK_TIMEOUT_MS 5000
 #define SER_NODE_CONFIG_BYTES 37  /* mode u8 + the nine int32 of ser_vad_settings */
+#define SER_NODE_CONFIG_SPEECH_BYTES 53 /* ... + the four int32 of ser_speech_rule_settings (gate.kind speech) */
 #define SER_NODE_ROWS_PER_FRAME 2 /* feature rows per audio frame at most while an utterance is open: the
                                    * pre-roll's rows catch up one a frame instead of all at the gate's opening */
 
@@ -36,11 +38,16 @@ struct ser_node_io {
      * returns 0 on success. NULL when the node has no model (no results mode). */
     int (*classify)(void *ctx, const int8_t *window, int8_t *scores);
     void *ctx;
+    /* The speech gate's model: one window (speech_window_frames x SER_NFEATURES int8) ->
+     * its int8 P(speech) score; returns 0 on success. NULL when the node has none. */
+    int (*speech)(void *ctx, const int8_t *window, int8_t *score);
 };
 
-struct ser_node_model { /* from the bundle's manifest (model_data.h on the board) */
+struct ser_node_model { /* from the bundles' manifests (model_data.h on the board) */
     const char *sha256;      /* hex prefix of model.tflite's SHA-256; "" without a model */
     int32_t labels, window_frames, hop_frames;
+    const char *speech_sha256; /* the speech gate's model, when io.speech is set */
+    int32_t speech_window_frames, speech_hop_frames;
 };
 
 struct ser_node {
@@ -67,6 +74,9 @@ struct ser_node {
     uint32_t utterance_start; /* gate frame index; valid while utterance_open */
     int utterance_open;
     int8_t pad[SER_NFEATURES]; /* the front end's row for silence: what short windows are padded with */
+    int speech_on;                 /* gate.kind speech: the gate's stretches go through the speech rule */
+    struct ser_speech_rule rule;   /* ... over the speech model's windows of the open stretch */
+    int32_t speech_windows;        /* windows of the open stretch scored so far */
 };
 
 /* Returns 0, or -1 when the model's shape exceeds the compiled-in limits. */
