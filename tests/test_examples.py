@@ -52,3 +52,16 @@ def test_an_event_is_stamped_with_how_late_it_goes_out() -> None:
     out = json.loads(stamped(json.dumps(event), 1e9 + 4 + 480.04))
     assert out["delayed_s"] == 480.0 and {k: v for k, v in out.items() if k != "delayed_s"} == event
     assert json.loads(stamped(json.dumps(event), 1e9))["delayed_s"] == 0.0  # a fast replay's future end
+
+
+def test_the_device_names_its_board_where_the_device_tree_does(tmp_path) -> None:
+    from ser_edge.daemon import board_model
+    from ser_edge.discovery import DEVICE_KIND, discovery_payload
+
+    tree = tmp_path / "model"
+    tree.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")  # as /proc/device-tree/model reads
+    topics = Topics.of(MqttSettings(), "kitchen-pi")
+    device = json.loads(discovery_payload("kitchen-pi", "Kitchen", topics, ("angry",), board_model(tree)))["dev"]
+    assert device["hw"] == "Raspberry Pi 4 Model B Rev 1.4" and device["mdl"] == DEVICE_KIND
+    bare = json.loads(discovery_payload("kitchen-pi", "Kitchen", topics, ("angry",), board_model(tmp_path / "no")))
+    assert "hw" not in bare["dev"]
