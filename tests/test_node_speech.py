@@ -66,7 +66,7 @@ def _python(pcm: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         c0 = round(c.start * 50)
         for first, last in speech_spans(gate.model.probabilities(rows), gate.rule):
             a = max(0, first * gate.model.hop - SPEECH.preroll_ms // 20)
-            b = min(c.pcm.size // FRAME_SAMPLES, last * gate.model.hop + gate.model.window)
+            b = min(c.pcm.size // FRAME_SAMPLES, last * gate.model.hop + gate.model.window + SPEECH.hangover_ms // 20)
             out.append((c0 + a, c0 + b, rows[a : b - 1]))
     return out
 

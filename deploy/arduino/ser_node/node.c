@@ -229,11 +229,15 @@ static void send_result(struct ser_node *n, const struct ser_utterance *u) {
 }
 
 /* gate.kind speech: the FEATURES of one span of speech windows, first..last, of the open
- * stretch: its rows from the pre-roll before its first window to the end of its last, as
- * ser_edge.speech_gate.SpeechGate.speech_in cuts it (rows of the stretch's own front end). */
+ * stretch: its rows from the pre-roll before its first window to the hangover after its
+ * last, as ser_edge.speech_gate.SpeechGate.speech_in cuts it (rows of the stretch's own
+ * front end). */
+static int32_t span_end(const struct ser_node *n, const struct ser_speech_span *span) {
+    return span->last * n->model.speech_hop_frames + n->model.speech_window_frames + n->vad.s.hangover;
+}
+
 static void send_span(struct ser_node *n, uint32_t start, const struct ser_speech_span *span) {
-    int32_t hop = n->model.speech_hop_frames, w = n->model.speech_window_frames;
-    int32_t a = span->first * hop - n->vad.s.preroll, b = span->last * hop + w;
+    int32_t a = span->first * n->model.speech_hop_frames - n->vad.s.preroll, b = span_end(n, span);
     int32_t frames = n->n_rows + 1; /* the stretch's frames: row j needs frames j and j + 1 */
     a = a < 0 ? 0 : a;
     b = b > frames ? frames : b;
@@ -251,9 +255,25 @@ static void send_span(struct ser_node *n, uint32_t start, const struct ser_speec
     } while (sent < rows);
 }
 
+/* A span that ended waits for its hangover's rows (or the stretch's close), then goes. */
+static void hold_span(struct ser_node *n, uint32_t start, const struct ser_speech_span *span) {
+    if (n->span_pending) {
+        send_span(n, start, &n->pending);
+    }
+    n->pending = *span;
+    n->span_pending = 1;
+}
+
+static void release_span(struct ser_node *n, uint32_t start, int closed) {
+    if (n->span_pending && (closed || span_end(n, &n->pending) <= n->n_rows + 1)) {
+        send_span(n, start, &n->pending);
+        n->span_pending = 0;
+    }
+}
+
 /* The speech model's windows of the open stretch as their rows exist (every hop rows from
  * its first; one padded window for a stretch shorter than a window, at its close), each
- * through the rule; a span that ends is sent at once. */
+ * through the rule; a span that ends is sent once its hangover's rows exist. */
 static void speech_windows(struct ser_node *n, uint32_t start, int closed) {
     int32_t hop = n->model.speech_hop_frames, w = n->model.speech_window_frames;
     struct ser_speech_span span;
@@ -272,16 +292,18 @@ static void speech_windows(struct ser_node *n, uint32_t start, int closed) {
             ser_node_log(n, "speech model failed; stretch dropped");
             n->speech_windows = SER_NODE_MAX_ROWS; /* no more windows of this stretch */
             ser_speech_rule_flush(&n->rule, &span);
+            n->span_pending = 0;
             return;
         }
         n->speech_windows++;
         if (ser_speech_rule_window(&n->rule, score, &span)) {
-            send_span(n, start, &span);
+            hold_span(n, start, &span);
         }
     }
     if (closed && ser_speech_rule_flush(&n->rule, &span)) {
-        send_span(n, start, &span);
+        hold_span(n, start, &span);
     }
+    release_span(n, start, closed);
 }
 
 static void utterance_frame(struct ser_node *n) {
@@ -300,6 +322,7 @@ static void utterance_frame(struct ser_node *n) {
         n->windows = 0;
         n->failed = 0;
         n->speech_windows = 0;
+        n->span_pending = 0;
         if (n->speech_on) {
             ser_speech_rule_flush(&n->rule, &(struct ser_speech_span){0, 0}); /* a stretch of its own */
         }

@@ -77,6 +77,8 @@ struct ser_node {
     int speech_on;                 /* gate.kind speech: the gate's stretches go through the speech rule */
     struct ser_speech_rule rule;   /* ... over the speech model's windows of the open stretch */
     int32_t speech_windows;        /* windows of the open stretch scored so far */
+    int span_pending;              /* a span has ended, its hangover's rows are still to come */
+    struct ser_speech_span pending;
 };
 
 /* Returns 0, or -1 when the model's shape exceeds the compiled-in limits. */
