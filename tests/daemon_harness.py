@@ -111,6 +111,17 @@ def write_config(path: Path, port: int, files: list[Path] | None = None, realtim
     return path
 
 
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within ``timeout`` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class Daemon:
     """``ser-edge run`` as a child process, its log in a file."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from ser_edge.audio_io import read_audio
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
+from tests.c_build import c_library
 from tests.conftest import PLAIN, REPO, SAMPLES
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
@@ -33,10 +33,7 @@ def _build(cfg: FrontendConfig, where: Path) -> ctypes.CDLL:
     for name in ("frontend.c", "frontend.h", "fixed_point.h"):
         shutil.copy(NODE / name, where / name)
     (where / "frontend_tables.h").write_text(header(cfg))
-    lib_path = where / "libfrontend.so"
-    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
-                    "-shared", "-fPIC", str(where / "frontend.c"), "-o", str(lib_path)], check=True)  # fmt: skip
-    lib = ctypes.CDLL(str(lib_path))
+    lib = c_library([where / "frontend.c"], where / "libfrontend.so")
     lib.ser_frontend_hash.restype = ctypes.c_char_p
     lib.ser_frontend_clip.restype = ctypes.c_size_t
     lib.ser_frontend_clip.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]

@@ -4,14 +4,13 @@ against the Python one: the same bytes on the wire, the same messages out."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ser_edge.protocol import Message, MessageType, crc16_ccitt, encode
+from tests.c_build import c_library
 from tests.conftest import REPO
 from tests.test_protocol import messages
 
@@ -29,10 +28,7 @@ class Deframer(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    out = tmp_path_factory.mktemp("c") / "libserproto.so"
-    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
-                    "-shared", "-fPIC", str(SOURCE), "-o", str(out)], check=True)  # fmt: skip
-    lib = ctypes.CDLL(str(out))
+    lib = c_library([SOURCE], tmp_path_factory.mktemp("c") / "libserproto.so")
     lib.ser_crc16.restype = ctypes.c_uint16
     lib.ser_crc16.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint16]
     lib.ser_frame_encode.restype = ctypes.c_size_t

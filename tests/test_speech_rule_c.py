@@ -5,14 +5,13 @@ speech gate model's int8 scores and the int8 threshold the Pi computes."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 from ser_edge.bundle import load_bundle
 from ser_edge.speech_gate import SpeechModel, SpeechRule, speech_spans
+from tests.c_build import c_library
 from tests.conftest import REPO
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
@@ -28,10 +27,7 @@ class Span(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    out = tmp_path_factory.mktemp("rule") / "librule.so"
-    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
-                    "-shared", "-fPIC", str(NODE / "speech_rule.c"), "-o", str(out)], check=True)  # fmt: skip
-    return ctypes.CDLL(str(out))
+    return c_library([NODE / "speech_rule.c"], tmp_path_factory.mktemp("rule") / "librule.so")
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from ser_edge.audio_io import read_audio
 from ser_edge.settings import GateSettings
 from ser_edge.vad import FRAME_SAMPLES, Gate, GateUnits
+from tests.c_build import c_library
 from tests.conftest import REPO, SAMPLES
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
@@ -29,10 +28,7 @@ class Utterance(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    out = tmp_path_factory.mktemp("vad") / "libvad.so"
-    subprocess.run([shutil.which("gcc") or "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
-                    "-shared", "-fPIC", str(NODE / "vad.c"), "-o", str(out)], check=True)  # fmt: skip
-    return ctypes.CDLL(str(out))
+    return c_library([NODE / "vad.c"], tmp_path_factory.mktemp("vad") / "libvad.so")
 
 
 def _c_gate(lib: ctypes.CDLL, pcm: np.ndarray, s: GateSettings) -> list[tuple[int, int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,7 @@ import websocket
 import yaml
 
 from ser_edge.localbroker import free_port
+from tests.daemon_harness import stop_process
 
 TOOLS = Path(os.environ.get("SER_TOOLS", Path.home() / ".cache" / "ser-edge"))
 HASS = TOOLS / "ha-venv" / "bin" / "hass"
@@ -98,13 +98,7 @@ class HomeAssistant:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 60)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -9,12 +9,12 @@ import copy
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from ser_edge.localbroker import free_port
+from tests.daemon_harness import stop_process
 
 TOOLS = Path(os.environ.get("SER_TOOLS", Path.home() / ".cache" / "ser-edge"))
 NODE_RED = TOOLS / "node-red" / "node_modules" / "node-red"
@@ -99,13 +99,7 @@ class NodeRed:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 20)
 
     def log(self, since_start: bool = False) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
