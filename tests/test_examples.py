@@ -52,6 +52,8 @@ def test_an_event_is_stamped_with_how_late_it_goes_out() -> None:
     out = json.loads(stamped(json.dumps(event), 1e9 + 4 + 480.04))
     assert out["delayed_s"] == 480.0 and {k: v for k, v in out.items() if k != "delayed_s"} == event
     assert json.loads(stamped(json.dumps(event), 1e9))["delayed_s"] == 0.0  # a fast replay's future end
+    for odd in ('{"seq": 1, "emotion": "calm"}', '{"end": 5}', '{"end": "yesterday"}', "[1]", "not json"):
+        assert stamped(odd, 1e9) == odd  # spooled by another version: sent as it is, delivery goes on
 
 
 def test_the_device_names_its_board_where_the_device_tree_does(tmp_path) -> None:

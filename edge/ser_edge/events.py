@@ -44,8 +44,13 @@ def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, mod
 
 
 def stamped(payload: str, now: float) -> str:
-    """An event's JSON with ``delayed_s``: seconds from its utterance's end to ``now``."""
-    event = json.loads(payload)
-    end = datetime.fromisoformat(event["end"].replace("Z", "+00:00")).timestamp()
+    """An event's JSON with ``delayed_s``: seconds from its utterance's end to ``now``. A
+    spooled payload without a readable ``end`` (written by another version) goes out as it
+    is: delivery never stops on one message."""
+    try:
+        event = json.loads(payload)
+        end = datetime.fromisoformat(event["end"].replace("Z", "+00:00")).timestamp()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return payload
     event["delayed_s"] = round(max(0.0, now - end), 1)
     return json.dumps(event, separators=(",", ":"))
