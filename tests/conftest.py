@@ -33,7 +33,7 @@ def half_hour(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
     import soundfile as sf
 
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
 
     speech = np.repeat(read_audio(SAMPLES[4]).astype(np.float64) / 32768.0, 3)  # crude, but speech
     rng = np.random.default_rng(0)

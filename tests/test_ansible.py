@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_edge.localbroker import LocalBroker
+from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import REPO
 from tests.daemon_harness import SHIPPED, Subscriber
 

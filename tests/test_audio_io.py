@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_edge.audio_io import AudioFileError, read_audio
+from ser_edge.audio.audio_io import AudioFileError, read_audio
 
 from .conftest import SAMPLES
 
@@ -94,7 +94,7 @@ def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
 
 def test_blocks_are_the_whole_file_in_pieces(tmp_path: Path) -> None:
     """Streamed reading (and resampling) gives exactly the samples of reading at once."""
-    from ser_edge.audio_io import audio_blocks
+    from ser_edge.audio.audio_io import audio_blocks
 
     rng = np.random.default_rng(1)
     path = tmp_path / "x.wav"

@@ -37,7 +37,7 @@ def test_training_windows_draw_renderings_and_originals() -> None:
 
 
 def test_renderings_are_seeded_and_differ_from_the_original() -> None:
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
 
     pcm = read_audio(SAMPLES[0])
     cfg = AugmentConfig(renderings=2, p=1.0)
@@ -50,7 +50,7 @@ def test_renderings_are_seeded_and_differ_from_the_original() -> None:
 
 
 def test_rooms_and_noise_come_from_the_training_side_only(datasets: Path) -> None:
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
     from ser_training.augment import surroundings
     from ser_training.noise import noise_split
 
@@ -71,7 +71,7 @@ def test_rooms_and_noise_come_from_the_training_side_only(datasets: Path) -> Non
 
 
 def test_another_channel_band_limits_and_keeps_the_level() -> None:
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
     from ser_training.augment import Surroundings, another_channel
 
     rng = np.random.default_rng(0)
@@ -94,7 +94,7 @@ def test_another_channel_band_limits_and_keeps_the_level() -> None:
 def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
     from ser_edge.frontend import FrontendConfig, compute_features
     from ser_edge.pipeline import utterances_in
     from ser_edge.settings import GateSettings

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import BundleError, load_bundle
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import DEFAULT_CONFIG, compute_features
-from ser_edge.model import EmotionModel
+from ser_edge.recognition.bundle import BundleError, load_bundle
+from ser_edge.recognition.model import EmotionModel
 
 from .conftest import REPO, SAMPLES
 

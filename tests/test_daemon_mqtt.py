@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_edge.localbroker import LocalBroker, free_port
+from ser_edge.tools.localbroker import LocalBroker, free_port
 from tests.conftest import SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, sample_events, write_config
 
@@ -354,7 +354,7 @@ def test_a_broker_killed_mid_drain_loses_nothing_it_did_not_acknowledge(tmp_path
     dead broker had acknowledged but not yet passed on is the broker's loss (the guarantee
     ends at PUBACK): at most the daemon's window of 50 in flight, right after the last
     event the consumer saw."""
-    from ser_edge.spool import Spool
+    from ser_edge.delivery.spool import Spool
 
     spool = Spool(tmp_path / "spool.sqlite", 10_000)
     for _ in range(300):
@@ -556,7 +556,7 @@ def _make_pki(d: Path, name: str) -> dict[str, Path]:
 
 
 def test_tls_with_a_test_ca_and_client_certificate(tmp_path: Path) -> None:
-    from ser_edge.localbroker import BrokerTls
+    from ser_edge.tools.localbroker import BrokerTls
 
     pki, other = _make_pki(tmp_path / "pki", "test"), _make_pki(tmp_path / "other", "other")
     tls = BrokerTls(pki["ca_crt"], pki["server_crt"], pki["server_key"], require_client_cert=True)

@@ -8,14 +8,14 @@ import json
 
 import yaml
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
-from ser_edge.decision import recognise
-from ser_edge.discovery import Topics
-from ser_edge.events import event_payload, stamped
-from ser_edge.model import EmotionModel
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.delivery.discovery import Topics
+from ser_edge.delivery.events import event_payload, stamped
+from ser_edge.gate.vad import Utterance
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.decision import recognise
+from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import MqttSettings
-from ser_edge.vad import Utterance
 from tests.conftest import REPO, SAMPLES
 
 EXAMPLES = REPO / "deploy" / "examples"
@@ -58,7 +58,7 @@ def test_an_event_is_stamped_with_how_late_it_goes_out() -> None:
 
 def test_the_device_names_its_board_where_the_device_tree_does(tmp_path) -> None:
     from ser_edge.daemon import board_model
-    from ser_edge.discovery import DEVICE_KIND, discovery_payload
+    from ser_edge.delivery.discovery import DEVICE_KIND, discovery_payload
 
     tree = tmp_path / "model"
     tree.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")  # as /proc/device-tree/model reads

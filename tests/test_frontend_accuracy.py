@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, fixed
 from ser_edge.frontend.error import measure_error
 from ser_edge.frontend.features import _frame

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
 from tests.c_build import c_library
 from tests.conftest import PLAIN, REPO, SAMPLES

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

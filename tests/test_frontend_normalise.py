@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 from ser_edge.frontend.normalise import curve
 from ser_edge.frontend.tables import tables_for

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_training import gatebench as G
 from ser_training import nonspeech as N
 from ser_training.noise import NoisePool, key_rng, noise_split

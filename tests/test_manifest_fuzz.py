@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ser_edge.bundle import BundleError, load_bundle
-from ser_edge.model import EmotionModel
+from ser_edge.recognition.bundle import BundleError, load_bundle
+from ser_edge.recognition.model import EmotionModel
 from tests.conftest import REPO
 
 SHIPPED = REPO / "deploy" / "models" / "ser-tiny"

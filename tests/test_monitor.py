@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pyte
 
-from ser_edge.bundle import load_bundle
-from ser_edge.localbroker import LocalBroker
-from ser_edge.model import EmotionModel
 from ser_edge.pipeline import recognise_file
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import GateSettings
+from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, write_config
 

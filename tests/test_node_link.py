@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.bundle import load_bundle
-from ser_edge.localbroker import LocalBroker
-from ser_edge.model import EmotionModel
+from ser_edge.audio.sources import ReplaySource
 from ser_edge.pipeline import recognise_file
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import GateSettings, SourceSettings
-from ser_edge.sources import ReplaySource
+from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, sample_events, write_config
 
@@ -143,8 +143,8 @@ def test_the_pi_scores_windows_exactly_as_tflite_micro(ravdess: Path) -> None:
     from tflite_micro import runtime
 
     from ser_edge.frontend import compute_features
-    from ser_edge.scoring import utterance_windows
-    from ser_edge.vad import Gate
+    from ser_edge.gate.vad import Gate
+    from ser_edge.recognition.scoring import utterance_windows
 
     model = EmotionModel(load_bundle(SHIPPED))
     b = model.bundle

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from ser_edge import protocol
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import compute_features
+from ser_edge.gate.vad import GateUnits
 from ser_edge.settings import GateSettings
-from ser_edge.vad import GateUnits
 from tests.conftest import REPO, SAMPLES
 
 sys.path.insert(0, str(REPO / "deploy" / "arduino" / "m4"))

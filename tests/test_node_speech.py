@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import compute_features
-from ser_edge.protocol import Deframer, Message, MessageType, NodeMismatch, check_hello, config_payload, encode
+from ser_edge.gate.speech_gate import SpeechGate, SpeechModel, make_gate, speech_spans
+from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits
+from ser_edge.link.protocol import Deframer, Message, MessageType, NodeMismatch, check_hello, config_payload, encode
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import GateSettings
-from ser_edge.speech_gate import SpeechGate, SpeechModel, make_gate, speech_spans
-from ser_edge.vad import FRAME_SAMPLES, GateUnits
 from ser_training.gatebench import in_quiet_room
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render

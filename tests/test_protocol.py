@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_edge.protocol import (
+from ser_edge.link.protocol import (
     MAX_PAYLOAD,
     Deframer,
     FrameError,
@@ -107,7 +107,7 @@ def test_errors_name_the_problem(offset: int, value: int, text: str) -> None:
 
 
 def test_hello_must_match_the_bundle_as_far_as_the_mode_needs() -> None:
-    from ser_edge.protocol import NodeMismatch, check_hello
+    from ser_edge.link.protocol import NodeMismatch, check_hello
 
     sha = "dc2c809a0f97c8d26fcb0d3d8d3169be51ddc348de0c71048a3b1d73fd5887f6"
     good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "dc2c809a0f97", '

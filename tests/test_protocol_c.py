@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_edge.protocol import Message, MessageType, crc16_ccitt, encode
+from ser_edge.link.protocol import Message, MessageType, crc16_ccitt, encode
 from tests.c_build import c_library
 from tests.conftest import REPO
 from tests.test_protocol import messages

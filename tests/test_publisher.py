@@ -8,10 +8,10 @@ from pathlib import Path
 
 from paho.mqtt import publish
 
-from ser_edge.localbroker import LocalBroker
-from ser_edge.publisher import Publisher
+from ser_edge.delivery.publisher import Publisher
+from ser_edge.delivery.spool import Spool
 from ser_edge.settings import DeviceSettings, MqttSettings
-from ser_edge.spool import Spool
+from ser_edge.tools.localbroker import LocalBroker
 from tests.daemon_harness import Subscriber
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.settings import GateSettings
 from ser_training import robustness as rb
 from ser_training.acoustics import active_power, room_bank

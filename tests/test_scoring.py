@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
-from ser_edge.scoring import silence_row, utterance_score, utterance_windows, window_starts
+from ser_edge.recognition.scoring import silence_row, utterance_score, utterance_windows, window_starts
 from tests.conftest import PLAIN
 
 

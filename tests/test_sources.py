@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.audio.sources import FlatInputWatch, MicrophoneSource, ReplaySource, replay_files
+from ser_edge.gate.vad import FRAME_SAMPLES
 from ser_edge.settings import SourceSettings
-from ser_edge.sources import FlatInputWatch, MicrophoneSource, ReplaySource, replay_files
-from ser_edge.vad import FRAME_SAMPLES
 from tests.conftest import SAMPLES
 
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
-from ser_edge.localbroker import LocalBroker
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.gate.speech_gate import SpeechGate, SpeechModel, SpeechRule, make_gate, speech_spans
 from ser_edge.pipeline import utterances_in
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import GateSettings
-from ser_edge.speech_gate import SpeechGate, SpeechModel, SpeechRule, make_gate, speech_spans
+from ser_edge.tools.localbroker import LocalBroker
 from ser_training.gatebench import in_quiet_room, voiced_span
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render

@@ -1,5 +1,5 @@
 """The node's C speech rule (deploy/arduino/ser_node/speech_rule.c) finds the same spans of
-speech, window for window, as ser_edge.speech_gate.speech_spans on the Pi, given the
+speech, window for window, as ser_edge.gate.speech_gate.speech_spans on the Pi, given the
 speech gate model's int8 scores and the int8 threshold the Pi computes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import ctypes
 import numpy as np
 import pytest
 
-from ser_edge.bundle import load_bundle
-from ser_edge.speech_gate import SpeechModel, SpeechRule, speech_spans
+from ser_edge.gate.speech_gate import SpeechModel, SpeechRule, speech_spans
+from ser_edge.recognition.bundle import load_bundle
 from tests.c_build import c_library
 from tests.conftest import REPO
 

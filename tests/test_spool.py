@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_edge.spool import Spool, SpoolError
+from ser_edge.delivery.spool import Spool, SpoolError
 
 
 def test_order_and_delete(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_events_survive_sigkill(tmp_path: Path) -> None:
     writer = subprocess.Popen(
         [sys.executable, "-c", f"""
 import sys, time
-from ser_edge.spool import Spool
+from ser_edge.delivery.spool import Spool
 s = Spool({str(path)!r}, 1000)
 for i in range(50):
     print(s.add(lambda n: "payload %d" % n), flush=True)

@@ -18,11 +18,11 @@ import pytest
 import soundfile as sf
 import yaml
 
-from ser_edge.bundle import load_bundle
-from ser_edge.discovery import Topics
-from ser_edge.events import iso_utc
-from ser_edge.localbroker import LocalBroker
+from ser_edge.delivery.discovery import Topics
+from ser_edge.delivery.events import iso_utc
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import MqttSettings
+from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import REPO
 from tests.daemon_harness import SHIPPED, Daemon, classify, event_samples, write_config
 from tests.homeassistant.harness import HomeAssistant

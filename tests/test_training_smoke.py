@@ -95,7 +95,7 @@ def test_cv_reports_float_and_int8_per_fold_and_pooled(cv: dict) -> None:
 
 
 def test_cv_keeps_each_folds_model_as_a_bundle(work: Path, cv: dict) -> None:
-    from ser_edge.bundle import load_bundle
+    from ser_edge.recognition.bundle import load_bundle
 
     fold = load_bundle(work / "cv" / "folds" / "1")
     manifest = json.loads((work / "cv" / "folds" / "1" / "manifest.json").read_text())
@@ -164,9 +164,9 @@ def test_bundle_is_valid_and_verified(bundle: Path, robustness: dict) -> None:
 def test_bundle_runs_under_tflite_and_tflite_micro(bundle: Path) -> None:
     from tflite_micro import runtime
 
-    from ser_edge.audio_io import read_audio
+    from ser_edge.audio.audio_io import read_audio
     from ser_edge.frontend import compute_features
-    from ser_edge.scoring import silence_row, utterance_windows
+    from ser_edge.recognition.scoring import silence_row, utterance_windows
     from ser_training.int8 import tflite_outputs
 
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.gate.vad import FRAME_SAMPLES, Gate, db_to_q10, frame_levels
 from ser_edge.settings import GateSettings
-from ser_edge.vad import FRAME_SAMPLES, Gate, db_to_q10, frame_levels
 from tests.conftest import SAMPLES
 
 RATE = 16000

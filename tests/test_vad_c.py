@@ -1,5 +1,5 @@
 """The C voice gate (deploy/arduino/ser_node/vad.c) cuts the same utterances, to the
-frame, as ser_edge.vad.Gate with the energy judge."""
+frame, as ser_edge.gate.vad.Gate with the energy judge."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.gate.vad import FRAME_SAMPLES, Gate, GateUnits
 from ser_edge.settings import GateSettings
-from ser_edge.vad import FRAME_SAMPLES, Gate, GateUnits
 from tests.c_build import c_library
 from tests.conftest import REPO, SAMPLES
 

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ser_edge.localbroker import LocalBroker, subscribe
+from ser_edge.tools.localbroker import LocalBroker, subscribe
 
 REPO = Path(__file__).resolve().parents[2]
 

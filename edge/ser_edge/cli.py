@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .audio_io import AudioFileError, read_audio
-from .command import run
-from .frontend import DEFAULT_CONFIG, compute_features_batch
+from ser_edge import __version__
+from ser_edge.audio.audio_io import AudioFileError, read_audio
+from ser_edge.command import run
+from ser_edge.frontend import DEFAULT_CONFIG, compute_features_batch
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -46,10 +46,10 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .model import EmotionModel
-    from .pipeline import recognise_file
-    from .preflight import check_speech_gate
+    from ser_edge.pipeline import recognise_file
+    from ser_edge.preflight import check_speech_gate
+    from ser_edge.recognition.bundle import load_bundle
+    from ser_edge.recognition.model import EmotionModel
 
     settings = _settings(args.config)
     model = EmotionModel(load_bundle(args.bundle or settings.model.bundle))
@@ -87,15 +87,15 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _settings(config: Path | None):
-    from .settings import Settings, load_settings
+    from ser_edge.settings import Settings, load_settings
 
     return load_settings(config) if config else Settings()
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .bundle import BundleError
-    from .configfile import ConfigError
-    from .daemon import Daemon
+    from ser_edge.configfile import ConfigError
+    from ser_edge.daemon import Daemon
+    from ser_edge.recognition.bundle import BundleError
 
     settings = _settings(args.config)
     journald = bool(os.environ.get("JOURNAL_STREAM"))  # journald stamps the time itself
@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .preflight import preflight
+    from ser_edge.preflight import preflight
 
     settings = _settings(args.file)
     bundle = preflight(settings, args.bundle).bundle
@@ -121,12 +121,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from .selftest import SelftestError, check_availability, check_model
+    from ser_edge.tools.selftest import SelftestError, check_availability, check_model
 
     if bool(args.clip) != bool(args.expect):
         raise ValueError("--clip and --expect go together")
-    from .configfile import ConfigError
-    from .preflight import preflight
+    from ser_edge.configfile import ConfigError
+    from ser_edge.preflight import preflight
 
     settings = _settings(args.config)
     try:
@@ -149,7 +149,7 @@ def _selftest(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from .sources import list_devices
+    from ser_edge.audio.sources import list_devices
 
     devices = list_devices()
     if not devices:
@@ -161,7 +161,7 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import bench_frontend, format_frontend
+    from ser_edge.tools.bench import bench_frontend, format_frontend
 
     files = args.files or sorted(Path(__file__).resolve().parents[2].glob("deploy/samples/*.flac"))
     if not files:
@@ -171,7 +171,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_daemon(args: argparse.Namespace) -> int:
-    from .bench_daemon import bench_daemon, format_daemon, format_ratio
+    from ser_edge.tools.bench_daemon import bench_daemon, format_daemon, format_ratio
 
     clips = args.files or [Path(__file__).resolve().parents[2] / "deploy/samples"]
     reference = bench_daemon(clips, args.seconds, args.bundle, "energy")
@@ -184,7 +184,7 @@ def _bench_daemon(args: argparse.Namespace) -> int:
 
 
 def _accuracy(args: argparse.Namespace) -> int:
-    from .frontend.error import format_report, measure_error
+    from ser_edge.frontend.error import format_report, measure_error
 
     # The stateless stages of the device's front end: the float reference has no others.
     cfg = dataclasses.replace(DEFAULT_CONFIG, channels=tuple(args.channels), noise_reduction=False, agc_strength=0.0)
@@ -196,8 +196,8 @@ def _accuracy(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .monitor import LocalFeed, MqttFeed, View, monitor
-    from .settings import DeviceSettings, SourceSettings
+    from ser_edge.settings import DeviceSettings, SourceSettings
+    from ser_edge.tools.monitor import LocalFeed, MqttFeed, View, monitor
 
     settings = _settings(args.config)
     if args.mqtt:
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .configfile import ConfigError
+    from ser_edge.configfile import ConfigError
 
     # AudioFileError, BundleError and bad input are ValueErrors; unreadable paths OSErrors.
     return run(build_parser(), argv, (ValueError, OSError), (ConfigError,))

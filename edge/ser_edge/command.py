@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .memory import keep_freed_memory
+from ser_edge.tools.memory import keep_freed_memory
 
 #: sysexits.h EX_CONFIG: systemd units can refuse to restart on it (RestartPreventExitStatus=78).
 EX_CONFIG = 78

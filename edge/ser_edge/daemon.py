@@ -23,22 +23,22 @@ import threading
 import time
 from pathlib import Path
 
-from .bundle import BundleError, load_bundle
-from .configfile import ConfigError
-from .decision import Recognition, recognise_features, recognise_scores
-from .discovery import discovery_payload
-from .events import event_payload, iso_utc
-from .frontend import compute_features
-from .model import EmotionModel
-from .notify import Notifier
-from .publisher import Publisher
-from .serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
-from .settings import Settings, load_settings
-from .sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
-from .speech_gate import SpeechGate, make_gate
-from .spool import Spool
-from .stats import Stats
-from .vad import FRAME_SAMPLES, GateUnits, Utterance
+from ser_edge.audio.sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
+from ser_edge.configfile import ConfigError
+from ser_edge.delivery.discovery import discovery_payload
+from ser_edge.delivery.events import event_payload, iso_utc
+from ser_edge.delivery.publisher import Publisher
+from ser_edge.delivery.spool import Spool
+from ser_edge.frontend import compute_features
+from ser_edge.gate.speech_gate import SpeechGate, make_gate
+from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits, Utterance
+from ser_edge.link.serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
+from ser_edge.notify import Notifier
+from ser_edge.recognition.bundle import BundleError, load_bundle
+from ser_edge.recognition.decision import Recognition, recognise_features, recognise_scores
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.settings import Settings, load_settings
+from ser_edge.stats import Stats
 
 log = logging.getLogger(__name__)
 

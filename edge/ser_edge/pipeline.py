@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import as_heard_in_replay, audio_blocks
-from .decision import Recognition, recognise
-from .model import EmotionModel
-from .settings import GateSettings, SourceSettings
-from .speech_gate import make_gate
-from .vad import FRAME_SAMPLES, SAMPLE_RATE, Utterance
+from ser_edge.audio.audio_io import as_heard_in_replay, audio_blocks
+from ser_edge.gate.speech_gate import make_gate
+from ser_edge.gate.vad import FRAME_SAMPLES, SAMPLE_RATE, Utterance
+from ser_edge.recognition.decision import Recognition, recognise
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.settings import GateSettings, SourceSettings
 
 _CHUNK = SAMPLE_RATE * SourceSettings().chunk_ms // 1000
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .bundle import load_bundle
-from .configfile import ConfigError
-from .model import EmotionModel
-from .settings import Settings
+from ser_edge.configfile import ConfigError
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.settings import Settings
 
 
 def check_bundle(path: Path) -> EmotionModel:
@@ -26,7 +26,7 @@ def check_speech_gate(settings: Settings, model: EmotionModel) -> None:
     g = settings.gate
     if g.kind != "speech":
         return
-    from .speech_gate import SpeechModel
+    from ser_edge.gate.speech_gate import SpeechModel
 
     try:
         speech = SpeechModel(load_bundle(g.speech_bundle, frontend=None))
@@ -57,7 +57,7 @@ def check_source(settings: Settings) -> None:
     """The audio source can start: PyAudio for a microphone, existing files for a replay."""
     source = settings.source
     if source.kind == "microphone":
-        from .sources import load_pyaudio
+        from ser_edge.audio.sources import load_pyaudio
 
         try:
             load_pyaudio()
@@ -71,7 +71,7 @@ def check_source(settings: Settings) -> None:
 
 def preflight(settings: Settings, bundle: Path | None = None) -> EmotionModel:
     """Every start-up check; the model built from ``bundle`` (default: the configured one)."""
-    from .publisher import mqtt_client
+    from ser_edge.delivery.publisher import mqtt_client
 
     model = check_bundle(bundle or settings.model.bundle)
     check_speech_gate(settings, model)

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configfile import check, load
+from ser_edge.configfile import check, load
 
 MACHINE_ID = Path("/etc/machine-id")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import iso_utc
+from ser_edge.delivery.events import iso_utc
 
 
 def rss_mb() -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
 
 HERE = Path(__file__).resolve().parent

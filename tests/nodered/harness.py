@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ser_edge.localbroker import free_port
+from ser_edge.tools.localbroker import free_port
 from tests.daemon_harness import stop_process
 
 TOOLS = Path(os.environ.get("SER_TOOLS", Path.home() / ".cache" / "ser-edge"))

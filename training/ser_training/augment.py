@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.audio_io import to_int16
+from ser_edge.audio.audio_io import to_int16
 
 
 @dataclass(frozen=True)

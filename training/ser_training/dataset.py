@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features_batch
+from ser_edge.gate.vad import GateUnits
 from ser_edge.pipeline import utterances_in
-from ser_edge.scoring import pad_to, utterance_windows
+from ser_edge.recognition.scoring import pad_to, utterance_windows
 from ser_edge.settings import GateSettings
-from ser_edge.vad import GateUnits
 
 from .augment import AugmentConfig, Surroundings, render
 from .corpora import EMOTIONS, Clip

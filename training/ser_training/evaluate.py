@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_edge.frontend import FrontendConfig
-from ser_edge.scoring import silence_row, utterance_score
+from ser_edge.recognition.scoring import silence_row, utterance_score
 
 from .corpora import EMOTIONS, Clip
 from .dataset import evaluation_windows, featurise, label_index

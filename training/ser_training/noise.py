@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.audio_io import read_audio
+from ser_edge.audio.audio_io import read_audio
 
 from .corpora import AUDIO_SUFFIXES
 

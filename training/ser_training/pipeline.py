@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.scoring import silence_row
+from ser_edge.recognition.scoring import silence_row
 
 from .augment import surroundings
 from .config import Config, DataConfig, expand

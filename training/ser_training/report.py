@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features
-from ser_edge.model import EmotionModel
-from ser_edge.scoring import silence_row
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.scoring import silence_row
 
 from . import plots
 from .config import load_config

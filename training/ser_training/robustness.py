@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_edge.audio_io import read_audio, to_int16
-from ser_edge.bundle import load_bundle
+from ser_edge.audio.audio_io import read_audio, to_int16
 from ser_edge.frontend import compute_features
-from ser_edge.model import EmotionModel
 from ser_edge.pipeline import utterances_in
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import GateSettings
 
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain

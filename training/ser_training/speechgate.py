@@ -1,7 +1,7 @@
 """The speech gate's model: is this stretch of front-end rows a voice? A tiny int8 CNN on
 the rows the device already computes for the emotion model (no second front end), scoring
 0.5 s windows every 0.2 s of each stretch the energy stage wakes it for
-(``ser_edge.speech_gate``; gatebench.py measures how well it works).
+(``ser_edge.gate.speech_gate``; gatebench.py measures how well it works).
 
 Training material, none of it in the benchmark's evaluation set:
 - speech: RAVDESS actors 01-14 and TESS, each clip once in a quiet room and once with the
@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_edge.audio_io import read_audio
-from ser_edge.bundle import load_bundle
+from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import DEFAULT_CONFIG, compute_features
+from ser_edge.gate.speech_gate import SpeechModel, SpeechRule, speech_spans
+from ser_edge.gate.vad import Gate
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import GateSettings
-from ser_edge.speech_gate import SpeechModel, SpeechRule, speech_spans
-from ser_edge.vad import Gate
 
 from .acoustics import active_power, noise_at_snr, reverberate, scale_to, training_rooms
 from .corpora import load_ravdess, load_tess

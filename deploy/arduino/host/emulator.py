@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_edge.bundle import load_bundle
+from ser_edge.audio.sources import ReplaySource
+from ser_edge.gate.vad import FRAME_SAMPLES, SAMPLE_RATE
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import SourceSettings
-from ser_edge.sources import ReplaySource
-from ser_edge.vad import FRAME_SAMPLES, SAMPLE_RATE
 
 NODE = Path(__file__).resolve().parents[1] / "ser_node"
 HOST = Path(__file__).with_name("node_host.c")

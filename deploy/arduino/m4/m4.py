@@ -140,8 +140,8 @@ def expected(pcm: np.ndarray, gate, window_frames: int = 149, hop_frames: int = 
     """The Pi's view of pcm from time 0 (ser_edge's gate, front end and scoring rule); an
     utterance still open at the end is not flushed: a live stream has no end."""
     from ser_edge.frontend import DEFAULT_CONFIG, compute_features
-    from ser_edge.scoring import silence_row, utterance_windows
-    from ser_edge.vad import Gate
+    from ser_edge.gate.vad import Gate
+    from ser_edge.recognition.scoring import silence_row, utterance_windows
 
     g = Gate(gate)
     found = g.push(pcm[: pcm.size // 320 * 320], 0.0)

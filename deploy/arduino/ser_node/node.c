@@ -185,7 +185,7 @@ static void send_features(struct ser_node *n, const struct ser_utterance *u) {
     } while (first < n->n_rows);
 }
 
-/* The scoring rule of ser_edge.scoring: windows of window_frames rows every hop_frames,
+/* The scoring rule of ser_edge.recognition.scoring: windows of window_frames rows every hop_frames,
  * a last one aligned to the end, short utterances padded with silence rows. The regular
  * windows are scored as soon as their rows exist, so an utterance's end costs at most one
  * inference. The scores collect in the payload buffer, after the 8 bytes of times (in
@@ -230,7 +230,7 @@ static void send_result(struct ser_node *n, const struct ser_utterance *u) {
 
 /* gate.kind speech: the FEATURES of one span of speech windows, first..last, of the open
  * stretch: its rows from the pre-roll before its first window to the hangover after its
- * last, as ser_edge.speech_gate.SpeechGate.speech_in cuts it (rows of the stretch's own
+ * last, as ser_edge.gate.speech_gate.SpeechGate.speech_in cuts it (rows of the stretch's own
  * front end). */
 static int32_t span_end(const struct ser_node *n, const struct ser_speech_span *span) {
     return span->last * n->model.speech_hop_frames + n->model.speech_window_frames + n->vad.s.hangover;

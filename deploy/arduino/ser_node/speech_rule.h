@@ -1,5 +1,5 @@
 /* The speech gate's k-of-n rule in C99, integer only: the same spans as
- * ser_edge.speech_gate.speech_spans, one window's int8 P(speech) score at a time. A window
+ * ser_edge.gate.speech_gate.speech_spans, one window's int8 P(speech) score at a time. A window
  * is speech when its score is at least threshold_q, the smallest int8 output whose
  * dequantised value reaches gate.speech_threshold (SpeechModel.threshold_q on the Pi). */
 #ifndef SER_SPEECH_RULE_H

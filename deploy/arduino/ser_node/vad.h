@@ -1,5 +1,5 @@
 /* The voice activity gate in C99, integer only: the same decisions and utterance
- * boundaries as ser_edge.vad.Gate with the energy judge (edge/docs/daemon.md). It keeps no
+ * boundaries as ser_edge.gate.vad.Gate with the energy judge (edge/docs/daemon.md). It keeps no
  * audio: it reports frame indices, and the caller keeps what it needs (the pre-roll). */
 #ifndef SER_VAD_H
 #define SER_VAD_H

@@ -29,7 +29,7 @@ def check_pcm(pcm: object, sample_rate: int, cfg: FrontendConfig, *, allow_empty
     if pcm.dtype.kind == "f" and pcm.size and np.isnan(pcm).any():
         raise ValueError("audio contains NaN samples")
     if pcm.dtype != np.int16:
-        hint = " (scale floats by 32768 and round, or read files with ser_edge.audio_io)"
+        hint = " (scale floats by 32768 and round, or read files with ser_edge.audio.audio_io)"
         raise ValueError(f"audio must be int16 PCM, got {pcm.dtype} samples{hint}")
     if pcm.ndim != 1:
         raise ValueError(f"audio must be mono (a 1-D array), got shape {pcm.shape}; mix channels down first")

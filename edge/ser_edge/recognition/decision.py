@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .frontend import compute_features
-from .model import EmotionModel
-from .scoring import utterance_score
-from .vad import Utterance
+from ser_edge.frontend import compute_features
+from ser_edge.gate.vad import Utterance
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.scoring import utterance_score
 
 
 @dataclass(frozen=True)

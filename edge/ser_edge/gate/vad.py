@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .frontend import DEFAULT_CONFIG
-from .frontend.fixed import log2_mean_square, sign_changes
-from .frontend.tables import LOG_FRAC_BITS, tables_for
-from .settings import GateSettings
+from ser_edge.frontend import DEFAULT_CONFIG
+from ser_edge.frontend.fixed import log2_mean_square, sign_changes
+from ser_edge.frontend.tables import LOG_FRAC_BITS, tables_for
+from ser_edge.settings import GateSettings
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 320  # 20 ms, a frame size webrtcvad accepts too

@@ -15,7 +15,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 
-from .decision import Recognition
+from ser_edge.recognition.decision import Recognition
 
 SCHEMA_VERSION = 1
 

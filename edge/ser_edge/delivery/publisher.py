@@ -23,11 +23,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .configfile import ConfigError
-from .discovery import Topics, discovery_topic
-from .events import stamped
-from .settings import DeviceSettings, MqttSettings
-from .spool import Spool
+from ser_edge.configfile import ConfigError
+from ser_edge.delivery.discovery import Topics, discovery_topic
+from ser_edge.delivery.events import stamped
+from ser_edge.delivery.spool import Spool
+from ser_edge.settings import DeviceSettings, MqttSettings
 
 log = logging.getLogger(__name__)
 

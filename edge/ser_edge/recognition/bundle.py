@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .frontend import DEFAULT_CONFIG, FrontendConfig
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
 
 SUPPORTED_SCHEMAS = (1,)
 

@@ -17,8 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from .localbroker import LocalBroker, subscribe
-from .sources import replay_files
+from ser_edge.audio.sources import replay_files
+from ser_edge.tools.localbroker import LocalBroker, subscribe
 
 TARGETS = {"cpu_percent": 10.0, "peak_rss_mb": 150.0, "latency_p95_ms": 250.0}
 

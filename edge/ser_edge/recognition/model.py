@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bundle import Bundle, BundleError
-from .scoring import silence_row, utterance_score, utterance_windows
+from ser_edge.recognition.bundle import Bundle, BundleError
+from ser_edge.recognition.scoring import silence_row, utterance_score, utterance_windows
 
 
 def _interpreter(model: bytes):

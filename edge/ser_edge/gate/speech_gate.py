@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Bundle, BundleError, load_bundle
-from .frontend import compute_features
-from .model import EmotionModel
-from .scoring import pad_to, silence_row
-from .settings import GateSettings
-from .vad import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Gate, GateUnits, Utterance
+from ser_edge.frontend import compute_features
+from ser_edge.gate.vad import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Gate, GateUnits, Utterance
+from ser_edge.recognition.bundle import Bundle, BundleError, load_bundle
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.scoring import pad_to, silence_row
+from ser_edge.settings import GateSettings
 
 
 @dataclass(frozen=True)

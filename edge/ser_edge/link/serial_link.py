@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .bundle import Bundle
-from .protocol import (
+from ser_edge.audio.sources import SAMPLE_RATE, Chunk
+from ser_edge.link.protocol import (
     Deframer,
     FrameError,
     Message,
@@ -33,8 +33,8 @@ from .protocol import (
     parse_features,
     parse_result,
 )
-from .settings import SerialSettings
-from .sources import SAMPLE_RATE, Chunk
+from ser_edge.recognition.bundle import Bundle
+from ser_edge.settings import SerialSettings
 
 log = logging.getLogger(__name__)
 

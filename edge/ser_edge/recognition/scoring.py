@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frontend import FrontendConfig, compute_features
+from ser_edge.frontend import FrontendConfig, compute_features
 
 
 def silence_row(cfg: FrontendConfig) -> np.ndarray:

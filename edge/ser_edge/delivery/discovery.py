@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from . import __version__
-from .settings import MqttSettings
+from ser_edge import __version__
+from ser_edge.settings import MqttSettings
 
 DEVICE_KIND = "Speech emotion sensor"
 """The Home Assistant device's model: what the device is."""

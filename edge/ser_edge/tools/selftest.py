@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .bundle import load_bundle
-from .discovery import Topics
-from .model import EmotionModel
-from .pipeline import recognise_file
-from .publisher import mqtt_client
-from .settings import Settings
+from ser_edge.delivery.discovery import Topics
+from ser_edge.delivery.publisher import mqtt_client
+from ser_edge.pipeline import recognise_file
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.settings import Settings
 
 
 class SelftestError(ValueError):

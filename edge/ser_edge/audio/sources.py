@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AudioFileError, as_heard_in_replay, audio_blocks
-from .settings import SourceSettings
-from .vad import FRAME_SAMPLES
+from ser_edge.audio.audio_io import AudioFileError, as_heard_in_replay, audio_blocks
+from ser_edge.gate.vad import FRAME_SAMPLES
+from ser_edge.settings import SourceSettings
 
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = {".wav", ".flac", ".aiff", ".aif", ".ogg"}

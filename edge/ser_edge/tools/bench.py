@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import read_audio
-from .frontend import DEFAULT_CONFIG, FrontendConfig, compute_features, compute_features_batch
+from ser_edge.audio.audio_io import read_audio
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features, compute_features_batch
 
 
 def _librosa_mfcc(cfg: FrontendConfig) -> Callable[[np.ndarray], np.ndarray]:

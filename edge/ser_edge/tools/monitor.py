@@ -28,15 +28,15 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from .bundle import load_bundle
-from .decision import Recognition, recognise
-from .discovery import Topics
-from .events import iso_utc
-from .frontend import StreamingFrontend
-from .model import EmotionModel
-from .settings import Settings
-from .sources import MicrophoneSource, ReplaySource
-from .vad import Gate
+from ser_edge.audio.sources import MicrophoneSource, ReplaySource
+from ser_edge.delivery.discovery import Topics
+from ser_edge.delivery.events import iso_utc
+from ser_edge.frontend import StreamingFrontend
+from ser_edge.gate.vad import Gate
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.recognition.decision import Recognition, recognise
+from ser_edge.recognition.model import EmotionModel
+from ser_edge.settings import Settings
 
 STRIP_ROWS = 400  # 8 s of front-end rows kept for the strip
 SHOWN_STATS = ("uptime_s", "cpu_percent", "rss_mb", "utterances", "events", "undecided", "not_speech",
@@ -198,7 +198,7 @@ class MqttFeed:
     """A running daemon's topics on its broker."""
 
     def __init__(self, settings: Settings, view: View) -> None:
-        from .publisher import mqtt_client
+        from ser_edge.delivery.publisher import mqtt_client
 
         self.view = view
         self.topics = Topics.of(settings.mqtt, settings.device.id)

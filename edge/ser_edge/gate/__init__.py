@@ -1,0 +1,1 @@
+"""Stage 2: the voice gate, which cuts the stream into utterances (energy, or speech)."""

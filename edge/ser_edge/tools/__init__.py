@@ -1,0 +1,1 @@
+"""Around the pipeline: benchmarks, the live monitor, the self-test, a local Mosquitto."""
