@@ -115,7 +115,8 @@ def test_check_config_exit_status(tmp_path: Path) -> None:
 
 def test_check_config_means_it_will_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What `run` would refuse at start, check-config refuses first (issue 13)."""
-    from ser_edge import preflight, sources
+    from ser_edge import preflight
+    from ser_edge.audio import sources
     from ser_edge.settings import SourceSettings, SpoolSettings
 
     replay = SourceSettings(kind="replay", files=(SAMPLES[0],))

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge import protocol
 from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import compute_features
 from ser_edge.gate.vad import GateUnits
+from ser_edge.link import protocol
 from ser_edge.settings import GateSettings
 from tests.conftest import REPO, SAMPLES
 

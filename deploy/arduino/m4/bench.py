@@ -21,9 +21,9 @@ import m4
 import timeline
 from gen_model_files import FRAME_INSTRUCTIONS, ring_frames
 
-from ser_edge import protocol
 from ser_edge.audio.audio_io import read_audio
 from ser_edge.gate.vad import GateUnits
+from ser_edge.link import protocol
 from ser_edge.settings import GateSettings
 
 REPO = Path(__file__).resolve().parents[3]
