@@ -96,10 +96,8 @@ class SpeechModel:
         return int(q[reach[0]]) if reach.size else 128
 
     def dequantise(self, raw: np.ndarray) -> np.ndarray:
-        """P(speech) of raw int8 speech scores."""
-        return self._model.dequantise(np.broadcast_to(raw[:, None], (raw.size, len(self.bundle.labels))))[
-            :, self._speech
-        ]
+        """P(speech) of raw int8 speech scores (the output's quantisation is per tensor)."""
+        return self._model.dequantise(raw)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """One P(speech) per window start 0, hop, 2 hop ...: the windows a stream has when
@@ -119,10 +117,8 @@ class SpeechGate:
         self.rule = SpeechRule.of(s, model.hop)
         units = GateUnits.of(s)
         self._preroll, self._tail = units.preroll, units.hangover
-        self.candidates = 0
-        """Stretches the energy stage woke the model for."""
         self.rejected = 0
-        """... and that had no speech in them (see take_rejected)."""
+        """Stretches the energy stage woke the model for that had no speech in them (see take_rejected)."""
         self.probability = 0.0
         """Mean P(speech) of the last candidate's windows (for stats and monitors)."""
 
@@ -150,18 +146,17 @@ class SpeechGate:
         the margins the energy gate keeps (and the emotion model was trained with: without
         the hangover, clean accuracy fell 2.4 points)."""
         out = []
-        for first, last in self.spans(compute_features(candidate.pcm, cfg=self.model.bundle.frontend)):
+        for first, last in self._spans(compute_features(candidate.pcm, cfg=self.model.bundle.frontend)):
             a = max(0, first - self._preroll) * FRAME_SAMPLES
             b = min(candidate.pcm.size, (last + self._tail) * FRAME_SAMPLES)
             start = candidate.start + a / SAMPLE_RATE
             out.append(Utterance(candidate.pcm[a:b], start, start + (b - a) / SAMPLE_RATE))
         return out
 
-    def spans(self, rows: np.ndarray) -> list[tuple[int, int]]:
-        """(first, end) rows of each stretch of speech in a candidate's rows; counted in
-        candidates / rejected and remembered in probability."""
+    def _spans(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """(first, end) rows of each stretch of speech in a candidate's rows; a candidate
+        without any is counted in rejected, and the mean P(speech) kept in probability."""
         p = self.model.probabilities(rows)
-        self.candidates += 1
         self.probability = round(float(p.mean()), 3)
         spans = speech_spans(p, self.rule)
         self.rejected += not spans
