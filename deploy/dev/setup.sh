@@ -45,7 +45,15 @@ fi
 HA_VERSION=2025.4.4
 HA_REQUIREMENTS=("homeassistant==$HA_VERSION" paho-mqtt==2.1.0 home-assistant-frontend==20250411.0)
 if ! "$TOOLS/ha-venv/bin/python" -c "import homeassistant.const as c, paho.mqtt, hass_frontend; assert c.__version__ == '$HA_VERSION'" 2>/dev/null; then
-  PY313=$(command -v python3.13 || ls -d "$HOME"/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -1 || true)
+  # A pyenv shim answers `command -v` but fails when 3.13 is not pyenv's active version:
+  # take the first candidate that really runs.
+  PY313=""
+  for candidate in $(command -v python3.13) "$HOME"/.pyenv/versions/3.13*/bin/python3.13; do
+    if "$candidate" -c "import sys; assert sys.version_info[:2] == (3, 13)" 2>/dev/null; then
+      PY313=$candidate
+      break
+    fi
+  done
   if [ -z "$PY313" ]; then
     echo "setup: error: Home Assistant $HA_VERSION (for tests/test_subscribers.py) needs Python 3.13; none found" >&2
     exit 1
