@@ -107,13 +107,13 @@ def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path, m
     clip = Clip(path, "calm", "x/1", "x")
     gated = featurise([clip], fe, None, workers=1, gated=True).originals[path]
     whole = featurise([clip], fe, None, workers=1).originals[path]
-    (u,) = utterances_in(read_audio(path), GateSettings())
+    (u,) = utterances_in(read_audio(path), GateSettings(kind="energy"))
     assert np.array_equal(gated, compute_features(u.pcm, cfg=fe))
     assert gated.shape[0] < whole.shape[0] - 50  # the leading zeros and the tail are not in it
     # Cached features were cut by one gate: another gate's settings must not reuse them.
     import ser_training.dataset
 
     featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True)
-    monkeypatch.setattr(ser_training.dataset, "GateSettings", lambda: GateSettings(start_db=30.0, stop_db=20.0))
+    monkeypatch.setattr(ser_training.dataset, "TRAINING_GATE", GateSettings(kind="energy", start_db=30.0, stop_db=20.0))
     strict = featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True).originals[path]
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2 and strict.shape[0] < gated.shape[0]

@@ -80,7 +80,7 @@ def test_a_voice_is_found_and_music_counted_as_the_gates_judge() -> None:
     first, last = G.voiced_span(pcm)
     speech = G.Stretch(room, "speech", None, (first + 50, last + 50))
     song = G.Stretch(G.in_quiet_room(N.render(N.random_piece(20.0, "test", key_rng("song"))), "song"), "music")
-    energy, silero = G.detectors()["energy (daemon default)"], G.detectors()["Silero VAD v5"]
+    energy, silero = G.detectors()["energy (gate.kind energy)"], G.detectors()["Silero VAD v5"]
     assert G.found(speech, energy(speech).utterances)
     assert G.found(speech, silero(speech).utterances)
     assert len(energy(song).utterances) >= 1
@@ -98,7 +98,7 @@ def test_bench_gate_prints_every_detector(tmp_path: Path, datasets: Path) -> Non
                         "--bundle", str(REPO / "deploy/models/ser-tiny")],
                        capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    for name in G.detectors(REPO / "deploy/models/ser-gate"):
+    for name in G.detectors(REPO / "edge/ser_edge/gate/bundle"):
         assert f"| {name} |" in r.stdout
     result = json.loads((tmp_path / "out" / "bench-gate.json").read_text())
     for figures in result["detectors"].values():

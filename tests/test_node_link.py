@@ -25,19 +25,33 @@ from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, sample_events, write_config
 
 EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
+GATE_BUNDLE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
 SPEED = 4  # the audio plays 4x faster than real time
+#: A node in results mode runs its energy gate only: the config must say so (gate.kind speech refuses it).
+ENERGY = "gate: {kind: energy}\n"
 
 
 def _event_view(e: dict) -> tuple:
     return e["emotion"], e["confidence"], e["scores"], e["duration_s"]
 
 
-@pytest.fixture(scope="module")
-def pi_only() -> list[tuple]:
+def _pi_alone(gate: GateSettings) -> list[tuple]:
     """What the Pi publishes for SAMPLES on its own (the daemon's stages; see test_daemon_mqtt)."""
     model = EmotionModel(load_bundle(SHIPPED))
-    found = [r for f in SAMPLES for r in recognise_file(f, model, GateSettings(), 0.3) if r.emitted]
+    found = [r for f in SAMPLES for r in recognise_file(f, model, gate, 0.3) if r.emitted]
     return [(r.emotion, r.confidence, r.scores, round(r.seconds, 3)) for r in found]
+
+
+@pytest.fixture(scope="module")
+def pi_only() -> list[tuple]:
+    """The Pi alone with the default gate (gate.kind speech)."""
+    return _pi_alone(GateSettings())
+
+
+@pytest.fixture(scope="module")
+def pi_energy() -> list[tuple]:
+    """The Pi alone with gate.kind energy, what a node in results mode is compared with."""
+    return _pi_alone(GateSettings(kind="energy"))
 
 
 @dataclass
@@ -52,14 +66,17 @@ class Run:
 
 
 def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int | None = None, model: bool = True) -> Run:
-    """The emulated node and the daemon; waits for ``want`` events (default: the samples' events)."""
+    """The emulated node (with the emotion model unless ``model`` is false, and the speech
+    gate's) and the daemon with its default gate (energy in results mode); waits for
+    ``want`` events (default: the samples' events)."""
     want = sample_events() if want is None else want
     link = tmp_path / "ttyNODE"
     with LocalBroker(tmp_path / "broker") as broker:
         sub = Subscriber(broker.port)
         source = f"{{kind: serial, serial: {{port: {link}, mode: {mode}, link_timeout_s: 3, retry_s: 0.2}}}}"
-        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=source))
-        bundle = ["--bundle", str(SHIPPED)] if model else []
+        extra = ENERGY if mode == "results" else ""
+        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=source, extra=extra))
+        bundle = ["--bundle", str(SHIPPED), "--gate-bundle", str(GATE_BUNDLE)] if model else []
         emulator = subprocess.run(
             [sys.executable, str(EMULATOR), "--link", str(link), "--speed", str(SPEED), *bundle, *emulator_args,
              *map(str, SAMPLES)], capture_output=True, text=True, timeout=240,
@@ -80,9 +97,10 @@ def _run(tmp_path: Path, mode: str, *emulator_args: str, want: int | None = None
 
 
 @pytest.mark.parametrize("mode", ["audio", "features", "results"])
-def test_each_mode_publishes_what_the_pi_alone_publishes(tmp_path: Path, pi_only: list, mode: str) -> None:
+def test_each_mode_publishes_what_the_pi_alone_publishes(tmp_path: Path, pi_only: list, pi_energy: list,
+                                                         mode: str) -> None:  # fmt: skip
     run = _run(tmp_path, mode)
-    assert run.events == pi_only, run.log
+    assert run.events == (pi_energy if mode == "results" else pi_only), run.log
     assert len(run.events) == sample_events()
     assert run.stats["link_errors"] == 0 and run.stats["link_lost"] == 0, run.stats
     assert "node linked in " + mode in run.log
@@ -117,10 +135,10 @@ def test_lost_bytes_lose_only_the_utterances_they_hit(tmp_path: Path, pi_only: l
         assert all(e[3] < longest for e in run.events if e not in whole), run.events
 
 
-def test_unplug_and_replug_reconnects_by_itself(tmp_path: Path, pi_only: list) -> None:
+def test_unplug_and_replug_reconnects_by_itself(tmp_path: Path, pi_energy: list) -> None:
     run = _run(tmp_path, "results", "--replug-after", "3")
     assert "unplugged" in run.emulator and "replugged" in run.emulator
-    assert run.events == pi_only, run.log
+    assert run.events == pi_energy, run.log
     assert run.stats["link_reconnects"] >= 1 and run.log.count("node linked in results") >= 2, run.log
 
 
@@ -183,13 +201,13 @@ def test_reload_reconfigures_the_node_and_checks_it_against_the_new_model(tmp_pa
     link = tmp_path / "ttyNODE"
     with LocalBroker(tmp_path / "broker") as broker:
         source = f"{{kind: serial, serial: {{port: {link}, mode: results, retry_s: 0.2}}}}"
-        config = write_config(tmp_path / "c.yaml", broker.port, source=source)
+        config = write_config(tmp_path / "c.yaml", broker.port, source=source, extra=ENERGY)
         daemon = Daemon(config)
         emulator = subprocess.Popen([sys.executable, str(EMULATOR), "--link", str(link), "--bundle", str(SHIPPED),
                                      "--loop", *map(str, SAMPLES[:2])], stdout=subprocess.DEVNULL)  # fmt: skip
         try:
             assert daemon.wait_log("node linked in results mode", 30), daemon.log
-            config.write_text(config.read_text().replace("mqtt:", "gate: {start_db: 14}\nmqtt:"))
+            config.write_text(config.read_text().replace(ENERGY, "gate: {kind: energy, start_db: 14}\n"))
             daemon.process.send_signal(signal.SIGHUP)
             assert daemon.wait_log("reloaded: model", 20), daemon.log
             deadline = time.monotonic() + 20

@@ -21,7 +21,7 @@ import m4
 
 NODE = REPO / "deploy" / "arduino" / "ser_node"
 MODEL = REPO / "deploy" / "models" / "ser-tiny"
-GATE = REPO / "deploy" / "models" / "ser-gate"
+GATE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
 CFLAGS = [*m4.CFLAGS, "-Os"]  # the Nano 33 BLE core's: Cortex-M4F, -mfloat-abi=softfp
 FLASH, RAM = 1024 * 1024, 256 * 1024
 C_CORE = ("node", "frontend", "vad", "speech_rule", "protocol")

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from ser_edge.audio.audio_io import read_audio
-from ser_edge.frontend import compute_features
-from ser_edge.gate.speech_gate import SpeechGate, SpeechModel, make_gate, speech_spans
+from ser_edge.gate.speech_gate import SpeechGate, SpeechModel, make_gate
 from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits
 from ser_edge.link.protocol import Deframer, Message, MessageType, NodeMismatch, check_hello, config_payload, encode
 from ser_edge.recognition.bundle import load_bundle
@@ -28,7 +27,7 @@ from ser_training.nonspeech import household, random_piece, render
 from tests.conftest import REPO, SAMPLES
 
 EMULATOR_DIR = REPO / "deploy" / "arduino" / "host"
-GATE = REPO / "deploy" / "models" / "ser-gate"
+GATE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
 SPEECH = GateSettings(kind="speech", speech_bundle=GATE)
 
 
@@ -56,19 +55,11 @@ def stream() -> np.ndarray:
 
 
 def _python(pcm: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    """(start frame, end frame, rows) of each utterance, as the node would cut it from the
-    speech gate's candidate stretches (rows of the stretch's own front end)."""
+    """(start frame, end frame, rows) of each utterance the Pi's speech gate cuts (the rows
+    the daemon scores: the span's rows of its candidate stretch's front end)."""
     gate = make_gate(SPEECH)
     assert isinstance(gate, SpeechGate)
-    out = []
-    for c in gate.energy.push(pcm, 0.0) + gate.energy.flush():
-        rows = compute_features(c.pcm)
-        c0 = round(c.start * 50)
-        for first, last in speech_spans(gate.model.probabilities(rows), gate.rule):
-            a = max(0, first * gate.model.hop - SPEECH.preroll_ms // 20)
-            b = min(c.pcm.size // FRAME_SAMPLES, last * gate.model.hop + gate.model.window + SPEECH.hangover_ms // 20)
-            out.append((c0 + a, c0 + b, rows[a : b - 1]))
-    return out
+    return [(round(u.start * 50), round(u.end * 50), u.rows) for u in gate.push(pcm, 0.0) + gate.flush()]
 
 
 def _node(emulator, tmp_path: Path, pcm: np.ndarray) -> list[tuple[int, int, np.ndarray]]:

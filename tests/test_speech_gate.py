@@ -24,9 +24,9 @@ from ser_training.gatebench import in_quiet_room, voiced_span
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render
 from tests.conftest import REPO, SAMPLES
-from tests.daemon_harness import Daemon, Subscriber, classify, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, write_config
 
-GATE = REPO / "deploy" / "models" / "ser-gate"
+GATE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
 SPEECH = GateSettings(kind="speech", speech_bundle=GATE)
 
 
@@ -67,6 +67,31 @@ def test_the_shipped_rule_is_the_one_chosen_in_training() -> None:
     assert SpeechRule.of(g, load_bundle(GATE).hop_frames).hangover == rule["hangover_windows"]
 
 
+def test_the_speech_gate_is_the_default_and_its_bundle_ships_in_the_package() -> None:
+    """A wheel install runs gate.kind speech out of the box: the bundle is package data."""
+    import ser_edge
+
+    g = GateSettings()
+    assert g.kind == "speech"
+    assert g.speech_bundle.is_relative_to(Path(ser_edge.__file__).parent)
+    assert isinstance(make_gate(g, load_bundle(SHIPPED)), SpeechGate)
+
+
+def test_the_speech_gate_refuses_a_node_in_results_mode(tmp_path: Path) -> None:
+    """A node in results mode scores what its energy gate cuts: with the speech gate that
+    would publish music, so the config is refused by name (energy must be asked for)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"source: {{kind: serial, serial: {{port: /dev/null, mode: results}}}}\nmodel: {{bundle: {SHIPPED}}}\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)], capture_output=True, text=True)
+    assert r.returncode == 78 and "cannot check a node in results mode" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    config.write_text(config.read_text() + "gate: {kind: energy}\n")
+    assert "results mode" not in subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
+                                                capture_output=True, text=True).stderr  # fmt: skip
+
+
 def test_voices_pass_and_music_and_household_sounds_mostly_do_not(music_file: Path) -> None:
     for path in SAMPLES:
         pcm = read_audio(path)
@@ -75,7 +100,7 @@ def test_voices_pass_and_music_and_household_sounds_mostly_do_not(music_file: Pa
         assert any(u.start * 50 < last and u.end * 50 > first for u in found), path
     others = [read_audio(music_file)] + [household(k, 20.0, key_rng("test household", k))
                                          for k in ("clicks", "knocks", "synth", "bark")]  # fmt: skip
-    energy = [u for pcm in others for u in utterances_in(pcm, GateSettings(), gap_s=0.0)]
+    energy = [u for pcm in others for u in utterances_in(pcm, GateSettings(kind="energy"), gap_s=0.0)]
     assert energy, "the energy gate opened on none of them: the test would show nothing"
     speech = [u for pcm in others for u in utterances_in(pcm, SPEECH, gap_s=0.0)]
     assert len(speech) <= len(energy) // 4, f"speech gate {len(speech)}, energy gate {len(energy)} utterances"

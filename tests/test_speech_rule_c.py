@@ -32,7 +32,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 
 @pytest.fixture(scope="module")
 def model() -> SpeechModel:
-    return SpeechModel(load_bundle(REPO / "deploy" / "models" / "ser-gate"))
+    return SpeechModel(load_bundle(REPO / "edge" / "ser_edge" / "gate" / "bundle"))
 
 
 def _c_spans(lib: ctypes.CDLL, scores: np.ndarray, settings: Settings) -> list[tuple[int, int]]:

@@ -29,7 +29,6 @@ from ser_edge.delivery.discovery import discovery_payload
 from ser_edge.delivery.events import event_payload, iso_utc
 from ser_edge.delivery.publisher import Publisher
 from ser_edge.delivery.spool import Spool
-from ser_edge.frontend import compute_features
 from ser_edge.gate.speech_gate import SpeechGate, make_gate
 from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits, Utterance
 from ser_edge.link.serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
@@ -181,7 +180,7 @@ class Daemon:
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
         began = time.perf_counter()
-        rows = compute_features(u.pcm, cfg=self.model.bundle.frontend)
+        rows = u.features(self.model.bundle.frontend)
         threshold = self.settings.model.threshold
         self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
 

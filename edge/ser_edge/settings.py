@@ -92,13 +92,14 @@ class SourceSettings:
 
 
 def _default_gate_bundle() -> Path:
-    checkout = Path(__file__).resolve().parents[2] / "deploy/models/ser-gate"
-    return Path(os.environ.get("SER_GATE_BUNDLE", checkout))
+    """The speech gate's bundle ships inside the package (ser_edge/gate/bundle), so a wheel
+    install has it; SER_GATE_BUNDLE points elsewhere."""
+    return Path(os.environ.get("SER_GATE_BUNDLE", Path(__file__).resolve().parent / "gate" / "bundle"))
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    kind: str = field(default="energy", metadata=check(choices=("energy", "speech")))
+    kind: str = field(default="speech", metadata=check(choices=("energy", "speech")))
     """energy: every utterance the energy gate cuts is scored for emotion; speech: only the
     stretches the speech gate's model hears as a voice (music, fans, doors and clicks are
     dropped; TV and radio dialogue is speech and passes)."""
@@ -261,6 +262,12 @@ class Settings:
     """Where events go."""
     spool: SpoolSettings = field(default_factory=SpoolSettings)
     """Where events wait for the broker."""
+
+    def __post_init__(self) -> None:
+        if self.gate.kind == "speech" and self.source.kind == "serial" and self.source.serial.mode == "results":
+            raise ValueError("gate.kind speech cannot check a node in results mode (the node scores what its "
+                             "energy gate cuts; music would be published): use source.serial.mode features, "
+                             "or write gate.kind: energy")  # fmt: skip
 
 
 def load_settings(path: Path) -> Settings:

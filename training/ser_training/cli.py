@@ -125,7 +125,7 @@ def _robustness(args: argparse.Namespace) -> int:
     out = args.out or (args.target / "robustness")
     from ser_edge.settings import GateSettings
 
-    gate = GateSettings(kind=args.gate)
+    gate = GateSettings(kind=args.gate) if args.gate else GateSettings()
     t = robustness(args.target, protocol, out, workers=args.workers, cache=args.cache, gate=gate)
     print(format_tables(t))
     print(f"tables in {out / 'robustness.json'}")
@@ -158,9 +158,10 @@ def _gate_model(args: argparse.Namespace) -> int:
     tess = expand(data.tess) if data.tess else None
     training, validation = stretches(expand(data.ravdess), tess, expand(data.noise), args.minutes, args.music_minutes,
                                      args.every, args.cache)  # fmt: skip
-    windows = gate_data(training)
-    print(f"{len(windows.labels)} windows, {windows.labels.mean():.0%} speech")
-    export(train(windows, args.epochs), windows, args.out)
+    if not args.rule_only:
+        windows = gate_data(training)
+        print(f"{len(windows.labels)} windows, {windows.labels.mean():.0%} speech")
+        export(train(windows, args.epochs), windows, args.out)
     rule, table = choose_rule(args.out, validation)
     manifest = record_rule(args.out, rule, table)
     r = manifest["rule"]
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", type=Path, help="conditions (default: configs/protocols/robustness.yaml)")
     p.add_argument("--every", type=int, help="score every n-th clip only (a quick look; not for reported figures)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    p.add_argument("--gate", choices=("energy", "speech"), default="energy", help="the gate's kind (gate.kind)")
+    p.add_argument("--gate", choices=("energy", "speech"), help="gate.kind (default: the daemon's, speech)")
     p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")
     p.set_defaults(func=_robustness)
 
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gate-bundle",
         type=Path,
-        default=Path("deploy/models/ser-gate"),
+        default=Path("edge/ser_edge/gate/bundle"),
         help="the speech gate's model bundle (measured when it exists)",
     )
     p.add_argument(
@@ -272,11 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bench_gate)
 
     p = sub.add_parser("gate-model", help="train and export the speech gate's model (speech / not speech)")
-    p.add_argument("--out", type=Path, default=Path("deploy/models/ser-gate"), help="bundle folder")
+    p.add_argument("--out", type=Path, default=Path("edge/ser_edge/gate/bundle"), help="bundle folder")
     p.add_argument("--minutes", type=float, default=15.0, help="minutes of household sounds")
     p.add_argument("--music-minutes", type=float, default=60.0, help="minutes of made music")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only")
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--rule-only", action="store_true", help="keep the bundle's model; choose its rule again")
     p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music and rooms cache")
     p.set_defaults(func=_gate_model)
 

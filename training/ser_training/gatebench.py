@@ -146,13 +146,13 @@ def detectors(gate_bundle: Path | None = None) -> dict[str, Detector]:
         return make
 
     def silero() -> Gate:
-        gate = Gate(GateSettings())
+        gate = Gate(GateSettings(kind="energy"))
         judge = SileroJudge()
         gate.judge = Recorder(judge, lambda: judge.p)
         return gate
 
     out = {
-        "energy (daemon default)": gate_detector(recorded(GateSettings())),
+        "energy (gate.kind energy)": gate_detector(recorded(GateSettings(kind="energy"))),
         "WebRTC VAD mode 2": gate_detector(recorded(GateSettings(engine="webrtcvad", webrtcvad_mode=2))),
         "WebRTC VAD mode 3": gate_detector(recorded(GateSettings(engine="webrtcvad", webrtcvad_mode=3))),
         "Silero VAD v5": gate_detector(silero),

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         model_cost = m4_instructions((a.bundle / "model.tflite").read_bytes())[0]
     clips = [read_audio(f) for f in sorted((REPO / "deploy" / "samples").glob("*.flac"))]
     pcm = m4.speech_stream(clips, a.seconds)
-    gate = GateSettings()
+    gate = GateSettings(kind="energy")  # the node's energy gate, as in results mode
     units = dataclasses.astuple(GateUnits.of(gate))
     config = {mode: protocol.config_payload(mode, units) for mode in ("features", "results")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser_edge.frontend import DEFAULT_CONFIG
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
 from ser_edge.frontend.fixed import log2_mean_square, sign_changes
 from ser_edge.frontend.tables import LOG_FRAC_BITS, tables_for
 from ser_edge.settings import GateSettings
@@ -143,10 +143,18 @@ class Utterance:
     """UNIX time of the first sample."""
     end: float
     """UNIX time just after the last sample."""
+    rows: np.ndarray | None = None
+    """Its front-end rows when the gate computed them already: the speech gate's are the
+    span's rows of its candidate stretch's front end, as a node in features mode sends them
+    (the front end's memory starts at the stretch, not at the span)."""
 
     @property
     def seconds(self) -> float:
         return self.pcm.size / SAMPLE_RATE
+
+    def features(self, cfg: FrontendConfig) -> np.ndarray:
+        """The rows the emotion model scores: the gate's, or the front end's on the samples."""
+        return self.rows if self.rows is not None else compute_features(self.pcm, cfg=cfg)
 
 
 class Gate:

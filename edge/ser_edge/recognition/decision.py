@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser_edge.frontend import compute_features
 from ser_edge.gate.vad import Utterance
 from ser_edge.recognition.model import EmotionModel
 from ser_edge.recognition.scoring import utterance_score
@@ -58,7 +57,7 @@ def judge(labels: tuple[str, ...], scores: np.ndarray, start: float, end: float,
 def recognise(model: EmotionModel, utterance: Utterance, threshold: float) -> Recognition:
     """Front end, model and decision for one utterance."""
     began = time.perf_counter()
-    scores = model.utterance_scores(compute_features(utterance.pcm, cfg=model.bundle.frontend))
+    scores = model.utterance_scores(utterance.features(model.bundle.frontend))
     return judge(model.bundle.labels, scores, utterance.start, utterance.end, threshold, began)
 
 
