@@ -39,7 +39,8 @@ def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     subprocess.run([sys.executable, str(GENERATOR), str(MODEL), "--out", str(generated)], check=True)
     # The sketch's static node state (struct ser_node), as a translation unit of its own.
     (generated / "state.c").write_text('#include "node.h"\nstruct ser_node node;\n')
-    for source in (*(NODE / f"{name}.c" for name in C_CORE), generated / "model_data.cpp", generated / "state.c"):
+    models = (generated / "model_data.cpp", generated / "speech_model_data.cpp")
+    for source in (*(NODE / f"{name}.c" for name in C_CORE), *models, generated / "state.c"):
         obj = out / (source.stem + ".o")
         # The sketch's model array is C++, as the Arduino IDE builds it.
         cmd = [gcc.replace("gcc", "g++"), *CFLAGS[1:], "-std=c++17"] if source.suffix == ".cpp" else [gcc, *CFLAGS]
@@ -71,24 +72,23 @@ def test_fits_the_board_with_half_to_spare(objects: dict[str, Path]) -> None:
         text, data, bss = _sizes(obj)
         flash += text + data
         ram += data + bss
-    # The sketch's own buffers: the microphone ring, the PDM buffer, the arena's slack.
+    # The sketch's own buffers: the microphone ring, the PDM buffer, both arenas with their slack.
     sketch = (NODE / "ser_node.ino").read_text()
     assert "kRingFrames = SER_MODEL_RING_FRAMES;" in sketch
     info = (objects["model_data"].parent / "sketch" / "model_info.h").read_text()
     ring = int(re.search(r"#define SER_MODEL_RING_FRAMES (\d+)", info)[1]) * 320 * 2
     pdm = int(re.search(r"pdm_buffer\[(\d+)\]", sketch)[1]) * 2
     slack = int(re.search(r"SER_MODEL_ARENA_BYTES \+ (\d+)\]", sketch)[1])
-    ram += arena + ring + pdm + slack
-    # The speech gate's model and its interpreter's arena (with the same slack), budgeted
-    # before the sketch carries them (gate.kind speech on the node).
     gate = json.loads((GATE / "manifest.json").read_text())
-    flash += gate["model"]["tflite_bytes"]
-    ram += gate["verification"]["tflm_arena_bytes"] + slack
+    speech_arena = gate["verification"]["tflm_arena_bytes"] + int(re.search(r"SER_SPEECH_ARENA_BYTES \+ (\d+)\]",
+                                                                            sketch)[1])  # fmt: skip
+    ram += arena + ring + pdm + slack + speech_arena
+    speech_flash = sum(_sizes(objects["speech_model_data"])[:2])
     print(
         f"flash {flash} B ({100 * flash / FLASH:.0f} %), RAM {ram} B ({100 * ram / RAM:.0f} %), "
-        f"of which the speech gate's model {gate['model']['tflite_bytes']} B and arena "
-        f"{gate['verification']['tflm_arena_bytes'] + slack} B"
+        f"of which the speech gate's model {speech_flash} B and arena {speech_arena} B"
     )
+    assert speech_flash >= gate["model"]["tflite_bytes"]  # the speech gate's model is in the image
     assert flash <= FLASH // 2, f"flash {flash} B of {FLASH}"
     assert ram <= RAM // 2, f"RAM {ram} B of {RAM}"
 
@@ -109,6 +109,20 @@ def test_model_info_header_describes_the_bundle(tmp_path: Path) -> None:
     assert not {"AddFullyConnected", "AddMean"} & set(ops)  # mishandled per-channel / no CMSIS-NN kernel
     assert len(ops) == int(defines["SER_MODEL_OP_COUNT"]) == len(manifest["verification"]["ops"])
     assert (tmp_path / "model_data.cpp").read_text() == (MODEL / "model_data.c").read_text()
+    # The speech gate's model, which the sketch runs with gate.kind speech in features mode.
+    gate = json.loads((GATE / "manifest.json").read_text())
+    speech = dict(re.findall(r"#define (SER_SPEECH_[\w()]+) (.+)", (tmp_path / "model_info.h").read_text()))
+    assert speech["SER_SPEECH_SHA256"] == f'"{gate["model"]["sha256"][:12]}"'
+    assert int(speech["SER_SPEECH_WINDOW_FRAMES"]) == gate["scoring"]["window_frames"]
+    assert int(speech["SER_SPEECH_HOP_FRAMES"]) == gate["scoring"]["hop_frames"]
+    assert int(speech["SER_SPEECH_ARENA_BYTES"]) == gate["verification"]["tflm_arena_bytes"]
+    assert int(speech["SER_SPEECH_LABEL"]) == gate["labels"].index("speech")
+    array = (tmp_path / "speech_model_data.cpp").read_text()
+    values = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", array))
+    assert values == (GATE / "model.tflite").read_bytes()
+    sketch = (NODE / "ser_node.ino").read_text()
+    for name in ("g_ser_speech_model", "SER_SPEECH_OPS(", "SER_SPEECH_SHA256", "SER_SPEECH_LABEL"):
+        assert name in sketch, f"the sketch does not use {name}"
 
 
 def test_model_files_from_a_broken_bundle_are_a_clear_error(tmp_path: Path) -> None:

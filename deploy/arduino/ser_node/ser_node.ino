@@ -1,12 +1,13 @@
 // ser-node: the Arduino Nano 33 BLE Sense as a speech emotion front end for a Pi.
 //
-// PDM microphone (16 kHz) -> node.c (gate, front end, and in results mode TFLite Micro)
-// -> framed serial protocol on the USB port (PROTOCOL.md). The Pi's ser-edge configures
-// the mode and the gate; this file only connects the board's parts to node.c, the same
-// core the host emulator runs in the tests (deploy/arduino/host/emulator.py).
+// PDM microphone (16 kHz) -> node.c (gate, front end; with gate.kind speech in features
+// mode the speech gate's model on TFLite Micro; in results mode the emotion model) ->
+// framed serial protocol on the USB port (PROTOCOL.md). The Pi's ser-edge configures the
+// mode and the gate; this file only connects the board's parts to node.c, the same core
+// the host emulator runs in the tests (deploy/arduino/host/emulator.py).
 //
 // Before building: .venv/bin/python deploy/arduino/gen_model_files.py deploy/models/ser-tiny
-// (writes model_data.cpp, model_data.h and model_info.h here). README.md has the steps.
+// (writes model_data.*, speech_model_data.* and model_info.h here). README.md has the steps.
 
 #include <Chirale_TensorFlowLite.h>
 #include <PDM.h>
@@ -20,6 +21,7 @@ extern "C" {
 }
 #include "model_data.h"
 #include "model_info.h"
+#include "speech_model_data.h"
 
 namespace {
 
@@ -38,6 +40,12 @@ int pdm_fill = 0;
 alignas(16) uint8_t arena[SER_MODEL_ARENA_BYTES + 1024];
 tflite::MicroMutableOpResolver<SER_MODEL_OP_COUNT> resolver;
 tflite::MicroInterpreter *interpreter = nullptr;
+
+// The speech gate's model: its own interpreter and arena (both models are never needed at
+// once, but each keeps its tensors planned, so neither re-plans per window).
+alignas(16) uint8_t speech_arena[SER_SPEECH_ARENA_BYTES + 1024];
+tflite::MicroMutableOpResolver<SER_SPEECH_OP_COUNT> speech_resolver;
+tflite::MicroInterpreter *speech_interpreter = nullptr;
 
 struct ser_node node;
 
@@ -73,7 +81,18 @@ int classify(void *, const int8_t *window, int8_t *scores) {
     return 0;
 }
 
+int speech(void *, const int8_t *window, int8_t *score) {
+    TfLiteTensor *input = speech_interpreter->input(0);
+    memcpy(input->data.int8, window, SER_SPEECH_WINDOW_FRAMES * SER_NFEATURES);
+    if (speech_interpreter->Invoke() != kTfLiteOk) {
+        return -1;
+    }
+    *score = speech_interpreter->output(0)->data.int8[SER_SPEECH_LABEL];
+    return 0;
+}
+
 #define SER_ADD_OP(method) resolver.method();
+#define SER_ADD_SPEECH_OP(method) speech_resolver.method();
 
 }  // namespace
 
@@ -83,10 +102,16 @@ void setup() {
     static tflite::MicroInterpreter tflm(tflite::GetModel(g_ser_model), resolver, arena, sizeof arena);
     bool model_ok = tflm.AllocateTensors() == kTfLiteOk;
     interpreter = &tflm;
-    // No speech gate model in this sketch yet: with gate.kind speech the Pi refuses the node by name.
-    struct ser_node_io io = {write_serial, model_ok ? classify : nullptr, nullptr, nullptr};
-    struct ser_node_model model = {SER_MODEL_SHA256, SER_MODEL_LABELS, SER_MODEL_WINDOW_FRAMES, SER_MODEL_HOP_FRAMES,
-                                   nullptr, 0, 0};
+    SER_SPEECH_OPS(SER_ADD_SPEECH_OP)
+    static tflite::MicroInterpreter speech_tflm(tflite::GetModel(g_ser_speech_model), speech_resolver, speech_arena,
+                                                sizeof speech_arena);
+    bool speech_ok = speech_tflm.AllocateTensors() == kTfLiteOk;
+    speech_interpreter = &speech_tflm;
+    // A model that failed to allocate is offered as absent: the Pi refuses that mode by name.
+    struct ser_node_io io = {write_serial, model_ok ? classify : nullptr, nullptr, speech_ok ? speech : nullptr};
+    struct ser_node_model model = {SER_MODEL_SHA256,         SER_MODEL_LABELS,         SER_MODEL_WINDOW_FRAMES,
+                                   SER_MODEL_HOP_FRAMES,     SER_SPEECH_SHA256,        SER_SPEECH_WINDOW_FRAMES,
+                                   SER_SPEECH_HOP_FRAMES};
     ser_node_init(&node, &io, &model, kFirmware);
     PDM.onReceive(on_pdm);
     PDM.setGain(20);
