@@ -91,29 +91,35 @@ def test_another_channel_band_limits_and_keeps_the_level() -> None:
     assert 0.5 < level(phone) / level(pcm) < 2.0
 
 
-def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gated_featurising_sees_the_utterance_the_device_would(tmp_path: Path) -> None:
     import soundfile as sf
 
     from ser_edge.audio.audio_io import read_audio
-    from ser_edge.frontend import FrontendConfig, compute_features
+    from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
     from ser_edge.pipeline import utterances_in
     from ser_edge.settings import GateSettings
-    from ser_training.dataset import featurise
+    from ser_training.dataset import featurise, training_gate
 
     pcm = read_audio(SAMPLES[1])
     path = tmp_path / "clip.wav"
     sf.write(path, np.concatenate([np.zeros(16000, np.int16), pcm]), 16000, subtype="PCM_16")  # a second of zeros first
     fe = FrontendConfig(agc_strength=1.0, log_floor=-40)  # a front end with memory: where it starts matters
     clip = Clip(path, "calm", "x/1", "x")
-    gated = featurise([clip], fe, None, workers=1, gated=True).originals[path]
+    energy = GateSettings(kind="energy")
+    gated = featurise([clip], fe, None, workers=1, gate=energy).originals[path]
     whole = featurise([clip], fe, None, workers=1).originals[path]
-    (u,) = utterances_in(read_audio(path), GateSettings(kind="energy"))
+    (u,) = utterances_in(read_audio(path), energy)
     assert np.array_equal(gated, compute_features(u.pcm, cfg=fe))
     assert gated.shape[0] < whole.shape[0] - 50  # the leading zeros and the tail are not in it
+    # The speech gate: the rows the daemon scores, the span's rows of its stretch's front end.
+    speech = training_gate("speech", DEFAULT_CONFIG)
+    by_speech = featurise([clip], DEFAULT_CONFIG, None, workers=1, gate=speech).originals[path]
+    (s,) = utterances_in(read_audio(path), speech)
+    assert s.rows is not None and np.array_equal(by_speech, s.rows)
+    with pytest.raises(ValueError, match="needs the speech gate's front end"):
+        training_gate("speech", FrontendConfig(agc_strength=0.0))
     # Cached features were cut by one gate: another gate's settings must not reuse them.
-    import ser_training.dataset
-
-    featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True)
-    monkeypatch.setattr(ser_training.dataset, "TRAINING_GATE", GateSettings(kind="energy", start_db=30.0, stop_db=20.0))
-    strict = featurise([clip], fe, None, tmp_path / "cache", workers=1, gated=True).originals[path]
+    featurise([clip], fe, None, tmp_path / "cache", workers=1, gate=energy)
+    strict = GateSettings(kind="energy", start_db=30.0, stop_db=20.0)
+    strict = featurise([clip], fe, None, tmp_path / "cache", workers=1, gate=strict).originals[path]
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2 and strict.shape[0] < gated.shape[0]

@@ -78,8 +78,16 @@ class DataConfig:
     """Background recordings: whole files are split between training and evaluation (noise.py)."""
     gate: bool = False
     """Featurise each clip (and rendering) as the device hears it: the longest utterance
-    the daemon's default gate finds, so a front end with memory starts where it starts on
+    the gate finds (``gate_kind``), so a front end with memory starts where it starts on
     the device (at the pre-roll), not at the file's first sample."""
+    gate_kind: str = "energy"
+    """The gate ``gate`` cuts with: energy, or speech (the daemon's default; its rows are
+    the span's rows of the stretch's front end, which must be this config's)."""
+
+    def __post_init__(self) -> None:
+        if self.gate_kind not in ("energy", "speech"):
+            raise ValueError(f"gate_kind must be energy or speech, got {self.gate_kind!r}")
+
     cache: str = ".cache/features"
     """Where featurised clips are cached (relative to the working directory)."""
 

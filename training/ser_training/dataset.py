@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import FrontendConfig, compute_features_batch
-from ser_edge.gate.vad import GateUnits
+from ser_edge.gate.vad import GateUnits, Utterance
 from ser_edge.pipeline import utterances_in
+from ser_edge.recognition.bundle import load_bundle
 from ser_edge.recognition.scoring import pad_to, utterance_windows
 from ser_edge.settings import GateSettings
 
@@ -32,30 +33,39 @@ class FeatureBank:
 
 
 _SURROUNDINGS: list[Surroundings | None] = [None]
-#: The gate training clips are cut by (``data.gate``): the energy gate, whose utterances the
-#: speech gate keeps as they are apart from their ends (clean accuracy within 1 point).
-TRAINING_GATE = GateSettings(kind="energy")
 
 
 def _set_surroundings(where: Surroundings | None) -> None:
     _SURROUNDINGS[0] = where
 
 
-def as_heard(pcm: np.ndarray) -> np.ndarray:
-    """A clip as the device hears it: the longest utterance the training gate finds in it
-    (from its pre-roll, where the front end's state starts), or the whole clip when the gate
-    finds none."""
-    found = utterances_in(pcm, TRAINING_GATE)
-    return max(found, key=lambda u: u.pcm.size).pcm if found else pcm
+def as_heard(pcm: np.ndarray, gate: GateSettings) -> Utterance:
+    """A clip as the device hears it: the longest utterance the gate finds in it (its rows
+    computed as the device computes them: from its pre-roll, or for the speech gate from
+    its candidate stretch's), or the whole clip when the gate finds none."""
+    found = utterances_in(pcm, gate)
+    return max(found, key=lambda u: u.pcm.size) if found else Utterance(pcm, 0.0, 0.0)
 
 
-def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None, bool]) -> tuple[np.ndarray, list[np.ndarray]]:
-    path, fe, aug, gated = job
+def _work(job: tuple[Path, FrontendConfig, AugmentConfig | None, GateSettings | None]):
+    path, fe, aug, gate = job
     pcm = read_audio(path, fe.sample_rate)
     extra = render(pcm, path.name, aug, fe.sample_rate, _SURROUNDINGS[0]) if aug and aug.renderings else []
-    versions = [as_heard(x) for x in (pcm, *extra)] if gated else [pcm, *extra]
-    original, *renderings = compute_features_batch(versions, cfg=fe)  # one pass over all versions
+    heard = [as_heard(x, gate) if gate else Utterance(x, 0.0, 0.0) for x in (pcm, *extra)]
+    to_compute = [u.pcm for u in heard if u.rows is None]
+    computed = iter(compute_features_batch(to_compute, cfg=fe) if to_compute else [])  # one pass over them all
+    original, *renderings = [u.rows if u.rows is not None else next(computed) for u in heard]
     return original, renderings
+
+
+def training_gate(kind: str, fe: FrontendConfig) -> GateSettings:
+    """The daemon's gate of this kind, with its default settings, for featurising training
+    clips as the device hears them; the speech gate only for its own front end."""
+    gate = GateSettings(kind=kind)
+    if kind == "speech" and load_bundle(gate.speech_bundle, frontend=None).frontend.hash != fe.hash:
+        raise ValueError("data.gate_kind: speech needs the speech gate's front end; this config's differs "
+                         "(use gate_kind: energy)")  # fmt: skip
+    return gate
 
 
 def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,20 +85,24 @@ def featurise(
     workers: int = 2,
     label: str = "featurising",
     where: Surroundings | None = None,
-    gated: bool = False,
+    gate: GateSettings | None = None,
 ) -> FeatureBank:
     """Features of the clips (and their renderings when ``aug``, in ``where``'s rooms and
-    noise when it asks for them; each as the device hears it when ``gated``), cached in
-    cache_dir.
+    noise when it asks for them; each as the device hears it through ``gate`` when given),
+    cached in cache_dir.
 
     The cache is keyed by the clips' paths, the front-end hash, the augmentation settings,
-    the gate's settings when gated and the noise files' names, not by file contents: delete
-    it after editing audio files in place.
+    the gate's settings (and speech model) and the noise files' names, not by file contents:
+    delete it after editing audio files in place.
     """
     paths = sorted({c.path for c in clips})
     tag = f"{fe.hash}-{aug.key if aug and aug.renderings else 'plain'}"
-    if gated:
-        tag += "-gated-" + hashlib.sha256(repr(GateUnits.of(TRAINING_GATE)).encode()).hexdigest()[:8]
+    if gate is not None:
+        heard_by = repr(GateUnits.of(gate))
+        if gate.kind == "speech":
+            bundle = load_bundle(gate.speech_bundle, frontend=None)
+            heard_by += f" {bundle.sha256} {gate!r}"  # the speech model and every setting
+        tag += "-gated-" + hashlib.sha256(heard_by.encode()).hexdigest()[:8]
     if aug and aug.renderings and aug.acoustic and where is not None:
         tag += "-" + hashlib.sha256("\n".join(f.name for f in where.noise_files).encode()).hexdigest()[:8]
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
@@ -100,7 +114,7 @@ def featurise(
         flat = _unpack(data["aug_rows"], data["aug_lengths"])
         renderings = [flat[i * per : (i + 1) * per] for i in range(len(paths))]
     else:
-        jobs = [(p, fe, aug, gated) for p in paths]
+        jobs = [(p, fe, aug, gate) for p in paths]
         if workers > 1:
             with multiprocessing.get_context("spawn").Pool(workers, _set_surroundings, (where,)) as pool:
                 results = list(tqdm(pool.imap(_work, jobs, chunksize=8), total=len(jobs), desc=label))

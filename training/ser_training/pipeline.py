@@ -16,7 +16,7 @@ from ser_edge.recognition.scoring import silence_row
 from .augment import surroundings
 from .config import Config, DataConfig, expand
 from .corpora import LOADERS, Clip, Manifest, check_audio, load_crema, load_ravdess
-from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_windows
+from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_gate, training_windows
 from .export import exportable, manifest_for, quiet_stderr, write_bundle
 from .int8 import convert, tflm_min_arena
 from .metrics import format_report, report
@@ -137,7 +137,8 @@ def prepare(cfg: Config, cache: Path | None, verify_crema: bool = False) -> tupl
     for problem in manifest.problems:
         print(f"skipped: {problem}")
     where = surroundings(cfg.augment, expand(cfg.data.noise), ROOMS_CACHE) if cfg.augment.acoustic else None
-    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where, gated=cfg.data.gate)
+    gate = training_gate(cfg.data.gate_kind, cfg.frontend) if cfg.data.gate else None
+    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where, gate=gate)
     return manifest.clips, bank
 
 
