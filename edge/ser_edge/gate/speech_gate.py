@@ -146,13 +146,14 @@ class SpeechGate:
         the margins the energy gate keeps (and the emotion model was trained with: without
         the hangover, clean accuracy fell 2.4 points)."""
         out = []
-        rows = compute_features(candidate.pcm, cfg=self.model.bundle.frontend)
+        fe = self.model.bundle.frontend
+        rows = compute_features(candidate.pcm, cfg=fe)
         for first, last in self._spans(rows):
             a = max(0, first - self._preroll)
             b = min(candidate.pcm.size // FRAME_SAMPLES, last + self._tail)
             start = candidate.start + a * FRAME_SAMPLES / SAMPLE_RATE
             pcm = candidate.pcm[a * FRAME_SAMPLES : b * FRAME_SAMPLES]
-            out.append(Utterance(pcm, start, start + pcm.size / SAMPLE_RATE, rows[a : b - 1]))
+            out.append(Utterance(pcm, start, start + pcm.size / SAMPLE_RATE, rows[a : b - 1], fe))
         return out
 
     def _spans(self, rows: np.ndarray) -> list[tuple[int, int]]:

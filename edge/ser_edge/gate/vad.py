@@ -147,14 +147,19 @@ class Utterance:
     """Its front-end rows when the gate computed them already: the speech gate's are the
     span's rows of its candidate stretch's front end, as a node in features mode sends them
     (the front end's memory starts at the stretch, not at the span)."""
+    rows_frontend: FrontendConfig | None = None
+    """The front end those rows came from."""
 
     @property
     def seconds(self) -> float:
         return self.pcm.size / SAMPLE_RATE
 
     def features(self, cfg: FrontendConfig) -> np.ndarray:
-        """The rows the emotion model scores: the gate's, or the front end's on the samples."""
-        return self.rows if self.rows is not None else compute_features(self.pcm, cfg=cfg)
+        """The rows a model on front end ``cfg`` scores: the gate's when they are that front
+        end's, else the front end's on the samples."""
+        if self.rows is not None and self.rows_frontend == cfg:
+            return self.rows
+        return compute_features(self.pcm, cfg=cfg)
 
 
 class Gate:
