@@ -74,14 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             steps = timeline.step_instructions(run.cost, run.classified, model_cost)
             print(f"  node, {mode} mode: mean {_share(steps.mean())}, longest frame {steps.max() / 64e3:.1f} ms")
             print(f"    timeline: {timeline.simulate(steps, ring)}")
-        speech = 50 * (front_end["-Os"].cost.mean() + g.cost.mean()) + 50 / hop * model_cost
+        rows_and_gate = 50 * (front_end["-Os"].cost.mean() + g.cost.mean())  # a second of audio
+        speech = rows_and_gate + 50 / hop * model_cost
         print(f"a second of speech at -Os (50 rows, the gate, {50 / hop:g} window): {speech / 1e6:.1f} M instructions, "
               f"{speech / m4.CLOCK_HZ:.0%} of 64 MHz")  # fmt: skip
         # gate.kind speech in features mode: the speech gate's windows instead of the emotion model's.
         gate_manifest = json.loads((GATE_BUNDLE / "manifest.json").read_text())
         speech_cost = gate_manifest["verification"]["m4_instructions_per_window"]
         per_second = 50 / gate_manifest["scoring"]["hop_frames"]
-        awake = 50 * (front_end["-Os"].cost.mean() + g.cost.mean()) + per_second * speech_cost
+        awake = rows_and_gate + per_second * speech_cost
         print(f"a second the speech gate is awake (features mode, gate.kind speech; 50 rows, the gate, "
               f"{per_second:g} speech windows of {speech_cost / 1e6:.2f} M, estimated): "
               f"{awake / 1e6:.1f} M instructions, {awake / m4.CLOCK_HZ:.0%} of 64 MHz")  # fmt: skip
