@@ -8,7 +8,9 @@ Training material, none of it in the benchmark's evaluation set:
   training half of the noise recordings or synthetic noise at -5..30 dB SNR, half of those
   in a simulated room;
 - non-speech: the training half of the household recordings, music rendered with the
-  training instruments, synthesised household sounds and stationary noise.
+  training instruments (as many solo lines again as mixed pieces; each piece once as
+  rendered and once from a loudspeaker across a simulated room), synthesised household
+  sounds and stationary noise.
 Rows are computed as the device computes them for a stretch the energy stage cut (the
 front end's memory starting at its pre-roll), and also over whole stretches.
 
@@ -46,7 +48,7 @@ SAMPLE_RATE = 16000
 WINDOW, HOP = 25, 10  # rows: 0.5 s every 0.2 s
 TRAIN_ACTORS = tuple(f"{i:02d}" for i in range(1, 15))
 VALID_ACTORS = ("15", "16")
-VERSION = "0.2.1"
+VERSION = "0.3.0"
 MAX_VALID_MISS = 0.03
 MAX_VALID_MISS_0DB = 0.10
 #: The energy stage the model sits behind: the speech gate's wake thresholds.
@@ -89,13 +91,12 @@ def _labelled(pcm: np.ndarray, span: tuple[int, int] | None) -> list[tuple[np.nd
     return out
 
 
-def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache: Path | None, every: int):
+def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, rooms: list, every: int):
     """(pcm, voiced span, validation?, SNR) of each speech clip, quiet (SNR None) and noisy
     (SNR drawn); a validation clip also at 0 dB."""
     clips = [c for c in load_ravdess(ravdess).clips if c.speaker.split("/")[-1] in TRAIN_ACTORS + VALID_ACTORS]
     if tess and tess.is_dir():
         clips += load_tess(tess).clips[::10]
-    rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
     for clip in clips[::every]:
         pcm = read_audio(clip.path, SAMPLE_RATE)
         x = np.concatenate([np.zeros(SAMPLE_RATE), pcm.astype(np.float64) / 32768.0, np.zeros(SAMPLE_RATE)])
@@ -114,19 +115,23 @@ def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache:
             yield pcm16(x + noise_at_snr(x, noise.segment(x.size, zero)[0], 0.0)), span, valid, 0.0
 
 
-def _nonspeech_stretches(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
+def _nonspeech_stretches(noise_files: list[Path], minutes: float, music_minutes: float, rooms: list,
+                         cache: Path | None):  # fmt: skip
     """(pcm, None, validation?, None): every fifth stretch is for validation."""
-    for i, pcm in enumerate(_nonspeech(noise_files, minutes, music_minutes, cache)):
+    for i, pcm in enumerate(_nonspeech(noise_files, minutes, music_minutes, rooms, cache)):
         yield pcm, None, i % 5 == 4, None
 
 
-def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
+def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, rooms: list, cache: Path | None):
     for f in noise_files:
         pcm = read_audio(f, SAMPLE_RATE)
         for s in range(0, pcm.size, 30 * SAMPLE_RATE):
             yield in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}")
-    for i, piece in enumerate(music(max(1, round(music_minutes * 2)), 30.0, "train", cache)):
-        yield in_quiet_room(piece, f"train music {i}")
+    pieces = max(1, round(music_minutes * 2))
+    for solo in (False, True):  # as many solo lines again: the music most like a voice
+        for i, piece in enumerate(music(pieces, 30.0, "train", cache, solo)):
+            yield in_quiet_room(piece, f"train music {i}" + " solo" * solo)
+            yield _across_the_room(piece, rooms, key_rng("music in a room", solo, i))
     for k in HOUSEHOLD:
         for j in range(max(1, round(minutes / len(HOUSEHOLD) * 2))):
             yield household(k, 30.0, key_rng("household", "train", k, j))
@@ -135,14 +140,23 @@ def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, ca
         yield in_quiet_room(pcm16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k)
 
 
+def _across_the_room(piece: np.ndarray, rooms: list, rng: np.random.Generator) -> np.ndarray:
+    """Music from a loudspeaker in one of the training rooms, 0-30 dB quieter than as
+    rendered, starting in the room's quiet."""
+    x = reverberate(piece.astype(np.float64), rooms[int(rng.integers(len(rooms)))].speech_rir)[: piece.size]
+    x = scale_to(x, active_power(piece.astype(np.float64))) * 10 ** (-rng.uniform(0, 30) / 20)
+    return in_quiet_room(np.clip(np.round(x), -32768, 32767).astype(np.int16), f"room {rng.integers(1 << 30)}")
+
+
 def stretches(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, music_minutes: float = 60.0,
               every: int = 1, cache: Path | None = None) -> tuple[list, list]:  # fmt: skip
     """(training, validation) lists of (pcm, voiced span or None[, SNR or None for validation])."""
     split = noise_split(noise_root)
     train_noise = [f for f in split.train if "household" in f.parts]
     pool = NoisePool(train_noise, SYNTH_KINDS)
-    every_one = list(_speech_stretches(ravdess, tess, pool, cache, every))
-    every_one += list(_nonspeech_stretches(train_noise, minutes, music_minutes, cache))
+    rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
+    every_one = list(_speech_stretches(ravdess, tess, pool, rooms, every))
+    every_one += list(_nonspeech_stretches(train_noise, minutes, music_minutes, rooms, cache))
     return [(p, s) for p, s, v, _ in every_one if not v], [(p, s, snr) for p, s, v, snr in every_one if v]
 
 
