@@ -44,21 +44,6 @@ def test_music_is_rendered_by_fluidsynth_from_generated_midi() -> None:
     assert not {52, 53, 54} & set(N.INSTRUMENTS["train"] + N.INSTRUMENTS["test"])  # no voice programs
 
 
-def test_solo_lines_are_their_own_seeded_pieces_on_the_splits_instruments(tmp_path: Path) -> None:
-    """The gate's training adds solo lines (one instrument, phrases and rests): seeded,
-    cached apart from the mixed pieces, and never on an evaluation instrument."""
-    (solo,) = N.music(1, 3.0, "train", tmp_path, solo=True)
-    (mixed,) = N.music(1, 3.0, "train", tmp_path)
-    assert solo.size == mixed.size == 48000 and not np.array_equal(solo, mixed)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"music-solo-v{N.MUSIC_VERSION}-train-000-3s.flac",
-                                                           f"music-v{N.MUSIC_VERSION}-train-000-3s.flac"]  # fmt: skip
-    assert np.array_equal(N.music(1, 3.0, "train", None, solo=True)[0], solo)  # the cache holds what rendering makes
-    pieces = [N._solo(3.0, "train", key_rng("s", i)) for i in range(30)]
-    assert {p[30] for p in pieces} == {0xC0}  # after the header and the tempo: a program change
-    programs = {p[31] for p in pieces}
-    assert programs <= set(N.INSTRUMENTS["train"]) and len(programs) > 10
-
-
 def test_a_missing_soundfont_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(N.RenderError, match=r"fluidsynth and .*missing\.sf2"):
         N.render(N.random_piece(1.0, "train", key_rng("t")), tmp_path / "missing.sf2")

@@ -23,7 +23,6 @@ from ser_edge.tools.localbroker import LocalBroker
 from ser_training.gatebench import in_quiet_room, voiced_span
 from ser_training.noise import key_rng
 from ser_training.nonspeech import household, random_piece, render
-from ser_training.speechgate import KINDS, GateData, best_rule, choose_rule
 from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, write_config
 
@@ -66,54 +65,6 @@ def test_the_shipped_rule_is_the_one_chosen_in_training() -> None:
     assert (g.speech_threshold, g.speech_min_windows, g.speech_of_windows) == (
         rule["threshold"], rule["min_windows"], rule["of_windows"])  # fmt: skip
     assert SpeechRule.of(g, load_bundle(GATE).hop_frames).hangover == rule["hangover_windows"]
-
-
-def test_training_weighs_speech_half_and_each_kind_of_non_speech_alike() -> None:
-    """However many minutes of music the gate's training has, music, household sounds and
-    noise each weigh a third of the non-speech half, and the weights average 1."""
-    counts = {"speech": 500, "noise": 20, "music": 900, "household": 80}
-    kinds = np.repeat(np.arange(len(KINDS)), [counts[k] for k in KINDS]).astype(np.int8)
-    data = GateData(np.zeros((kinds.size, 1, 1), np.int8), (kinds == 0).astype(np.int8), kinds)
-    w = data.weights()
-    assert w.shape == kinds.shape and w.mean() == pytest.approx(1.0)
-    shares = [w[kinds == i].sum() / w.sum() for i in range(len(KINDS))]
-    assert shares == pytest.approx([1 / 2, 1 / 6, 1 / 6, 1 / 6])
-    assert w[kinds == KINDS.index("music")][0] < w[kinds == KINDS.index("household")][0]
-
-
-def test_the_rule_is_chosen_on_the_worst_kind_of_non_speech() -> None:
-    """Each kind of non-speech is held to the target per hour of its own: a rule with
-    fewer events in all but many on the household sounds loses; a rule that misses too
-    many voices is never chosen, however quiet."""
-
-    def row(threshold: float, miss: float, by_kind: dict[str, float], hours: dict[str, float]) -> dict:
-        events = sum(by_kind[k] * hours[k] for k in by_kind)
-        return {"threshold": threshold, "min_windows": 4, "of_windows": 4, "miss": miss, "miss_0db": 0.05,
-                "false_per_hour": events / sum(hours.values()), "false_per_hour_by_kind": by_kind,
-                "worst_kind_per_hour": max(by_kind.values())}  # fmt: skip
-
-    hours = {"noise": 0.1, "music": 2.0, "household": 0.1}
-    loud_household = row(0.5, 0.01, {"noise": 0, "music": 1, "household": 20}, hours)  # 4 events in all
-    even = row(0.6, 0.01, {"noise": 0, "music": 5, "household": 0}, hours)  # 10 events in all
-    deaf = row(0.9, 0.2, {"noise": 0, "music": 0, "household": 0}, hours)
-    assert loud_household["false_per_hour"] < even["false_per_hour"]
-    assert best_rule([loud_household, even, deaf]) is even
-
-
-def test_choose_rule_counts_events_per_hour_of_each_kind() -> None:
-    """The real model over a voice and 30 s stretches of each kind: every rule's figures
-    are per kind, and the worst kind is the largest of them."""
-    voice = in_quiet_room(read_audio(SAMPLES[4], 16000), "voice")
-    validation = [(voice, voiced_span(voice), None, "speech")]
-    validation += [(household("synth", 30.0, key_rng("rule", k)), None, None, k) for k in ("noise", "music")]
-    validation += [(household("bark", 30.0, key_rng("rule", "household")), None, None, "household")]
-    _, table = choose_rule(GATE, validation)
-    assert len(table) == 7 * 4 * 3
-    for r in table:
-        assert set(r["false_per_hour_by_kind"]) == {"noise", "music", "household"}
-        assert r["worst_kind_per_hour"] == max(r["false_per_hour_by_kind"].values())
-        assert all(v == pytest.approx(120 * round(v / 120)) for v in r["false_per_hour_by_kind"].values())  # 30 s each
-    assert any(r["worst_kind_per_hour"] > 0 for r in table)  # the loosest rules hear something
 
 
 def test_the_speech_gate_is_the_default_and_its_bundle_ships_in_the_package() -> None:

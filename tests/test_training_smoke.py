@@ -108,6 +108,7 @@ def test_robustness_covers_every_condition_and_repeats_exactly(work: Path, cv: d
     from ser_training.corpora import check_audio, load_ravdess
 
     assert list(robustness["conditions"]) == ["clean", "gain -10 dB", "gain +0 dB", "RT60 0.3 s, SNR 10 dB"]
+    assert robustness["gate"] == "speech"  # the daemon's default gate cut the utterances, and the file says so
     test = set(cv["folds"][0]["test_speakers"])  # only the fold's own test speakers, every 4th clip
     expected = [c for c in check_audio(load_ravdess(work / "ravdess")).clips[::4] if c.speaker in test]
     assert robustness["conditions"]["clean"]["clips"] == len(expected) > 0
@@ -155,6 +156,7 @@ def test_bundle_is_valid_and_verified(bundle: Path, robustness: dict) -> None:
     for picture in ("confusion_int8.png", "learning_curves.png"):  # and the CV's plots
         assert (bundle / picture).stat().st_size > 10_000
     assert summary["clean_accuracy"] == pytest.approx(robustness["conditions"]["clean"]["accuracy"])
+    assert manifest["robustness"]["gate"] == "speech"
     assert "emodb_uar_4class" in summary
     assert set(manifest["training"]["speakers"]).isdisjoint(manifest["training"]["validation_speakers"])
     source = (bundle / "model_data.c").read_text()

@@ -167,7 +167,7 @@ def _gate_model(args: argparse.Namespace) -> int:
     r = manifest["rule"]
     print(f"rule: P(speech) >= {r['threshold']:g} in {r['min_windows']} of {r['of_windows']} windows; validation: "
           f"{100 * r['validation']['miss']:.1f} % of clips missed, {r['validation']['false_per_hour']:.0f} non-speech "
-          f"utterances per hour, {r['validation']['worst_kind_per_hour']:.0f} on the worst kind")  # fmt: skip
+          f"utterances per hour")  # fmt: skip
     v = manifest["verification"]
     print(f"{args.out}: {manifest['model']['tflite_bytes']} bytes int8, {manifest['model']['parameters']} parameters, "
           f"TFLite Micro arena {v['tflm_arena_bytes']} bytes, "
@@ -274,9 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gate-model", help="train and export the speech gate's model (speech / not speech)")
     p.add_argument("--out", type=Path, default=Path("edge/ser_edge/gate/bundle"), help="bundle folder")
-    p.add_argument("--minutes", type=float, default=60.0, help="minutes of household sounds")
-    p.add_argument("--music-minutes", type=float, default=30.0, help="minutes of made music (as many again of solo "
-                   "lines; each piece also across a room)")  # fmt: skip
+    p.add_argument("--minutes", type=float, default=15.0, help="minutes of household sounds")
+    p.add_argument("--music-minutes", type=float, default=60.0, help="minutes of made music")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--rule-only", action="store_true", help="keep the bundle's model; choose its rule again")

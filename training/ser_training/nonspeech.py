@@ -152,18 +152,15 @@ def to_int16(x: np.ndarray, peak_dbfs: float = -6.0) -> np.ndarray:
     return np.round(x / peak * 32767 * 10 ** (peak_dbfs / 20)).astype(np.int16)
 
 
-def music(n: int, seconds: float, split: str, cache: Path | None = None, solo: bool = False) -> list[np.ndarray]:
-    """n rendered pieces of the split (only solo lines when solo), cached as FLAC
-    (rendering is the slow part)."""
+def music(n: int, seconds: float, split: str, cache: Path | None = None) -> list[np.ndarray]:
+    """n rendered pieces of the split, cached as FLAC (rendering is the slow part)."""
     out = []
-    style, compose = ("solo-", _solo) if solo else ("", random_piece)
     for i in range(n):
-        path = cache / f"music-{style}v{MUSIC_VERSION}-{split}-{i:03d}-{seconds:g}s.flac" if cache else None
+        path = cache / f"music-v{MUSIC_VERSION}-{split}-{i:03d}-{seconds:g}s.flac" if cache else None
         if path and path.is_file():
             out.append(sf.read(str(path), dtype="int16")[0])
             continue
-        rng = key_rng(f"music {style}".strip(), split, i)
-        pcm = render(compose(seconds, split, rng))[: int(seconds * SAMPLE_RATE)]
+        pcm = render(random_piece(seconds, split, key_rng("music", split, i)))[: int(seconds * SAMPLE_RATE)]
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), pcm, SAMPLE_RATE)

@@ -312,8 +312,10 @@ def robustness(target: Path, protocol: Protocol, out: Path, workers: int = 2, ca
     bank = room_bank(protocol.rt60_s, protocol.rooms_per_rt60, protocol.distance_m, protocol.seed, cache) \
         if needs_rooms else {}  # fmt: skip
     noise_files = noise_split(expand(data.noise)).test if needs_rooms else ()
-    results = run_jobs(jobs, [m.path for m in models], protocol, bank, noise_files, gate or GateSettings(), workers)
+    gate = gate or GateSettings()
+    results = run_jobs(jobs, [m.path for m in models], protocol, bank, noise_files, gate, workers)
     t = tables(jobs, results, protocol)
+    t["gate"] = gate.kind  # the figures differ by gate: say which one cut the utterances
     t["target"] = str(target)
     t["models"] = [str(m.path) for m in models]
     t["notes"] = notes
@@ -341,6 +343,7 @@ def compact(t: dict) -> dict:
                for c, entry in t["corpora"].items()}  # fmt: skip
     return {
         "protocol": t["protocol"],
+        "gate": t.get("gate", "energy"),  # tables written before the gate was recorded were the energy gate's
         "models": t["models"],
         "summary": t["summary"],
         "conditions": {n: {k: r[k] for k in keys} for n, r in t["conditions"].items()},

@@ -8,19 +8,15 @@ Training material, none of it in the benchmark's evaluation set:
   training half of the noise recordings or synthetic noise at -5..30 dB SNR, half of those
   in a simulated room;
 - non-speech: the training half of the household recordings, music rendered with the
-  training instruments (as many solo lines again as mixed pieces; each piece once as
-  rendered and once from a loudspeaker across a simulated room), synthesised household
-  sounds and stationary noise.
+  training instruments, synthesised household sounds and stationary noise.
 Rows are computed as the device computes them for a stretch the energy stage cut (the
 front end's memory starting at its pre-roll), and also over whole stretches.
 
 Validation, for the k-of-n rule only (the model never trains on it): RAVDESS actors 15 and
 16 (quiet, noisy as in training, and each clip once more at 0 dB SNR) and every fifth
 non-speech stretch. The rule shipped in the manifest (and as the daemon's defaults) is the
-one with the fewest non-speech utterances per hour on its worst kind of non-speech (noise,
-music or household sounds, each per hour of its own: a rule that is quiet on an hour of
-music but not on the household sounds fails where it is deployed) among those that miss
-at most ``MAX_VALID_MISS`` of the quiet and noisy validation clips and at most
+one with the fewest non-speech utterances per hour among those that miss at most
+``MAX_VALID_MISS`` of the quiet and noisy validation clips and at most
 ``MAX_VALID_MISS_0DB`` of the 0 dB ones (a talker as loud as the fan must still be heard).
 """
 
@@ -50,12 +46,9 @@ SAMPLE_RATE = 16000
 WINDOW, HOP = 25, 10  # rows: 0.5 s every 0.2 s
 TRAIN_ACTORS = tuple(f"{i:02d}" for i in range(1, 15))
 VALID_ACTORS = ("15", "16")
-VERSION = "0.3.0"
+VERSION = "0.2.1"
 MAX_VALID_MISS = 0.03
 MAX_VALID_MISS_0DB = 0.10
-#: Non-speech kinds, each held to the target apart (as bench-gate counts them).
-NONSPEECH_KINDS = ("noise", "music", "household")
-KINDS = ("speech", *NONSPEECH_KINDS)
 #: The energy stage the model sits behind: the speech gate's wake thresholds.
 _WAKE = GateSettings(kind="speech")
 WAKE = GateSettings(kind="energy", start_db=_WAKE.wake_db, stop_db=_WAKE.wake_stop_db)
@@ -65,16 +58,6 @@ WAKE = GateSettings(kind="energy", start_db=_WAKE.wake_db, stop_db=_WAKE.wake_st
 class GateData:
     windows: np.ndarray  # (n, WINDOW, columns) int8
     labels: np.ndarray  # (n,) 1 = speech
-    kinds: np.ndarray  # (n,) index into KINDS: what the window's stretch is
-
-    def weights(self) -> np.ndarray:
-        """Per-window weights, mean 1: speech and non-speech weigh half each, and each kind
-        of non-speech a third of its half, however many minutes of it there are (music
-        outnumbers the rest, and must not teach the model that only music is not speech)."""
-        counts = np.bincount(self.kinds, minlength=len(KINDS))
-        share = np.where(np.arange(len(KINDS)) == 0, 0.5, 0.5 / (counts[1:] > 0).sum())
-        per_kind = share / np.maximum(counts, 1) * len(self.kinds)
-        return per_kind[self.kinds].astype(np.float32)
 
 
 def row_windows(rows: np.ndarray, hop: int = HOP) -> np.ndarray:
@@ -106,12 +89,13 @@ def _labelled(pcm: np.ndarray, span: tuple[int, int] | None) -> list[tuple[np.nd
     return out
 
 
-def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, rooms: list, every: int):
-    """(pcm, voiced span, validation?, SNR, "speech") of each speech clip, quiet (SNR None)
-    and noisy (SNR drawn); a validation clip also at 0 dB."""
+def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, cache: Path | None, every: int):
+    """(pcm, voiced span, validation?, SNR) of each speech clip, quiet (SNR None) and noisy
+    (SNR drawn); a validation clip also at 0 dB."""
     clips = [c for c in load_ravdess(ravdess).clips if c.speaker.split("/")[-1] in TRAIN_ACTORS + VALID_ACTORS]
     if tess and tess.is_dir():
         clips += load_tess(tess).clips[::10]
+    rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
     for clip in clips[::every]:
         pcm = read_audio(clip.path, SAMPLE_RATE)
         x = np.concatenate([np.zeros(SAMPLE_RATE), pcm.astype(np.float64) / 32768.0, np.zeros(SAMPLE_RATE)])
@@ -120,113 +104,85 @@ def _speech_stretches(ravdess: Path, tess: Path | None, noise: NoisePool, rooms:
         rng = key_rng("speech gate", clip.path.name)
         valid = clip.speaker.split("/")[-1] in VALID_ACTORS
         quiet = x + synth_noise("pink", x.size, rng) * 10 ** (-65 / 20)
-        yield pcm16(quiet), span, valid, None, "speech"
+        yield pcm16(quiet), span, valid, None
         if rng.random() < 0.5:
             x = scale_to(reverberate(x, rooms[int(rng.integers(len(rooms)))].speech_rir)[: x.size], active_power(x))
         background, snr = noise.segment(x.size, rng)[0], float(rng.uniform(-5, 30))
-        yield pcm16(x + noise_at_snr(x, background, snr)), span, valid, snr, "speech"
+        yield pcm16(x + noise_at_snr(x, background, snr)), span, valid, snr
         if valid:  # drawn after the training clips' draws: they stay as they were
             zero = key_rng("speech gate 0 dB", clip.path.name)
-            yield pcm16(x + noise_at_snr(x, noise.segment(x.size, zero)[0], 0.0)), span, valid, 0.0, "speech"
+            yield pcm16(x + noise_at_snr(x, noise.segment(x.size, zero)[0], 0.0)), span, valid, 0.0
 
 
-def _nonspeech_stretches(noise_files: list[Path], minutes: float, music_minutes: float, rooms: list,
-                         cache: Path | None):  # fmt: skip
-    """(pcm, None, validation?, None, kind): every fifth stretch is for validation."""
-    for i, (kind, pcm) in enumerate(_nonspeech(noise_files, minutes, music_minutes, rooms, cache)):
-        yield pcm, None, i % 5 == 4, None, kind
+def _nonspeech_stretches(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
+    """(pcm, None, validation?, None): every fifth stretch is for validation."""
+    for i, pcm in enumerate(_nonspeech(noise_files, minutes, music_minutes, cache)):
+        yield pcm, None, i % 5 == 4, None
 
 
-def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, rooms: list, cache: Path | None):
-    """(kind, pcm) of 30 s stretches; kinds as the benchmark counts them (NONSPEECH_KINDS)."""
+def _nonspeech(noise_files: list[Path], minutes: float, music_minutes: float, cache: Path | None):
     for f in noise_files:
         pcm = read_audio(f, SAMPLE_RATE)
         for s in range(0, pcm.size, 30 * SAMPLE_RATE):
-            yield "noise", in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}")
-    pieces = max(1, round(music_minutes * 2))
-    for solo in (False, True):  # as many solo lines again: the music most like a voice
-        for i, piece in enumerate(music(pieces, 30.0, "train", cache, solo)):
-            yield "music", in_quiet_room(piece, f"train music {i}" + " solo" * solo)
-            yield "music", _across_the_room(piece, rooms, key_rng("music in a room", solo, i))
+            yield in_quiet_room(pcm[s : s + 30 * SAMPLE_RATE], f"{f.name} {s}")
+    for i, piece in enumerate(music(max(1, round(music_minutes * 2)), 30.0, "train", cache)):
+        yield in_quiet_room(piece, f"train music {i}")
     for k in HOUSEHOLD:
         for j in range(max(1, round(minutes / len(HOUSEHOLD) * 2))):
-            yield "household", household(k, 30.0, key_rng("household", "train", k, j))
+            yield household(k, 30.0, key_rng("household", "train", k, j))
     for k in SYNTH_KINDS:
         rng = key_rng("synthetic", "train", k)
-        stationary = synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)
-        yield "noise", in_quiet_room(pcm16(stationary), k)
+        yield in_quiet_room(pcm16(synth_noise(k, 30 * SAMPLE_RATE, rng) * 10 ** (rng.uniform(-40, -15) / 20)), k)
 
 
-def _across_the_room(piece: np.ndarray, rooms: list, rng: np.random.Generator) -> np.ndarray:
-    """Music from a loudspeaker in one of the training rooms, 0-30 dB quieter than as
-    rendered, starting in the room's quiet."""
-    x = reverberate(piece.astype(np.float64), rooms[int(rng.integers(len(rooms)))].speech_rir)[: piece.size]
-    x = scale_to(x, active_power(piece.astype(np.float64))) * 10 ** (-rng.uniform(0, 30) / 20)
-    return in_quiet_room(np.clip(np.round(x), -32768, 32767).astype(np.int16), f"room {rng.integers(1 << 30)}")
-
-
-def stretches(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 60.0, music_minutes: float = 30.0,
+def stretches(ravdess: Path, tess: Path | None, noise_root: Path, minutes: float = 15.0, music_minutes: float = 60.0,
               every: int = 1, cache: Path | None = None) -> tuple[list, list]:  # fmt: skip
-    """(training, validation) lists of (pcm, voiced span or None[, SNR or None], kind)."""
+    """(training, validation) lists of (pcm, voiced span or None[, SNR or None for validation])."""
     split = noise_split(noise_root)
     train_noise = [f for f in split.train if "household" in f.parts]
     pool = NoisePool(train_noise, SYNTH_KINDS)
-    rooms = training_rooms(40, (0.1, 1.0), (0.5, 4.0), seed=15, cache=cache)
-    every_one = list(_speech_stretches(ravdess, tess, pool, rooms, every))
-    every_one += list(_nonspeech_stretches(train_noise, minutes, music_minutes, rooms, cache))
-    return [(p, s, k) for p, s, v, _, k in every_one if not v], [(p, s, snr, k) for p, s, v, snr, k in every_one if v]
+    every_one = list(_speech_stretches(ravdess, tess, pool, cache, every))
+    every_one += list(_nonspeech_stretches(train_noise, minutes, music_minutes, cache))
+    return [(p, s) for p, s, v, _ in every_one if not v], [(p, s, snr) for p, s, v, snr in every_one if v]
 
 
 def gate_data(training: list) -> GateData:
-    """Labelled windows of the training stretches (pcm, voiced span or None, kind)."""
-    found = [(w, y, KINDS.index(kind) if y == 0 else 0)
-             for pcm, span, kind in tqdm(training, desc="speech gate data", mininterval=5)
-             for w, y in _labelled(pcm, span)]  # fmt: skip
-    windows, labels, kinds = zip(*found, strict=True)
-    return GateData(np.stack(windows), np.array(labels, np.int8), np.array(kinds, np.int8))
+    """Labelled windows of the training stretches."""
+    pairs = [p for pcm, span in tqdm(training, desc="speech gate data", mininterval=5) for p in _labelled(pcm, span)]
+    return GateData(np.stack([w for w, _ in pairs]), np.array([y for _, y in pairs], np.int8))
 
 
 def choose_rule(bundle: Path, validation: list, hangover: int = 2) -> tuple[SpeechRule, list[dict]]:
     """The k-of-n rule for the exported model, chosen on the validation stretches (see the
     module's docstring), and the figures of every rule tried."""
     model = SpeechModel(load_bundle(bundle))
-    seen = []  # (voiced span or None, SNR, [(first frame, P(speech) of its windows)] per candidate, seconds, kind)
-    for pcm, span, snr, kind in tqdm(validation, desc="choosing the rule", mininterval=5):
+    seen = []  # (voiced span or None, SNR, [(first frame, P(speech) of its windows)] per candidate, seconds)
+    for pcm, span, snr in tqdm(validation, desc="choosing the rule", mininterval=5):
         found = [(round(u.start * 50), model.probabilities(compute_features(u.pcm, cfg=DEFAULT_CONFIG)))
                  for u in candidates(pcm)]  # fmt: skip
-        seen.append((span, snr, found, pcm.size / SAMPLE_RATE, kind))
-    hours = {k: sum(sec for *_, sec, kind in seen if kind == k) / 3600 for k in NONSPEECH_KINDS}
-    clips = sum(span is not None and snr != 0.0 for span, snr, *_ in seen)
-    clips_0db = sum(span is not None and snr == 0.0 for span, snr, *_ in seen)
+        seen.append((span, snr, found, pcm.size / SAMPLE_RATE))
+    hours = sum(sec for span, _, _, sec in seen if span is None) / 3600
+    clips = sum(span is not None and snr != 0.0 for span, snr, _, _ in seen)
+    clips_0db = sum(span is not None and snr == 0.0 for span, snr, _, _ in seen)
     table = []
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         for k in (1, 2, 3, 4):
             for n in (k, k + 1, k + 2):
                 rule = SpeechRule(threshold, k, n, hangover)
-                missed = missed_0db = 0
-                false = dict.fromkeys(NONSPEECH_KINDS, 0)
-                for span, snr, found, _, kind in seen:
+                missed = missed_0db = false = 0
+                for span, snr, found, _ in seen:
                     spans = [(a + i * HOP, a + j * HOP + WINDOW) for a, p in found for i, j in speech_spans(p, rule)]
                     if span is None:
-                        false[kind] += len(spans)
+                        false += len(spans)
                     elif not any(s < span[1] and e > span[0] for s, e in spans):
                         missed_0db += snr == 0.0
                         missed += snr != 0.0
-                per_kind = {k: false[k] / max(hours[k], 1e-9) for k in NONSPEECH_KINDS}
                 table.append({"threshold": threshold, "min_windows": k, "of_windows": n,
                               "miss": missed / max(clips, 1), "miss_0db": missed_0db / max(clips_0db, 1),
-                              "false_per_hour": sum(false.values()) / max(sum(hours.values()), 1e-9),
-                              "false_per_hour_by_kind": per_kind,
-                              "worst_kind_per_hour": max(per_kind.values())})  # fmt: skip
-    best = best_rule(table)
-    return SpeechRule(best["threshold"], best["min_windows"], best["of_windows"], hangover), table
-
-
-def best_rule(table: list[dict]) -> dict:
-    """The row with the fewest events per hour on its worst kind of non-speech among those
-    within the miss limits (all rows when none is)."""
+                              "false_per_hour": false / max(hours, 1e-9)})  # fmt: skip
     ok = [r for r in table if r["miss"] <= MAX_VALID_MISS and r["miss_0db"] <= MAX_VALID_MISS_0DB] or table
-    return min(ok, key=lambda r: (r["worst_kind_per_hour"], r["false_per_hour"], r["miss"], r["threshold"]))
+    best = min(ok, key=lambda r: (r["false_per_hour"], r["miss"], r["threshold"]))
+    return SpeechRule(best["threshold"], best["min_windows"], best["of_windows"], hangover), table
 
 
 def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None = None):
@@ -251,14 +207,16 @@ def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None 
 
 
 def train(data: GateData, epochs: int = 15, seed: int = 0):
-    """The Keras model, trained with the windows' weights (GateData.weights)."""
+    """The Keras model, trained with balanced class weights."""
     import keras
 
     keras.utils.set_random_seed(seed)
     flat = data.windows.reshape(-1, data.windows.shape[-1]).astype(np.float64)
     model = build(keras, flat.mean(0), flat.var(0))
     model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(data.windows.astype(np.float32), data.labels, epochs=epochs, batch_size=64, sample_weight=data.weights(),
+    counts = np.bincount(data.labels, minlength=2)
+    weights = {c: len(data.labels) / (2 * max(n, 1)) for c, n in enumerate(counts)}
+    model.fit(data.windows.astype(np.float32), data.labels, epochs=epochs, batch_size=64, class_weight=weights,
               verbose=2, shuffle=True)  # fmt: skip
     return model
 
