@@ -343,7 +343,7 @@ def compact(t: dict) -> dict:
                for c, entry in t["corpora"].items()}  # fmt: skip
     return {
         "protocol": t["protocol"],
-        "gate": t.get("gate", "energy"),  # tables written before the gate was recorded were the energy gate's
+        "gate": t.get("gate"),  # None: tables written before the gate was recorded (either gate)
         "models": t["models"],
         "summary": t["summary"],
         "conditions": {n: {k: r[k] for k in keys} for n, r in t["conditions"].items()},
