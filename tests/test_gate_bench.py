@@ -106,6 +106,14 @@ def test_bench_gate_prints_every_detector(tmp_path: Path, datasets: Path) -> Non
         assert all(v["minutes"] >= 0.5 for v in figures["per_hour"].values())
 
 
+def test_only_keeps_the_detectors_named_and_refuses_an_unknown_name() -> None:
+    gate = REPO / "edge/ser_edge/gate/bundle"
+    assert list(G.detectors(gate, only="Speech Gate")) == ["speech gate (ser-gate, gate.kind speech)"]
+    assert list(G.detectors(gate, only="webrtc")) == ["WebRTC VAD mode 2", "WebRTC VAD mode 3"]
+    with pytest.raises(ValueError, match="no detector named like 'yamnet'; choose from: energy"):
+        G.detectors(gate, only="yamnet")
+
+
 def test_an_hour_is_made_of_the_held_out_recordings_and_tv_is_speech_over_music(datasets: Path, tmp_path: Path) -> None:
     held = [f for f in noise_split(datasets / "noise").test if "household" in f.parts]
     mixed = G.mixed_recordings(NoisePool(held, ()), 1.0)

@@ -145,7 +145,7 @@ def _bench_gate(args: argparse.Namespace) -> int:
     print(header(["noise recordings", "music", "household sounds", TV]))
     gate = args.gate_bundle if args.gate_bundle.is_dir() else None
     result = bench(expand(data.ravdess), expand(data.noise), args.bundle, args.minutes, args.every, args.cache, gate,
-                   args.tv_minutes)  # fmt: skip
+                   args.tv_minutes, only=args.only)  # fmt: skip
     print(f"figures in {write(result, args.out)}")
     return 0
 
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tv-minutes", type=float, default=10.0, help="minutes of speech over music (reported apart)")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only (a quick look)")
+    p.add_argument("--only", help="the detectors whose name contains this only, e.g. 'speech gate' (a quick look)")
     p.add_argument("--cache", type=Path, default=Path(".cache/nonspeech"), help="rendered music cache folder")
     p.add_argument("--out", type=Path, default=Path(".cache/bench-gate"), help="output folder")
     p.set_defaults(func=_bench_gate)

@@ -134,8 +134,9 @@ def speech_gate_detector(settings: GateSettings) -> Detector:
     return detect
 
 
-def detectors(gate_bundle: Path | None = None) -> dict[str, Detector]:
-    """Name -> detector; the speech gate's model when its bundle is given."""
+def detectors(gate_bundle: Path | None = None, only: str | None = None) -> dict[str, Detector]:
+    """Name -> detector; the speech gate's model when its bundle is given; only those whose
+    name contains ``only`` (any case) when it is given (a quick look at one candidate)."""
 
     def recorded(settings: GateSettings) -> Callable[[], Gate]:
         def make() -> Gate:
@@ -160,7 +161,12 @@ def detectors(gate_bundle: Path | None = None) -> dict[str, Detector]:
     if gate_bundle is not None:
         speech = GateSettings(kind="speech", speech_bundle=gate_bundle)
         out["speech gate (ser-gate, gate.kind speech)"] = speech_gate_detector(speech)
-    return out
+    if only is None:
+        return out
+    kept = {name: d for name, d in out.items() if only.lower() in name.lower()}
+    if not kept:
+        raise ValueError(f"no detector named like {only!r}; choose from: {', '.join(out)}")
+    return kept
 
 
 # --- the evaluation set -------------------------------------------------------------------------
@@ -287,8 +293,9 @@ def found(stretch: Stretch, utterances: list[Utterance]) -> bool:
 
 def bench(ravdess: Path, noise_root: Path, bundle: Path, minutes: float = 60.0, every: int = 1,
           cache: Path | None = None, gate_bundle: Path | None = None, tv_minutes: float = 10.0,
-          log=print) -> dict:  # fmt: skip
+          log=print, only: str | None = None) -> dict:  # fmt: skip
     """Every detector on the evaluation set; the figures as a dict (also what is printed)."""
+    chosen = detectors(gate_bundle, only)
     split = noise_split(noise_root)
     held_out = [f for f in split.test if "household" in f.parts]
     speech = speech_set(ravdess, NoisePool(held_out, ()), every)
@@ -296,7 +303,7 @@ def bench(ravdess: Path, noise_root: Path, bundle: Path, minutes: float = 60.0, 
     model = EmotionModel(load_bundle(bundle))
     threshold = ModelSettings().threshold
     results = {}
-    for name, detect in detectors(gate_bundle).items():
+    for name, detect in chosen.items():
         ws, ls, missed, events = [], [], {}, {}
         for s in tqdm(speech + other, desc=name, leave=False, mininterval=5):
             o = detect(s)
