@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gate-model", help="train and export the speech gate's model (speech / not speech)")
     p.add_argument("--out", type=Path, default=Path("edge/ser_edge/gate/bundle"), help="bundle folder")
-    p.add_argument("--minutes", type=float, default=15.0, help="minutes of household sounds")
+    p.add_argument("--minutes", type=float, default=60.0, help="minutes of household sounds")
     p.add_argument("--music-minutes", type=float, default=60.0, help="minutes of made music")
     p.add_argument("--every", type=int, default=1, help="every n-th speech clip only")
     p.add_argument("--epochs", type=int, default=15)
