@@ -52,6 +52,17 @@ def test_speech_starts_on_k_of_n_windows_and_ends_after_the_hangover() -> None:
     assert speech_spans(np.zeros(0), rule) == []
 
 
+def test_a_stretch_shorter_than_the_rule_is_speech_when_all_its_windows_are() -> None:
+    """A single word: the energy stage's stretch around it holds fewer windows than
+    min_windows, and would otherwise never be speech."""
+    rule = SpeechRule(threshold=0.9, min_windows=3, of_windows=3, hangover=2)
+    assert speech_spans(np.array([0.95]), rule) == [(0, 0)]
+    assert speech_spans(np.array([0.95, 1.0]), rule) == [(0, 1)]
+    assert speech_spans(np.array([0.95, 0.5]), rule) == []  # one window is not speech
+    assert speech_spans(np.array([0.95, 1.0, 0.5]), rule) == []  # three windows: the k-of-n rule
+    assert speech_spans(np.array([0.95, 1.0, 0.95]), rule) == [(0, 2)]
+
+
 def test_the_rule_in_windows_follows_the_settings() -> None:
     rule = SpeechRule.of(GateSettings(speech_hangover_ms=500, speech_min_windows=3, speech_of_windows=5), hop_frames=10)
     assert (rule.min_windows, rule.of_windows, rule.hangover) == (3, 5, 3)  # 500 ms at 200 ms a window: 3

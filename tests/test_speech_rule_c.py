@@ -57,18 +57,21 @@ def test_the_int8_threshold_decides_as_the_probability_does(model: SpeechModel) 
 
 def test_c_and_python_find_the_same_spans(lib: ctypes.CDLL, model: SpeechModel) -> None:
     rng = np.random.default_rng(15)
-    compared = 0
+    compared = short = 0
     for _ in range(400):
         k = int(rng.integers(1, 6))
         rule = SpeechRule(float(rng.choice([0.3, 0.5, 0.7])), k, int(rng.integers(k, 17)), int(rng.integers(1, 5)))
         runs = rng.integers(1, 8, 30)  # speech-like runs of high and low scores
-        high = np.repeat(rng.random(30) < 0.5, runs)[:120]
+        length = int(rng.choice([rng.integers(1, 6), 120]))  # a word's stretch holds a few windows
+        high = np.repeat(rng.random(30) < 0.5, runs)[:length]
         scores = np.where(high, rng.integers(60, 128, high.size), rng.integers(-128, 60, high.size)).astype(np.int8)
         expected = speech_spans(model.dequantise(scores), rule)
         settings = Settings(model.threshold_q(rule.threshold), rule.min_windows, rule.of_windows, rule.hangover)
         assert _c_spans(lib, scores, settings) == expected, (rule, scores.tolist())
         compared += bool(expected)
+        short += bool(expected) and scores.size < rule.min_windows
     assert compared > 100  # most sequences had speech in them
+    assert short > 20  # and short stretches, all speech, were found
 
 
 def test_settings_out_of_range_are_refused(lib: ctypes.CDLL) -> None:

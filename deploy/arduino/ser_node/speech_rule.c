@@ -59,6 +59,18 @@ int ser_speech_rule_flush(struct ser_speech_rule *r, struct ser_speech_span *spa
     if (open) {
         span->first = r->first;
         span->last = r->last;
+    } else if (r->window > 0 && r->window < r->s.min_windows) {
+        /* A stretch shorter than min_windows windows (no span can have opened and ended, and
+         * recent holds every window): speech when all of its windows are. */
+        int32_t count = 0;
+        for (int32_t i = 0; i < r->n_recent; i++) {
+            count += r->recent[(r->oldest + i) % r->s.of_windows] >= 0;
+        }
+        if (count == r->window) {
+            span->first = 0;
+            span->last = r->window - 1;
+            open = 1;
+        }
     }
     struct ser_speech_rule_settings s = r->s;
     ser_speech_rule_init(r, &s);

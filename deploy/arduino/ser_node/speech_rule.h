@@ -34,7 +34,8 @@ int ser_speech_rule_init(struct ser_speech_rule *r, const struct ser_speech_rule
 /* One window's score; returns 1 when it ended a span (*span set). */
 int ser_speech_rule_window(struct ser_speech_rule *r, int8_t score, struct ser_speech_span *span);
 
-/* End of the candidate stretch: returns 1 with the span still open; then starts afresh. */
+/* End of the candidate stretch: returns 1 with the span still open, or with the whole
+ * stretch when it had fewer than min_windows windows, all of them speech; then starts afresh. */
 int ser_speech_rule_flush(struct ser_speech_rule *r, struct ser_speech_span *span);
 
 #endif

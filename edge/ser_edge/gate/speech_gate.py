@@ -54,7 +54,9 @@ def speech_spans(p: np.ndarray, rule: SpeechRule) -> list[tuple[int, int]]:
     """(first, last) window of each stretch of speech in a sequence of P(speech): it
     starts at the first speech window among the last ``of_windows`` once ``min_windows``
     of them are speech, and ends at the last speech window before ``hangover`` windows
-    below the threshold (or at the end). Pure, and what the node's C gate computes."""
+    below the threshold (or at the end). A stretch with fewer windows than ``min_windows``
+    (a single word: the energy stage's stretch around it holds one to three) is speech when
+    all of its windows are. Pure, and what the node's C gate computes."""
     spans = []
     recent: deque[int] = deque(maxlen=rule.of_windows)
     first = last = misses = -1
@@ -73,6 +75,8 @@ def speech_spans(p: np.ndarray, rule: SpeechRule) -> list[tuple[int, int]]:
                 first = -1
     if first >= 0:
         spans.append((first, last))
+    if 0 < len(p) < rule.min_windows and bool(np.all(p >= rule.threshold)):
+        spans.append((0, len(p) - 1))
     return spans
 
 
