@@ -203,9 +203,9 @@ def build(keras, mean: np.ndarray, variance: np.ndarray, batch_size: int | None 
         return L.ReLU()(L.BatchNormalization(momentum=0.9)(y))
 
     x = bn_relu(L.Conv2D(24, (5, 3), strides=(2, 2), padding="same", use_bias=False)(x))
-    for strides, width in (((2, 2), 32), ((1, 1), 32), ((2, 2), 32)):
+    for strides in ((2, 2), (1, 1), (2, 2)):
         x = bn_relu(L.DepthwiseConv2D((5, 3), strides=strides, padding="same", use_bias=False)(x))
-        x = bn_relu(L.Conv2D(width, 1, use_bias=False)(x))
+        x = bn_relu(L.Conv2D(32, 1, use_bias=False)(x))
     x = L.AveragePooling2D(tuple(x.shape[1:3]))(L.Conv2D(2, 1)(x))
     return keras.Model(inputs, L.Softmax()(L.Reshape((2,))(x)), name="speech_gate")
 

@@ -13,6 +13,20 @@ int ser_speech_rule_init(struct ser_speech_rule *r, const struct ser_speech_rule
     return 0;
 }
 
+/* Speech windows among the recent verdicts, and the first of them (-1: none). */
+static int32_t recent_speech(const struct ser_speech_rule *r, int32_t *first) {
+    int32_t count = 0;
+    *first = -1;
+    for (int32_t i = 0; i < r->n_recent; i++) {
+        int32_t w = r->recent[(r->oldest + i) % r->s.of_windows];
+        if (w >= 0) {
+            count++;
+            *first = *first < 0 ? w : *first;
+        }
+    }
+    return count;
+}
+
 int ser_speech_rule_window(struct ser_speech_rule *r, int8_t score, struct ser_speech_span *span) {
     int speech = score >= r->s.threshold_q;
     int32_t j = r->window++;
@@ -24,15 +38,8 @@ int ser_speech_rule_window(struct ser_speech_rule *r, int8_t score, struct ser_s
         } else {
             r->recent[(r->oldest + r->n_recent++) % r->s.of_windows] = speech ? j : -1;
         }
-        int32_t count = 0, first = -1;
-        for (int32_t i = 0; i < r->n_recent; i++) {
-            int32_t w = r->recent[(r->oldest + i) % r->s.of_windows];
-            if (w >= 0) {
-                count++;
-                first = first < 0 ? w : first;
-            }
-        }
-        if (count >= r->s.min_windows) {
+        int32_t first;
+        if (recent_speech(r, &first) >= r->s.min_windows) {
             r->first = first;
             r->last = j;
             r->misses = 0;
@@ -62,11 +69,8 @@ int ser_speech_rule_flush(struct ser_speech_rule *r, struct ser_speech_span *spa
     } else if (r->window > 0 && r->window < r->s.min_windows) {
         /* A stretch shorter than min_windows windows (no span can have opened and ended, and
          * recent holds every window): speech when all of its windows are. */
-        int32_t count = 0;
-        for (int32_t i = 0; i < r->n_recent; i++) {
-            count += r->recent[(r->oldest + i) % r->s.of_windows] >= 0;
-        }
-        if (count == r->window) {
+        int32_t first;
+        if (recent_speech(r, &first) == r->window) {
             span->first = 0;
             span->last = r->window - 1;
             open = 1;
