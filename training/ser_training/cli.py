@@ -152,16 +152,19 @@ def _bench_gate(args: argparse.Namespace) -> int:
 
 def _gate_model(args: argparse.Namespace) -> int:
     from .config import DataConfig, expand
-    from .speechgate import choose_rule, export, gate_data, record_rule, stretches, train
+    from .speechgate import choose_rule, export, gate_data, record_rule, speech_clips, stretches, train
 
     data = DataConfig()
-    tess = expand(data.tess) if data.tess else None
-    training, validation = stretches(expand(data.ravdess), tess, expand(data.noise), args.minutes, args.music_minutes,
-                                     args.every, args.cache)  # fmt: skip
+    roots = {name: expand(getattr(data, name)) for name in ("tess", "baved") if getattr(data, name)}
+    speech = speech_clips(expand(data.ravdess), roots.get("tess"), roots.get("baved"))
+    corpora = ["ravdess"] + [name for name, root in roots.items() if root.is_dir()]
+    print(f"speech: {len(speech)} clips of {', '.join(corpora)} ({sum(v for _, v in speech)} for validation)")
+    training, validation = stretches(speech, expand(data.noise), args.minutes, args.music_minutes, args.every,
+                                     args.cache)  # fmt: skip
     if not args.rule_only:
         windows = gate_data(training)
         print(f"{len(windows.labels)} windows, {windows.labels.mean():.0%} speech")
-        export(train(windows, args.epochs), windows, args.out)
+        export(train(windows, args.epochs), windows, args.out, corpora)
     rule, table = choose_rule(args.out, validation)
     manifest = record_rule(args.out, rule, table)
     r = manifest["rule"]

@@ -70,6 +70,8 @@ class DataConfig:
     """Corpora fetched by hand (shared/datasets/README.md says from where) live under SER_CORPORA."""
     turev: str | None = "${SER_CORPORA:-.cache/corpora}/turev"
     emospeech: str | None = "${SER_CORPORA:-.cache/corpora}/emospeech"
+    baved: str | None = "${SER_CORPORA:-.cache/corpora}/baved"
+    """Arabic words (arousal levels, not emotions): more voices for the speech gate only."""
     folder: str | None = None
     """A user's own <label>/<file> recordings (training side only)."""
     extra_training: tuple[str, ...] = ("tess",)

@@ -255,6 +255,19 @@ def load_emospeech(root: Path) -> Manifest:
     return out
 
 
+def baved_speakers(root: Path) -> dict[str, list[Path]]:
+    """BAVED (Arabic single words, 60 speaker ids): files by speaker. Its labels are
+    arousal levels, not emotions, so it is speech for the speech gate only. Names are
+    spk-gender-age-word-level-record; ids 46 and 53 are one person."""
+    _require_dir(root, "baved")
+    out: dict[str, list[Path]] = {}
+    for path in _audio_files(root):
+        speaker = path.stem.split("-")[0]
+        if speaker.isdigit():
+            out.setdefault("46" if speaker == "53" else speaker, []).append(path)
+    return out
+
+
 def load_folder(root: Path) -> Manifest:
     """A user's own recordings: <label>/<file>, label one of EMOTIONS; one speaker per root."""
     _require_dir(root, "folder")
@@ -307,6 +320,7 @@ LICENCES = {
     "ased": "ASED v1: no licence stated, freely available for research (Retta et al. 2022)",
     "turev": "TurEV-DB: CC BY-NC-ND 4.0 (Canpolat et al. 2020)",
     "emospeech": "Indian EmoSpeech Command v0.1: CC BY-NC-SA 4.0 (Banga et al. 2019)",
+    "baved": "BAVED: no licence stated, public on GitHub (40uf411/Basic-Arabic-Vocal-Emotions-Dataset)",
     "folder": "your own recordings: your terms and your speakers' consent",
 }
 
