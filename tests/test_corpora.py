@@ -13,6 +13,7 @@ import soundfile as sf
 
 from ser_training.corpora import (
     EMOTIONS,
+    baved_speakers,
     check_audio,
     counts,
     load_ased,
@@ -156,3 +157,11 @@ def test_ased_turev_and_emospeech_names(tmp_path: Path) -> None:
     assert sorted((c.label, c.speaker, c.statement) for c in emo.clips) == [
         ("angry", "emospeech/d14a028c2a3a", "stop"), ("fearful", "emospeech/abcdef012345", "help")]  # fmt: skip
     assert not emo.problems  # background clips are not speech: left out silently
+
+
+def test_baved_is_files_by_speaker_with_its_one_person_under_two_ids(tmp_path: Path) -> None:
+    _stand_ins(tmp_path, ["0/10-f-20-0-1-0.wav", "1/10-f-20-1-1-3.wav", "2/53-m-30-2-2-9.wav", "0/46-m-30-0-0-1.wav"])
+    (tmp_path / "README.md").write_text("not audio")
+    speakers = baved_speakers(tmp_path)
+    assert {k: sorted(p.name for p in v) for k, v in speakers.items()} == {
+        "10": ["10-f-20-0-1-0.wav", "10-f-20-1-1-3.wav"], "46": ["46-m-30-0-0-1.wav", "53-m-30-2-2-9.wav"]}  # fmt: skip

@@ -117,15 +117,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> int:
+    from ser_edge.settings import GateSettings
+
+    from .gatebench import speech_settings
     from .robustness import PROTOCOL_FILE, format_tables, load_protocol, robustness
 
     protocol = load_protocol(args.protocol or PROTOCOL_FILE)
     if args.every:
         protocol = dataclasses.replace(protocol, every=args.every)
     out = args.out or (args.target / "robustness")
-    from ser_edge.settings import GateSettings
-
-    gate = GateSettings(kind=args.gate) if args.gate else GateSettings()
+    if args.gate_bundle:
+        gate = speech_settings(args.gate_bundle)
+    else:
+        gate = GateSettings(kind=args.gate) if args.gate else GateSettings()
     t = robustness(args.target, protocol, out, workers=args.workers, cache=args.cache, gate=gate)
     print(format_tables(t))
     print(f"tables in {out / 'robustness.json'}")
@@ -252,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, help="score every n-th clip only (a quick look; not for reported figures)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--gate", choices=("energy", "speech"), help="gate.kind (default: the daemon's, speech)")
+    p.add_argument("--gate-bundle", type=Path, help="gate.kind speech with this speech gate bundle and its rule")
     p.add_argument("--cache", type=Path, default=Path(".cache/rooms"), help="simulated rooms cache folder")
     p.set_defaults(func=_robustness)
 

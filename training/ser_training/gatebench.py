@@ -36,7 +36,7 @@ from tqdm import tqdm
 from ser_edge.audio.audio_io import read_audio
 from ser_edge.frontend import compute_features
 from ser_edge.gate.speech_gate import make_gate
-from ser_edge.gate.vad import FRAME_SAMPLES, Gate, Utterance, frame_levels
+from ser_edge.gate.vad import FRAME_MS, FRAME_SAMPLES, Gate, Utterance, frame_levels
 from ser_edge.recognition.bundle import load_bundle
 from ser_edge.recognition.decision import decide
 from ser_edge.recognition.model import EmotionModel
@@ -134,6 +134,16 @@ def speech_gate_detector(settings: GateSettings) -> Detector:
     return detect
 
 
+def speech_settings(gate_bundle: Path) -> GateSettings:
+    """gate.kind speech with this bundle and the rule its manifest says was chosen for it
+    (the daemon's defaults are the shipped bundle's rule: a candidate brings its own)."""
+    manifest = json.loads((gate_bundle / "manifest.json").read_text())
+    rule, hop_ms = manifest["rule"], manifest["scoring"]["hop_frames"] * FRAME_MS
+    return GateSettings(kind="speech", speech_bundle=gate_bundle, speech_threshold=rule["threshold"],
+                        speech_min_windows=rule["min_windows"], speech_of_windows=rule["of_windows"],
+                        speech_hangover_ms=rule["hangover_windows"] * hop_ms)  # fmt: skip
+
+
 def detectors(gate_bundle: Path | None = None, only: str | None = None) -> dict[str, Detector]:
     """Name -> detector; the speech gate's model when its bundle is given; only those whose
     name contains ``only`` (any case) when it is given (a quick look at one candidate)."""
@@ -159,8 +169,7 @@ def detectors(gate_bundle: Path | None = None, only: str | None = None) -> dict[
         "Silero VAD v5": gate_detector(silero),
     }
     if gate_bundle is not None:
-        speech = GateSettings(kind="speech", speech_bundle=gate_bundle)
-        out["speech gate (ser-gate, gate.kind speech)"] = speech_gate_detector(speech)
+        out["speech gate (ser-gate, gate.kind speech)"] = speech_gate_detector(speech_settings(gate_bundle))
     if only is None:
         return out
     kept = {name: d for name, d in out.items() if only.lower() in name.lower()}
