@@ -36,13 +36,13 @@ def test_validation_speakers_never_train(datasets: Path, tmp_path: Path) -> None
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, np.zeros(1600, np.int16), 16000)
     clips = S.speech_clips(datasets / "ravdess-16k", None, tmp_path)
-    by_speaker: dict[str, set[bool]] = {}
-    for path, valid in clips:
+    by_speaker: dict[str, set[str | None]] = {}
+    for path, role in clips:
         who = path.parent.name if "Actor_" in path.parent.name else "baved" + path.name.split("-")[0]
-        by_speaker.setdefault(who, set()).add(valid)
+        by_speaker.setdefault(who, set()).add(role)
     assert all(len(v) == 1 for v in by_speaker.values()), "a speaker on both sides"
-    valid = sorted(k for k, v in by_speaker.items() if True in v)
-    assert valid == ["Actor_15", "Actor_16", "baved10", "baved5"]
+    valid = {k: v.pop() for k, v in by_speaker.items() if v != {None}}
+    assert valid == {"Actor_15": "sentence", "Actor_16": "sentence", "baved10": "word", "baved5": "word"}
     assert not any(k[-2:] in G.EVAL_ACTORS for k in by_speaker if k.startswith("Actor_"))
     assert sum(k.startswith("baved") for k in by_speaker) == 10  # every speaker has clips (every second clip each)
 

@@ -162,7 +162,8 @@ def _gate_model(args: argparse.Namespace) -> int:
     roots = {name: expand(getattr(data, name)) for name in ("tess", "baved") if getattr(data, name)}
     speech = speech_clips(expand(data.ravdess), roots.get("tess"), roots.get("baved"))
     corpora = ["ravdess"] + [name for name, root in roots.items() if root.is_dir()]
-    print(f"speech: {len(speech)} clips of {', '.join(corpora)} ({sum(v for _, v in speech)} for validation)")
+    valid = sum(role is not None for _, role in speech)
+    print(f"speech: {len(speech)} clips of {', '.join(corpora)} ({valid} for validation)")
     training, validation = stretches(speech, expand(data.noise), args.minutes, args.music_minutes, args.every,
                                      args.cache)  # fmt: skip
     if not args.rule_only:
@@ -172,9 +173,11 @@ def _gate_model(args: argparse.Namespace) -> int:
     rule, table = choose_rule(args.out, validation)
     manifest = record_rule(args.out, rule, table)
     r = manifest["rule"]
+    f = r["validation"]
     print(f"rule: P(speech) >= {r['threshold']:g} in {r['min_windows']} of {r['of_windows']} windows; validation: "
-          f"{100 * r['validation']['miss']:.1f} % of clips missed, {r['validation']['false_per_hour']:.0f} non-speech "
-          f"utterances per hour")  # fmt: skip
+          f"{100 * f['miss']:.1f} % of sentences missed ({100 * f['miss_0db']:.1f} % at 0 dB), "
+          f"{100 * f['word_miss']:.1f} % of words ({100 * f['word_miss_0db']:.1f} % at 0 dB), "
+          f"{f['false_per_hour']:.0f} non-speech utterances per hour")  # fmt: skip
     v = manifest["verification"]
     print(f"{args.out}: {manifest['model']['tflite_bytes']} bytes int8, {manifest['model']['parameters']} parameters, "
           f"TFLite Micro arena {v['tflm_arena_bytes']} bytes, "
