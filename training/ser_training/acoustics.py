@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, sosfilt
+from scipy.signal import fftconvolve
 from tqdm import tqdm
 
 from .noise import key_rng
@@ -210,10 +210,3 @@ def noise_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.nda
     if noise_power == 0:
         return noise
     return noise * np.sqrt(active_power(speech) / noise_power * 10 ** (-snr_db / 10))
-
-
-def small_microphone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """x as a phone or a cheap microphone passes it on: a band-pass with random edges (low
-    cut 100-400 Hz, high cut 3.4-7 kHz), second-order Butterworth."""
-    sos = butter(2, [rng.uniform(100, 400), rng.uniform(3400, 7000)], btype="bandpass", fs=16000, output="sos")
-    return sosfilt(sos, x)
