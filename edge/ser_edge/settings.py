@@ -105,7 +105,7 @@ class GateSettings:
     dropped; TV and radio dialogue is speech and passes)."""
     speech_bundle: Path = field(default_factory=_default_gate_bundle)
     """The speech gate's model bundle (kind speech)."""
-    speech_threshold: float = field(default=0.9, metadata=check(0, 1))
+    speech_threshold: float = field(default=0.8, metadata=check(0, 1))
     """A 1 s window (one every 0.2 s) is speech when its P(speech) reaches this (kind speech)."""
     speech_min_windows: int = field(default=3, metadata=check(1, 16))
     """Speech starts when this many of the last speech_of_windows windows are speech (kind speech)."""
