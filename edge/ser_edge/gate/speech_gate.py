@@ -4,7 +4,7 @@ Three stages, each cheap enough for the Arduino node:
 1. the energy gate, with low thresholds (``wake_db``), cuts candidate stretches: anything
    a few dB above the noise floor, so a talker at 0 dB SNR still wakes the next stage;
 2. the speech gate's int8 model (its own bundle, ``ser-gate``) scores windows of the
-   candidate's front-end rows (1 s every 0.2 s for ser-gate 0.4; the bundle's ``scoring``
+   candidate's front-end rows (1 s every 0.2 s since ser-gate 0.4; the bundle's ``scoring``
    says): the rows the emotion model uses, so it costs no second front end;
 3. a k-of-n state machine over those windows: speech starts when ``min_windows`` of the
    last ``of_windows`` windows reach the threshold, and ends after ``hangover`` windows in
