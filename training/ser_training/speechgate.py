@@ -202,20 +202,17 @@ def choose_rule(bundle: Path, validation: list, hangover: int = 2) -> tuple[Spee
         for k in (1, 2, 3, 4):
             for n in (k, k + 1, k + 2):
                 rule = SpeechRule(threshold, k, n, hangover)
-                missed = {(role, snr == 0.0): [0, 0] for role in ("sentence", "word") for snr in (None, 0.0)}
+                missed: dict[str, list[bool]] = {"miss": [], "miss_0db": [], "word_miss": [], "word_miss_0db": []}
                 false = 0
                 for span, snr, role, found, _ in seen:
                     spans = [(a + i * HOP, a + j * HOP + WINDOW) for a, p in found for i, j in speech_spans(p, rule)]
                     if span is None:
                         false += len(spans)
                     else:
-                        counts = missed[(role, snr == 0.0)]
-                        counts[0] += not any(s < span[1] and e > span[0] for s, e in spans)
-                        counts[1] += 1
-                share = {key: m / max(n, 1) for key, (m, n) in missed.items()}
+                        key = ("word_miss" if role == "word" else "miss") + ("_0db" if snr == 0.0 else "")
+                        missed[key].append(not any(s < span[1] and e > span[0] for s, e in spans))
                 table.append({"threshold": threshold, "min_windows": k, "of_windows": n,
-                              "miss": share[("sentence", False)], "miss_0db": share[("sentence", True)],
-                              "word_miss": share[("word", False)], "word_miss_0db": share[("word", True)],
+                              **{key: float(np.mean(m)) if m else 0.0 for key, m in missed.items()},
                               "false_per_hour": false / max(hours, 1e-9)})  # fmt: skip
     ok = [r for r in table if r["miss"] <= MAX_VALID_MISS and r["miss_0db"] <= MAX_VALID_MISS_0DB] or table
     best = min(ok, key=lambda r: (r["false_per_hour"], r["word_miss"], r["miss"], r["threshold"]))
