@@ -33,9 +33,11 @@ from ser_edge.gate.speech_gate import SpeechGate, make_gate
 from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits, Utterance
 from ser_edge.link.serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
 from ser_edge.notify import Notifier
-from ser_edge.recognition.bundle import BundleError, load_bundle
-from ser_edge.recognition.decision import Recognition, recognise_features, recognise_scores
+from ser_edge.recognition.base_model import BaseModel
+from ser_edge.recognition.bundle import BundleError
+from ser_edge.recognition.decision import Recognition, recognise, recognise_features, recognise_scores
 from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.model import load_model as open_model
 from ser_edge.settings import Settings, load_settings
 from ser_edge.stats import Stats
 
@@ -49,8 +51,8 @@ _FAILED = object()  # the audio source failed and could not be reopened
 EX_UNAVAILABLE = 69
 
 
-def load_model(settings: Settings) -> EmotionModel:
-    return EmotionModel(load_bundle(settings.model.bundle))
+def load_model(settings: Settings) -> EmotionModel | BaseModel:
+    return open_model(settings.model.bundle)
 
 
 def board_model(path: Path = Path("/proc/device-tree/model")) -> str:
@@ -179,10 +181,7 @@ class Daemon:
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
-        began = time.perf_counter()
-        rows = u.features(self.model.bundle.frontend)
-        threshold = self.settings.model.threshold
-        self._emit(recognise_features(self.model, rows, u.start, u.end, threshold, began), closed_at)
+        self._emit(recognise(self.model, u, self.settings.model.threshold), closed_at)
 
     def _count_not_speech(self) -> None:
         """The speech gate's stretches of sound without speech, in the stats and the log."""

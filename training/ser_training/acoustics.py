@@ -20,6 +20,8 @@ import numpy as np
 from scipy.signal import fftconvolve
 from tqdm import tqdm
 
+from ser_edge.recognition.level import active_power
+
 from .noise import key_rng
 
 SAMPLE_RATE = 16000
@@ -176,16 +178,6 @@ def _load_bank(path: Path) -> dict[float, list[Room]]:
     for room in _load_rooms(path):
         bank.setdefault(room.rt60, []).append(room)
     return bank
-
-
-def active_power(x: np.ndarray, frame: int = 320, range_db: float = 30.0) -> float:
-    """Mean power of the 20 ms frames within ``range_db`` of the loudest: the speech level,
-    not diluted by a clip's silent lead-in and tail."""
-    n = x.size // frame
-    if n == 0:
-        return float(np.mean(x**2)) if x.size else 0.0
-    power = np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)
-    return float(power[power >= power.max() * 10 ** (-range_db / 10)].mean())
 
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ LN_EPSILON = 1e-5
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class WhisperDims:
     """The shape of a Whisper encoder, read off its weights."""
 
     n_mels: int
@@ -37,7 +37,7 @@ class EncoderConfig:
     """Encoder positions (1500 = 30 s)."""
 
     @classmethod
-    def of(cls, arrays: dict[str, np.ndarray]) -> EncoderConfig:
+    def of(cls, arrays: dict[str, np.ndarray]) -> WhisperDims:
         width, n_mels, _ = arrays["conv1/weight"].shape
         blocks = 1 + max(int(m[1]) for k in arrays if (m := re.match(r"layer_(\d+)/", k)))
         return cls(
@@ -126,7 +126,7 @@ def build_encoder(arrays: dict[str, np.ndarray], layers: int | None = None, ever
     (None: all) of the checkpoint ``arrays``. Returns the last kept block's output, or with
     ``every_layer`` a list of every kept block's output; ``final_norm`` applies the
     checkpoint's closing layer norm (what CTranslate2 returns when every block is kept)."""
-    cfg = EncoderConfig.of(arrays)
+    cfg = WhisperDims.of(arrays)
     layers = cfg.blocks if layers is None else layers
     if not 1 <= layers <= cfg.blocks:
         raise ValueError(f"layers must be 1..{cfg.blocks}, got {layers}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser_edge.gate.vad import Utterance
+from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.model import EmotionModel
 from ser_edge.recognition.scoring import utterance_score
 
@@ -54,10 +55,11 @@ def judge(labels: tuple[str, ...], scores: np.ndarray, start: float, end: float,
     return Recognition(start, end, named, emotion, round(confidence, 4), emit, elapsed)
 
 
-def recognise(model: EmotionModel, utterance: Utterance, threshold: float) -> Recognition:
-    """Front end, model and decision for one utterance."""
-    began = time.perf_counter()
-    scores = model.utterance_scores(utterance.features(model.bundle.frontend))
+def recognise(model: EmotionModel | BaseModel, utterance: Utterance, threshold: float,
+              began: float | None = None) -> Recognition:  # fmt: skip
+    """Front end (or encoder), model and decision for one utterance (timed from ``began``)."""
+    began = time.perf_counter() if began is None else began
+    scores = model.scores(model.inputs(utterance))
     return judge(model.bundle.labels, scores, utterance.start, utterance.end, threshold, began)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from ser_edge.recognition.bundle import Bundle, BundleError
+from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
+from ser_edge.gate.vad import Utterance
+from ser_edge.recognition.base_model import BaseModel
+from ser_edge.recognition.bundle import Bundle, BundleError, load_bundle
 from ser_edge.recognition.scoring import silence_row, utterance_score, utterance_windows
 
 
@@ -66,3 +71,22 @@ class EmotionModel:
         """Scores of one utterance's int8 front-end rows: the mean over its windows."""
         windows = utterance_windows(features, self.bundle.window_frames, self.bundle.hop_frames, self._pad)
         return utterance_score(self.window_scores(windows))
+
+    @property
+    def input_key(self) -> str:
+        """Models with the same key score the same inputs: here, one front end's rows."""
+        return f"rows/{self.bundle.frontend.hash}"
+
+    def inputs(self, u: Utterance) -> np.ndarray:
+        """What this model scores of an utterance: its front-end rows (the gate's when it made them)."""
+        return u.features(self.bundle.frontend)
+
+    def scores(self, inputs: np.ndarray) -> np.ndarray:
+        """Scores of an utterance's inputs (rows from here or from a node)."""
+        return self.utterance_scores(inputs)
+
+
+def load_model(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) -> EmotionModel | BaseModel:
+    """The model stage for the bundle at ``path``, of whichever kind it is."""
+    bundle = load_bundle(path, frontend)
+    return BaseModel(bundle) if bundle.kind == "encoder" else EmotionModel(bundle)
