@@ -47,12 +47,10 @@ def _features(args: argparse.Namespace) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     from ser_edge.pipeline import recognise_file
-    from ser_edge.preflight import check_speech_gate
-    from ser_edge.recognition.bundle import load_bundle
-    from ser_edge.recognition.model import EmotionModel
+    from ser_edge.preflight import check_bundle, check_speech_gate
 
     settings = _settings(args.config)
-    model = EmotionModel(load_bundle(args.bundle or settings.model.bundle))
+    model = check_bundle(args.bundle or settings.model.bundle)
     check_speech_gate(settings, model)
     results = []
     failed = 0

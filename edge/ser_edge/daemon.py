@@ -33,11 +33,11 @@ from ser_edge.gate.speech_gate import SpeechGate, make_gate
 from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits, Utterance
 from ser_edge.link.serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
 from ser_edge.notify import Notifier
+from ser_edge.preflight import check_bundle
 from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import BundleError
 from ser_edge.recognition.decision import Recognition, recognise, recognise_features, recognise_scores
 from ser_edge.recognition.model import EmotionModel
-from ser_edge.recognition.model import load_model as open_model
 from ser_edge.settings import Settings, load_settings
 from ser_edge.stats import Stats
 
@@ -52,7 +52,8 @@ EX_UNAVAILABLE = 69
 
 
 def load_model(settings: Settings) -> EmotionModel | BaseModel:
-    return open_model(settings.model.bundle)
+    """The configured model; a ConfigError when it cannot serve the configured source."""
+    return check_bundle(settings.model.bundle, settings)
 
 
 def board_model(path: Path = Path("/proc/device-tree/model")) -> str:

@@ -7,20 +7,29 @@ import os
 from pathlib import Path
 
 from ser_edge.configfile import ConfigError
+from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import load_bundle
-from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.model import EmotionModel, load_model
 from ser_edge.settings import Settings
 
 
-def check_bundle(path: Path) -> EmotionModel:
-    """The bundle loaded and its model built in the interpreter, as `run` does."""
+def check_bundle(path: Path, settings: Settings | None = None) -> EmotionModel | BaseModel:
+    """The bundle loaded and its model built in the interpreter, as `run` does; one that
+    scores audio (ser-base) refused for a node that sends only rows or scores."""
     try:
-        return EmotionModel(load_bundle(path))
+        model = load_model(path)
     except ValueError as e:
         raise ConfigError(f"model.bundle: {e}") from None
+    source = settings.source if settings else None
+    if model.bundle.kind == "encoder" and source and source.kind == "serial" and source.serial.mode != "audio":
+        raise ConfigError(
+            f"model.bundle: {model.bundle.name} scores the utterance's audio, but a node in "
+            f"{source.serial.mode} mode sends no audio; use a frame model (ser-tiny) or source.serial.mode audio"
+        )
+    return model
 
 
-def check_speech_gate(settings: Settings, model: EmotionModel) -> None:
+def check_speech_gate(settings: Settings, model: EmotionModel | BaseModel) -> None:
     """gate.kind speech: the speech gate's bundle loads, is a speech/other model, and was
     made for the emotion model's front end (the check scores the same rows)."""
     g = settings.gate
@@ -69,11 +78,11 @@ def check_source(settings: Settings) -> None:
                 raise ConfigError(f"source.files[{i}]: {f} does not exist")
 
 
-def preflight(settings: Settings, bundle: Path | None = None) -> EmotionModel:
+def preflight(settings: Settings, bundle: Path | None = None) -> EmotionModel | BaseModel:
     """Every start-up check; the model built from ``bundle`` (default: the configured one)."""
     from ser_edge.delivery.publisher import mqtt_client
 
-    model = check_bundle(bundle or settings.model.bundle)
+    model = check_bundle(bundle or settings.model.bundle, settings)
     check_speech_gate(settings, model)
     check_spool(settings.spool.path)
     check_source(settings)

@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ser_edge.configfile import check, load
@@ -156,15 +156,21 @@ class GateSettings:
             raise ValueError("min_utterance_ms must be below max_utterance_ms")
 
 
-def _default_bundle() -> Path:
-    checkout = Path(__file__).resolve().parents[2] / "deploy/models/ser-tiny"
-    return Path(os.environ.get("SER_BUNDLE", checkout))
+def default_bundle(source: SourceSettings) -> Path:
+    """$SER_BUNDLE, else the checkout's shipped model for this source: ser-base where the Pi
+    has the audio (microphone, replay, a node in audio mode), ser-tiny for a node in
+    features or results mode (its rows or scores are all the Pi gets)."""
+    if "SER_BUNDLE" in os.environ:
+        return Path(os.environ["SER_BUNDLE"])
+    rows_only = source.kind == "serial" and source.serial.mode in ("features", "results")
+    return Path(__file__).resolve().parents[2] / "deploy/models" / ("ser-tiny" if rows_only else "ser-base")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    bundle: Path = field(default_factory=_default_bundle)
-    """Model bundle directory (model.tflite + manifest.json)."""
+    bundle: Path | None = None
+    """Model bundle directory (manifest.json, model.tflite, and encoder.tflite for ser-base);
+    default: default_bundle() for the configured source."""
     threshold: float = field(default=0.3, metadata=check(0, 1))
     """Emit an event only when the winning emotion's score reaches this (see docs/daemon.md)."""
 
@@ -264,6 +270,8 @@ class Settings:
     """Where events wait for the broker."""
 
     def __post_init__(self) -> None:
+        if self.model.bundle is None:
+            object.__setattr__(self, "model", replace(self.model, bundle=default_bundle(self.source)))
         if self.gate.kind == "speech" and self.source.kind == "serial" and self.source.serial.mode == "results":
             raise ValueError("gate.kind speech cannot check a node in results mode (the node scores what its "
                              "energy gate cuts; music would be published): use source.serial.mode features, "

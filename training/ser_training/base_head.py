@@ -37,9 +37,18 @@ def sample_weights(corpora: Sequence[str], y: np.ndarray) -> np.ndarray:
 
 
 def class_prior(y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The weighted share of each of the eight classes (a small floor for absent ones)."""
-    prior = np.bincount(y, weights=w, minlength=N_CLASSES) + 1e-3 * w.sum()
+    """The weighted share of each of the eight classes (0 for a class no clip has)."""
+    prior = np.bincount(y, weights=w, minlength=N_CLASSES)
     return prior / prior.sum()
+
+
+def logit_shift(prior: np.ndarray, tau: float) -> np.ndarray:
+    """tau log(prior), added to the logits while training; a class absent from training
+    gets the rarest present class's shift (an infinitely negative one would make the head
+    answer it everywhere once the shift is gone)."""
+    present = prior > 0
+    log = np.log(np.where(present, prior, 1.0))
+    return (tau * np.where(present, log, log[present].min())).astype(np.float32)
 
 
 def build_head(width: int, cfg: HeadConfig, mean: np.ndarray, variance: np.ndarray):
@@ -77,7 +86,7 @@ def train_head(x: np.ndarray, y: np.ndarray, corpora: Sequence[str], cfg: HeadCo
     w = sample_weights(corpora, y)
     flat = x.reshape(-1, x.shape[-1])
     model = build_head(x.shape[-1], cfg, flat.mean(axis=0), flat.var(axis=0) + 1e-6)
-    shift = (cfg.logit_adjust * np.log(class_prior(y, w))).astype(np.float32)
+    shift = logit_shift(class_prior(y, w), cfg.logit_adjust)
     smooth = cfg.label_smoothing
 
     def loss(target, logits):

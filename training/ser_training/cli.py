@@ -15,6 +15,37 @@ from .corpora import LOADERS, Manifest, check_audio, counts, load_crema, load_fo
 from .int8 import ConversionError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
+
+
+def _encoder(args: argparse.Namespace) -> int:
+    from .base_config import load_base_config
+    from .encoder_export import build_checked
+
+    cfg = load_base_config(args.config)
+    out = args.out or Path(cfg.encoder.file)
+    print(build_checked(cfg.encoder, out, args.clips))
+    return 0
+
+
+def _base_cv(args: argparse.Namespace) -> int:
+    from .base_config import load_base_config
+    from .serbase import run_cv
+
+    cfg = load_base_config(args.config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.config, args.out / "config.yaml")
+    run_cv(cfg, args.out, args.loco, args.workers)
+    print(f"results in {args.out / 'cv.json'}; through the daemon's path: ser-train robustness {args.out}")
+    return 0
+
+
+def _base_train(args: argparse.Namespace) -> int:
+    from .base_config import load_base_config
+    from .serbase import train_shipped
+
+    train_shipped(load_base_config(args.config), args.out, args.workers)
+    return 0
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -238,6 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder")
         p.set_defaults(func=func)
     sub.choices["cv"].add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
+
+    p = sub.add_parser("encoder", help="build ser-base's frozen encoder.tflite from the pinned Whisper weights")
+    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="ser-base recipe (default: base.yaml)")
+    p.add_argument("--out", type=Path, help="output file (default: the recipe's encoder.file)")
+    p.add_argument("--clips", type=Path, nargs="*", default=[], help="audio to check it on (default: the samples)")
+    p.set_defaults(func=_encoder)
+
+    p = sub.add_parser("base-cv", help="ser-base: RAVDESS actor folds and leave-one-corpus-out heads")
+    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="ser-base recipe (default: base.yaml)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (fold bundles, cv.json)")
+    p.add_argument("--loco", nargs="*", default=["emodb", "ased", "turev", "emospeech", "tess"],
+                   help="corpora each left out of one head's training")  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="processes embedding clips (default 2)")
+    p.set_defaults(func=_base_cv)
+
+    p = sub.add_parser("base-train", help="ser-base: train the head to ship and write its bundle")
+    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="ser-base recipe (default: base.yaml)")
+    p.add_argument("--out", type=Path, default=Path("deploy/models/ser-base"), help="bundle folder")
+    p.add_argument("--workers", type=int, default=2, help="processes embedding clips (default 2)")
+    p.set_defaults(func=_base_train)
 
     p = sub.add_parser("evaluate", help="score a bundle's int8 model on labelled clips (the daemon's rule)")
     p.add_argument("bundle", type=Path, help="model bundle folder")

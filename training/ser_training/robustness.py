@@ -32,8 +32,7 @@ from tqdm import tqdm
 
 from ser_edge.audio.audio_io import read_audio, to_int16
 from ser_edge.pipeline import utterances_in
-from ser_edge.recognition.bundle import load_bundle
-from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.model import load_model
 from ser_edge.settings import GateSettings
 
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
@@ -161,7 +160,7 @@ _WORKER: dict = {}
 def _init_worker(model_paths: Sequence[Path], protocol: Protocol, bank: dict[float, list[Room]],
                  noise_files: Sequence[Path], gate: GateSettings) -> None:  # fmt: skip
     _WORKER.update(
-        models=[EmotionModel(load_bundle(p, frontend=None)) for p in model_paths], protocol=protocol, bank=bank,
+        models=[load_model(p, frontend=None) for p in model_paths], protocol=protocol, bank=bank,
         noise=NoisePool(noise_files, SYNTH_KINDS[1:]), gate=gate, conditions=conditions(protocol),
     )  # fmt: skip
 
@@ -190,13 +189,12 @@ def score_job(job: Job) -> list[tuple[int, int, np.ndarray]]:
     for ci, c in enumerate(w["conditions"] if job.grid else w["conditions"][:1]):
         heard, gap = render(job, pcm, c)
         utterances = utterances_in(heard, w["gate"], gap_s=gap)
-        features: dict = {}  # per front end: models that share one share its rows
+        inputs: dict = {}  # models with one input key (front end, or encoder) share their inputs
         for mi in job.models:
-            model: EmotionModel = w["models"][mi]
-            fe = model.bundle.frontend
-            if fe not in features:
-                features[fe] = [u.features(fe) for u in utterances]  # the speech gate's rows, as the daemon
-            rows = np.array([model.utterance_scores(f) for f in features[fe]]).reshape(len(utterances), len(EMOTIONS))
+            model = w["models"][mi]
+            if model.input_key not in inputs:  # the speech gate's rows, or the encoder's embedding, as the daemon
+                inputs[model.input_key] = [model.inputs(u) for u in utterances]
+            rows = np.array([model.scores(x) for x in inputs[model.input_key]]).reshape(len(utterances), len(EMOTIONS))
             out.append((ci, mi, rows))
     return out
 

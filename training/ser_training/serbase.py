@@ -229,3 +229,72 @@ def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict
         raise RuntimeError(f"{out}: the head's TFLite scores differ from Keras by {diff:.2g}")
     log(f"wrote {out} (head {len(head)} B, TFLite = Keras within {diff:.1e})")
     return out
+
+
+def _training_record(table: Table, mask: np.ndarray, validation: np.ndarray, test_speakers: Sequence[str]) -> dict:
+    speakers, corpora = table.column("speaker"), table.column("corpus")
+    return {
+        "corpora": sorted(set(corpora[mask | validation].tolist())),
+        "speakers": sorted(set(speakers[mask].tolist())),
+        "validation_speakers": sorted(set(speakers[validation].tolist())),
+        "test_speakers": sorted(test_speakers),
+        "clips": int(mask.sum()),
+        "views_per_clip": int(table.x.shape[1]),
+    }
+
+
+def run_cv(cfg: BaseConfig, out: Path, loco: Sequence[str], workers: int = 2, log=print) -> dict:
+    """The RAVDESS folds and the leave-one-corpus-out trials: each head kept as a bundle in
+    ``out/folds/<k>/`` (what `ser-train robustness` scores through the daemon's path) and
+    scored here on its test clips as recorded (cv.json)."""
+    import json
+
+    from .base_head import probabilities
+    from .metrics import device_report
+
+    table = embedded_table(cfg, workers, log)
+    results, pooled = [], {"y": [], "scores": []}
+    for k, trial in enumerate(trials(table, cfg, loco), start=1):
+        log(f"{trial.name}: {int(trial.train.sum())} training clips, {int(trial.validation.sum())} validation, "
+            f"{int(trial.test.sum())} test")  # fmt: skip
+        model, record = fit_trial(table, trial, cfg, log)
+        scores = probabilities(model, table.x[trial.test, 0].astype(np.float32))
+        reports = trial_reports(table, trial, scores)
+        held = [] if trial.held_out_corpus else sorted(set(table.column("speaker")[trial.test].tolist()))
+        training = _training_record(table, trial.train, trial.validation, held)
+        check = table.x[trial.validation, 0][:64]
+        write_bundle(out / "folds" / str(k), cfg, model, record, training, check, log)
+        results.append({"trial": trial.name, "held_out_corpus": trial.held_out_corpus, "reports": reports,
+                        "temperature": record["temperature"]})  # fmt: skip
+        if trial.held_out_corpus is None:
+            pooled["y"] += table.y[trial.test].tolist()
+            pooled["scores"] += list(scores)
+        log("  " + summary_line(reports))
+    summary = {"trials": results}
+    if pooled["y"]:
+        summary["ravdess_pooled"] = device_report(np.array(pooled["y"]), [s[None] for s in pooled["scores"]])
+        log("RAVDESS pooled: " + summary_line({"8-way": summary["ravdess_pooled"]}))
+    (out / "cv.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def summary_line(reports: dict) -> str:
+    """One line per trial: accuracy, UA, ECE and the most frequent answer of each report."""
+    parts = []
+    for name, r in reports.items():
+        top = r["max_share"]
+        parts.append(f"{name}: acc {r['accuracy']:.1%} UA {r['uar']:.1%} ECE {r['ece']:.3f} "
+                     f"(most answered {top['class']} {top['share']:.0%})")  # fmt: skip
+    return "; ".join(parts)
+
+
+def train_shipped(cfg: BaseConfig, out: Path, workers: int = 2, log=print) -> Path:
+    """The head to ship: every clip of every configured corpus, but the validation
+    speakers it is calibrated on."""
+    table = embedded_table(cfg, workers, log)
+    everything = np.ones(len(table.clips), bool)
+    trial = _trial("shipped", table, ~everything, everything, cfg)
+    log(f"training on {int(trial.train.sum())} clips; calibrating on {int(trial.validation.sum())}")
+    model, record = fit_trial(table, trial, cfg, log)
+    training = _training_record(table, trial.train, trial.validation, [])
+    return write_bundle(out, cfg, model, record, training, table.x[trial.validation, 0][:64], log)

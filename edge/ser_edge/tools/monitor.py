@@ -33,9 +33,8 @@ from ser_edge.delivery.discovery import Topics
 from ser_edge.delivery.events import iso_utc
 from ser_edge.frontend import StreamingFrontend
 from ser_edge.gate.vad import Gate
-from ser_edge.recognition.bundle import load_bundle
 from ser_edge.recognition.decision import Recognition, recognise
-from ser_edge.recognition.model import EmotionModel
+from ser_edge.recognition.model import load_model
 from ser_edge.settings import Settings
 
 STRIP_ROWS = 400  # 8 s of front-end rows kept for the strip
@@ -142,7 +141,7 @@ class LocalFeed:
 
     def __init__(self, settings: Settings, view: View) -> None:
         self.settings, self.view = settings, view
-        self.model = EmotionModel(load_bundle(settings.model.bundle))
+        self.model = load_model(settings.model.bundle)
         s = settings.source
         if s.kind == "serial":
             raise ValueError("source.kind is serial: the daemon owns the node's port; watch it with --mqtt")

@@ -14,8 +14,7 @@ from pathlib import Path
 from ser_edge.delivery.discovery import Topics
 from ser_edge.delivery.publisher import mqtt_client
 from ser_edge.pipeline import recognise_file
-from ser_edge.recognition.bundle import load_bundle
-from ser_edge.recognition.model import EmotionModel
+from ser_edge.preflight import check_bundle
 from ser_edge.settings import Settings
 
 
@@ -24,7 +23,7 @@ class SelftestError(ValueError):
 
 
 def check_model(settings: Settings, clip: Path, expect: str) -> str:
-    model = EmotionModel(load_bundle(settings.model.bundle))
+    model = check_bundle(settings.model.bundle, settings)
     b = model.bundle
     found = recognise_file(clip, model, settings.gate, 0.0)
     if not found:
