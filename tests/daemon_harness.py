@@ -23,7 +23,7 @@ SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
 def classify(files: list[Path], config: Path | None = None) -> list[dict]:
     """`ser-edge classify --json` on files (with a daemon config's gate and threshold):
     the utterances that become events, in order."""
-    extra = ["--config", str(config)] if config else []
+    extra = ["--config", str(config)] if config else ["--bundle", str(SHIPPED)]
     r = subprocess.run([sys.executable, "-m", "ser_edge", "classify", "--json", *extra, *map(str, files)],
                        capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     return [x for x in json.loads(r.stdout)["results"] if x.get("event")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ser_edge.recognition.bundle import Bundle, BundleError
+from ser_edge.recognition.interpreter import tflite_interpreter
 from ser_edge.recognition.level import normalise_level
 from ser_edge.recognition.logmel import log_mel
 
@@ -34,21 +35,12 @@ def pooled(hidden: np.ndarray) -> np.ndarray:
     return np.concatenate([hidden.mean(axis=0), hidden.std(axis=0)]).astype(np.float32)
 
 
-def _interpreter(model: bytes, threads: int):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter(model_content=model, num_threads=threads)
-
-
 class Encoder:
     """The frozen encoder of a ser-base bundle: log-mel in, hidden states out, any length."""
 
     def __init__(self, model: bytes, n_mels: int, threads: int = 1, where: str = "encoder") -> None:
         try:
-            self._interp = _interpreter(model, threads)
-            self._interp.allocate_tensors()
+            self._interp = tflite_interpreter(model, threads=threads)
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{where}: the interpreter cannot load it ({e})") from None
         inp = self._interp.get_input_details()[0]
@@ -79,8 +71,7 @@ class BaseModel:
         self.bundle = bundle
         self.encoder = Encoder(spec.model, spec.n_mels, threads, f"{bundle.path}/{spec.file}")
         try:
-            self._head = _interpreter(bundle.model, 1)
-            self._head.allocate_tensors()
+            self._head = tflite_interpreter(bundle.model)
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{bundle.path}: the interpreter cannot load model.tflite ({e})") from None
         inp, out = self._head.get_input_details()[0], self._head.get_output_details()[0]

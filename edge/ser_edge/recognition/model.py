@@ -10,20 +10,8 @@ from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig
 from ser_edge.gate.vad import Utterance
 from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import Bundle, BundleError, load_bundle
+from ser_edge.recognition.interpreter import tflite_interpreter
 from ser_edge.recognition.scoring import silence_row, utterance_score, utterance_windows
-
-
-def _interpreter(model: bytes):
-    """LiteRT where it exists, tflite-runtime on 32-bit Pi OS; either way with TFLite's
-    built-in int8 kernels and no XNNPACK delegate. Those give the same outputs as TFLite
-    Micro on the Arduino node, bit for bit (XNNPACK rounds differently: up to 6 int8 steps
-    on the shipped model), so an utterance scores the same wherever it is scored."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter, OpResolverType
-    kernels = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return Interpreter(model_content=model, experimental_op_resolver_type=kernels)
 
 
 class EmotionModel:
@@ -32,8 +20,7 @@ class EmotionModel:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         try:
-            self._interp = _interpreter(bundle.model)
-            self._interp.allocate_tensors()
+            self._interp = tflite_interpreter(bundle.model, reference_kernels=True)
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{bundle.path}: the interpreter cannot load model.tflite ({e})") from None
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
