@@ -17,7 +17,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/ser-edge bench frontend
-	$(VENV)/bin/ser-edge bench daemon --gate speech
+	$(VENV)/bin/ser-edge bench daemon --gate speech --reference-bundle deploy/models/ser-tiny
 	$(VENV)/bin/python deploy/arduino/m4/bench.py
 
 lint: $(STAMP)

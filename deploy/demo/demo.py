@@ -1,7 +1,7 @@
 """`make demo`: the whole device path on this machine, with nothing to configure.
 
 Starts a throwaway Mosquitto on a free loopback port, runs the real daemon
-(`ser-edge run`) on the bundled sample clips with the shipped model, prints what an MQTT
+(`ser-edge run`) on the bundled sample clips with the shipped Pi model (ser-base), prints what an MQTT
 subscriber receives (events, state, availability) and the Home Assistant discovery the
 daemon published, then stops everything.
 """
@@ -57,11 +57,11 @@ def main() -> int:
         config.write_text(
             "device: {id: demo, name: Demo emotion sensor}\n"
             f"source: {{kind: replay, files: [{samples}], realtime: {str(args.realtime).lower()}}}\n"
-            f"model: {{bundle: {REPO / 'deploy/models/ser-tiny'}}}\n"
+            f"model: {{bundle: {REPO / 'deploy/models/ser-base'}}}\n"
             f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
             f"spool: {{path: {tmp}/spool.sqlite}}\n"
         )  # fmt: skip
-        print(f"== ser-edge run --config {config}  (8 RAVDESS sample clips, shipped model)")
+        print(f"== ser-edge run --config {config}  (8 RAVDESS sample clips, ser-base: Whisper encoder + head)")
         ser_edge = Path(sys.executable).with_name("ser-edge")
         daemon = subprocess.run([str(ser_edge), "run", "--config", str(config), "--log-level", "warning"])
         sub.loop_stop()

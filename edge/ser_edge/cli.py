@@ -169,15 +169,31 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_daemon(args: argparse.Namespace) -> int:
-    from ser_edge.tools.bench_daemon import bench_daemon, format_daemon, format_ratio
+    from ser_edge.tools.bench_daemon import bench_daemon, format_daemon, format_model_ratio, format_ratio
 
     clips = args.files or [Path(__file__).resolve().parents[2] / "deploy/samples"]
     reference = bench_daemon(clips, args.seconds, args.bundle, "energy")
     print(format_daemon(reference))
+    r = reference
     if args.gate == "speech":
         r = bench_daemon(clips, args.seconds, args.bundle, "speech")
         print(format_daemon(r))
         print(format_ratio(r, reference))
+    if args.reference_bundle:
+        other = bench_daemon(clips, args.seconds, args.reference_bundle, args.gate)
+        print(format_daemon(other))
+        print(format_model_ratio(r, other))
+    return 0
+
+
+def _bench_model(args: argparse.Namespace) -> int:
+    from ser_edge.settings import SourceSettings, default_bundle
+    from ser_edge.tools.bench_model import bench_model, format_model
+
+    clip = args.clip or sorted((Path(__file__).resolve().parents[2] / "deploy/samples").glob("*.flac"))[4]
+    r = bench_model(args.bundle or default_bundle(SourceSettings()), clip, args.seconds, args.repeat)
+    reference = bench_model(args.reference_bundle, clip, args.seconds, args.repeat) if args.reference_bundle else None
+    print(format_model(r, reference))
     return 0
 
 
@@ -279,7 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="speech",
         help="speech (the daemon's default): the speech gate, against the energy gate in the same run; energy: alone",
     )
+    p.add_argument("--reference-bundle", type=Path,
+                   help="also run this model with the same gate and print the model's cost against it")  # fmt: skip
     p.set_defaults(func=_bench_daemon)
+    p = bench.add_parser("model", help="one utterance through a model stage on one core: milliseconds by stage")
+    p.add_argument("--bundle", type=Path, help="model bundle (default: ser-base, the Pi's model)")
+    p.add_argument("--reference-bundle", type=Path, help="also time this bundle and print the ratio")
+    p.add_argument("--clip", type=Path, help="real speech to time it on (default: a sample clip)")
+    p.add_argument("--seconds", type=float, default=3.0, help="utterance length (default 3 s)")
+    p.add_argument("--repeat", type=int, default=30, help="runs per figure (the median is printed)")
+    p.set_defaults(func=_bench_model)
     p = bench.add_parser("accuracy", help="fixed-point error against the float64 reference")
     p.add_argument("files", nargs="+", type=Path, help="real speech clips")
     p.add_argument("--channels", nargs="+", default=["mfcc", "logmel", "zcr", "rms"], help="columns to measure")

@@ -44,7 +44,14 @@ class HeadConfig:
     """Share of each epoch's samples that are a clip as recorded (the rest: a rendering)."""
     calibrate: bool = True
     """Fit a softmax temperature on the validation speakers (minimum NLL) and fold it in."""
+    calibrate_views: str = "all"
+    """Which of the validation speakers' views the temperature is fitted on: clean (as
+    recorded) or all (with the renderings: rooms and noise, as a device hears)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.calibrate_views not in ("clean", "all"):
+            raise ValueError(f"calibrate_views must be clean or all, got {self.calibrate_views!r}")
 
 
 @dataclass(frozen=True)

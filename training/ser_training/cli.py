@@ -44,7 +44,10 @@ def _base_train(args: argparse.Namespace) -> int:
     from .base_config import load_base_config
     from .serbase import train_shipped
 
-    train_shipped(load_base_config(args.config), args.out, args.workers)
+    if args.cv and not (args.cv / "cv.json").is_file():
+        raise FileNotFoundError(f"{args.cv}: no cv.json (run ser-train base-cv --out {args.cv} first)")
+    train_shipped(load_base_config(args.config), args.out, args.workers, args.cv)
+    shutil.copy(args.config, args.out / "config.yaml")
     return 0
 
 
@@ -287,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("base-train", help="ser-base: train the head to ship and write its bundle")
     p.add_argument("--config", type=Path, default=BASE_CONFIG, help="ser-base recipe (default: base.yaml)")
     p.add_argument("--out", type=Path, default=Path("deploy/models/ser-base"), help="bundle folder")
+    p.add_argument("--cv", type=Path, help="a base-cv folder whose results (and robustness) the manifest records")
     p.add_argument("--workers", type=int, default=2, help="processes embedding clips (default 2)")
     p.set_defaults(func=_base_train)
 

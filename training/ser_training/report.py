@@ -137,6 +137,8 @@ def occlusion(score: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, tr
 
 def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) -> Path:
     manifest = json.loads((bundle / "manifest.json").read_text())
+    if "encoder" in manifest:
+        return write_base_report(bundle, manifest, out, log)
     model = (bundle / "model.tflite").read_bytes()
     fe = FrontendConfig.from_dict(manifest["frontend"]["config"])
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +205,89 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
         log("feature importance (occlusion)")
         page.add("What the model listens to", importance(page, pi, fe, held_out))
 
+    return write_html(page, manifest)
+
+
+def write_base_report(bundle: Path, manifest: dict, out: Path, log: Callable[[str], None] = print) -> Path:
+    """The report of a ser-base bundle: model card, data, the RAVDESS folds and the
+    leave-one-corpus-out heads (recorded from `ser-train base-cv`), robustness."""
+    from .base_config import load_base_config
+    from .serbase import corpus_clips
+
+    out.mkdir(parents=True, exist_ok=True)
+    page = Page(out)
+    enc, head, training = manifest["encoder"], manifest["model"], manifest["training"]
+    ev = manifest.get("evaluation")
+    if ev is None:
+        raise ValueError(f"{bundle}: the manifest records no evaluation (base-train --cv RUN)")
+    pooled = ev["ravdess_pooled"]
+    card = [
+        (
+            "model",
+            f"{manifest['name']} {manifest['version']}: {enc['name']} encoder (frozen, blocks "
+            f"{', '.join(map(str, enc['blocks']))} averaged) + {head['kind']}",
+        ),
+        (
+            "encoder",
+            f"{(bundle / enc['file']).stat().st_size:,} bytes ({enc['form']}, SHA-256 {enc['sha256'][:12]}); "
+            f"weights {enc['weights']['sha256'][:12]} from {', '.join(enc['weights']['packages'])}",
+        ),
+        ("head", f"{head['parameters']:,} parameters, {head['tflite_bytes']:,} bytes (SHA-256 {head['sha256'][:12]})"),
+        (
+            "input",
+            f"the utterance's audio at {enc['level_dbfs']:g} dBFS active level, Whisper log-mel "
+            f"({enc['logmel']['n_mels']} bands, {enc['logmel']['hop']} samples hop); mean and standard "
+            f"deviation over time ({enc['embedding']} values)",
+        ),
+        (
+            "accuracy (RAVDESS, speaker-independent)",
+            f"{pooled['accuracy']:.1%}, UA {pooled['uar']:.1%}, ECE {pooled['ece']:.3f} over {pooled['clips']} clips",
+        ),
+        (
+            "training data",
+            f"{training['clips']} clips of {', '.join(training['corpora'])}, each with "
+            f"{training['views_per_clip'] - 1} renderings; {len(training['speakers'])} speakers, "
+            f"{len(training['validation_speakers'])} validation speakers (temperature "
+            f"{training['temperature']:.2f})",
+        ),
+        ("licence", manifest["licence"]),
+    ]
+    page.add("Model card", table(("", ""), card))
+    try:
+        cfg = load_base_config(bundle / "config.yaml")
+        clips = [c for name in cfg.corpora for c in corpus_clips(cfg, name)]
+    except (OSError, ValueError) as e:
+        clips = []
+        page.add("Dataset composition", f"<p>The corpora were not found ({html.escape(str(e))}).</p>")
+    if clips:
+        log("dataset composition")
+        page.add("Dataset composition", composition(page, clips))
+    log("results")
+    rows = []
+    for trial in ev["trials"]:
+        for kind, r in trial["reports"].items():
+            top = r["max_share"]
+            rows.append((trial["trial"], kind, r["clips"], r["accuracy"], r["uar"], r["ece"],
+                         f"{top['class']} {top['share']:.0%}"))  # fmt: skip
+    matrices = "".join(
+        page.image(f"confusion_{i}.png", lambda p, t=t: plots.confusion_png(
+            t["reports"]["own classes"]["confusion"], p, f"{t['trial']}: own classes", normalised=True), t["trial"])
+        for i, t in enumerate(ev["trials"]) if t["held_out_corpus"]
+    )  # fmt: skip
+    ravdess = page.image(
+        "confusion_ravdess.png",
+        lambda p: plots.confusion_png(
+            pooled["confusion"], p, "RAVDESS folds pooled: share of each true emotion", normalised=True
+        ),
+        "RAVDESS",
+    )
+    page.add("Results: RAVDESS folds and corpora left out of training",
+             "<p>Each clip as recorded, through the speech gate, scored by a head that never trained on its "
+             "speaker (RAVDESS folds) or its corpus (the others).</p>"
+             + table(("head", "classes", "clips", "accuracy", "UA", "ECE", "most answered"), rows)
+             + ravdess + matrices)  # fmt: skip
+    log("robustness")
+    page.add("Robustness: rooms, input level, other corpora", robustness_section(page, bundle, log))
     return write_html(page, manifest)
 
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from ser_edge.audio.audio_io import read_audio, to_int16
@@ -122,6 +123,11 @@ def data_config(target: Path) -> DataConfig:
     """Where the corpora are: the target's own training config when it has one."""
     for candidate in (target / "config.yaml", target / "folds" / "1" / "config.yaml"):
         if candidate.is_file():
+            recipe = yaml.safe_load(candidate.read_text())
+            if isinstance(recipe, dict) and "encoder" in recipe:  # a ser-base recipe
+                from .base_config import load_base_config
+
+                return load_base_config(candidate).data
             return load_config(candidate).data
     return Config().data
 

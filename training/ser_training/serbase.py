@@ -131,7 +131,8 @@ def fit_trial(table: Table, trial: Trial, cfg: BaseConfig, log=print):
     from .base_head import train_head
 
     x, y, corpora = table.x, table.y, table.column("corpus")
-    val = (x[trial.validation, 0].astype(np.float32), y[trial.validation])
+    views = x[trial.validation] if cfg.head.calibrate_views == "all" else x[trial.validation, :1]
+    val = (views.reshape(-1, x.shape[-1]).astype(np.float32), np.repeat(y[trial.validation], views.shape[1]))
     return train_head(x[trial.train], y[trial.train], corpora[trial.train], cfg.head, val, log)
 
 
@@ -157,7 +158,7 @@ def trial_reports(table: Table, trial: Trial, scores: np.ndarray) -> dict:
 
 
 def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict, check_x: np.ndarray,
-                 log=print) -> Path:  # fmt: skip
+                 log=print, evaluation: dict | None = None) -> Path:  # fmt: skip
     """A ser-base bundle: the committed encoder (hard-linked where it can be), the head as
     model.tflite, manifest.json and the recipe. The bundle is loaded back as the daemon
     loads it and its head's scores of ``check_x`` compared with Keras'."""
@@ -215,6 +216,7 @@ def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict
             "sha256": hashlib.sha256(head).hexdigest(),
         },
         "training": training | {"temperature": record["temperature"], "prior": record["prior"]},
+        **({"evaluation": evaluation} if evaluation else {}),
         "licence": f"Encoder: {source.licence}. Head: " + licence_terms(training["corpora"]),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -288,13 +290,37 @@ def summary_line(reports: dict) -> str:
     return "; ".join(parts)
 
 
-def train_shipped(cfg: BaseConfig, out: Path, workers: int = 2, log=print) -> Path:
+def train_shipped(cfg: BaseConfig, out: Path, workers: int = 2, cv: Path | None = None, log=print) -> Path:
     """The head to ship: every clip of every configured corpus, but the validation
-    speakers it is calibrated on."""
+    speakers it is calibrated on. With ``cv`` (a `base-cv` folder), its results are
+    recorded in the manifest and its robustness tables copied beside it."""
+    import json
+    import shutil
+
+    evaluation = json.loads((cv / "cv.json").read_text()) if cv else None
     table = embedded_table(cfg, workers, log)
     everything = np.ones(len(table.clips), bool)
     trial = _trial("shipped", table, ~everything, everything, cfg)
     log(f"training on {int(trial.train.sum())} clips; calibrating on {int(trial.validation.sum())}")
     model, record = fit_trial(table, trial, cfg, log)
     training = _training_record(table, trial.train, trial.validation, [])
-    return write_bundle(out, cfg, model, record, training, table.x[trial.validation, 0][:64], log)
+    path = write_bundle(out, cfg, model, record, training, table.x[trial.validation, 0][:64], log, evaluation)
+    if cv and (cv / "robustness" / "robustness.json").is_file():
+        shutil.copy(cv / "robustness" / "robustness.json", out / "robustness.json")
+    return path
+
+
+def validation_score(table: Table, trial: Trial, model) -> float:
+    """Model choice without test speakers: the mean over training corpora of the UA on
+    the trial's validation speakers (their clips as recorded, each corpus on its own classes)."""
+    from .base_head import probabilities
+    from .metrics import device_report
+
+    corpora = table.column("corpus")
+    scores = []
+    for corpus in sorted(set(corpora[trial.validation].tolist())):
+        inside = trial.validation & (corpora == corpus)
+        y = table.y[inside]
+        p = probabilities(model, table.x[inside, 0].astype(np.float32))
+        scores.append(device_report(y, [r[None] for r in p], sorted(set(y.tolist())))["uar"])
+    return float(np.mean(scores)) if scores else float("nan")
