@@ -22,6 +22,7 @@ from ser_edge.recognition.model import EmotionModel, load_model
 from ser_edge.settings import GateSettings, Settings, SourceSettings, default_bundle
 
 from .conftest import REPO, SAMPLES
+from .test_bundle import _edit
 
 SER_BASE = REPO / "deploy" / "models" / "ser-base"
 SER_TINY = REPO / "deploy" / "models" / "ser-tiny"
@@ -42,12 +43,6 @@ def model() -> BaseModel:
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SER_BASE, tmp_path / "bundle"))
-
-
-def _edit(bundle: Path, change) -> None:
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    change(manifest)
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_the_shipped_bundle_is_an_encoder_bundle_with_its_licences(model: BaseModel) -> None:

@@ -9,7 +9,7 @@ import pytest
 from ser_training.config import ConfigError, expand, load_config
 
 ROOT = Path(__file__).resolve().parents[1] / "training" / "configs"
-CONFIGS = sorted([*ROOT.glob("*.yaml"), *ROOT.glob("ablations/*.yaml")])
+CONFIGS = sorted([p for p in ROOT.glob("*.yaml") if p.name != "base.yaml"] + list(ROOT.glob("ablations/*.yaml")))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -17,6 +17,20 @@ def test_shipped_configs_load(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.window.frames == cfg.frontend.n_frames(3 * cfg.frontend.sample_rate)  # 3 s windows
     assert cfg.model.kind in ("ds_cnn", "cnn", "cnn_lstm")
+
+
+def test_the_ser_base_recipe_loads_and_names_only_known_corpora(tmp_path: Path) -> None:
+    from ser_training.base_config import LABELLED, load_base_config
+
+    cfg = load_base_config(ROOT / "base.yaml")
+    assert set(cfg.corpora) == set(LABELLED) and cfg.encoder.blocks == (2, 3) and cfg.augment.renderings >= 1
+    bad = tmp_path / "b.yaml"
+    bad.write_text("corpora: [ravdess, savee]\n")
+    with pytest.raises(ConfigError, match="unknown corpus 'savee'"):
+        load_base_config(bad)
+    bad.write_text("head: {calibrate_views: some}\n")
+    with pytest.raises(ConfigError, match="head: calibrate_views must be clean or all"):
+        load_base_config(bad)
 
 
 def test_the_default_is_the_shipped_recipe_on_the_device_front_end() -> None:

@@ -37,7 +37,7 @@ class HeadConfig:
     learning_rate: float = 0.001
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
-    logit_adjust: float = 1.0
+    logit_adjust: float = 0.0
     """tau of the logit-adjusted loss: training logits get tau log(prior) added, so the head
     learns balanced scores although corpora bring classes in unequal shares (0: off)."""
     p_original: float = 0.4
