@@ -129,3 +129,15 @@ def test_classify_and_check_config_run_ser_base_by_default(tmp_path: Path) -> No
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 78 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "model.bundle:" in r.stderr and "sends no audio" in r.stderr
+
+
+def test_the_report_of_a_ser_base_bundle_shows_its_folds_and_corpora(copy: Path, tmp_path: Path) -> None:
+    from ser_training.report import write_report
+
+    page = write_report(copy, tmp_path / "report", log=lambda _: None).read_text()
+    manifest = json.loads((SER_BASE / "manifest.json").read_text())
+    pooled = manifest["evaluation"]["ravdess_pooled"]
+    assert "ser-base" in page and f"{pooled['accuracy']:.1%}" in page
+    for trial in ("ravdess fold 1", "without emodb", "without turev"):
+        assert trial in page
+    assert (tmp_path / "report" / "robustness.png").is_file() and "MIT" in page
