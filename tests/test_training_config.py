@@ -25,8 +25,8 @@ def test_the_ser_base_recipe_loads_and_names_only_known_corpora(tmp_path: Path) 
     cfg = load_base_config(ROOT / "base.yaml")
     assert set(cfg.corpora) == set(LABELLED) and cfg.encoder.blocks == (2, 3) and cfg.augment.renderings >= 1
     bad = tmp_path / "b.yaml"
-    bad.write_text("corpora: [ravdess, savee]\n")
-    with pytest.raises(ConfigError, match="unknown corpus 'savee'"):
+    bad.write_text("corpora: [ravdess, mystery]\n")
+    with pytest.raises(ConfigError, match="unknown corpus 'mystery'"):
         load_base_config(bad)
     bad.write_text("head: {calibrate_views: some}\n")
     with pytest.raises(ConfigError, match="head: calibrate_views must be clean or all"):
