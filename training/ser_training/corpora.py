@@ -141,7 +141,7 @@ def _crema_demographics(meta: Path) -> dict[str, str]:
         return {row["ActorID"]: row["Sex"].lower() for row in csv.DictReader(f)}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -168,7 +168,7 @@ def load_crema(root: Path, meta: Path | None = None, verify: bool = False) -> Ma
         parts = path.stem.split("_")
         if len(parts) != 4 or parts[2] not in _CREMA_EMOTION or parts[0] not in genders:
             out.problems.append(f"{path}: not a CREMA-D name with a known actor and emotion")
-        elif verify and expected.get(path.name) != _sha256(path):
+        elif verify and expected.get(path.name) != file_sha256(path):
             why = "not in the checksum list" if path.name not in expected else "SHA-256 differs"
             out.problems.append(f"{path}: {why}")
         else:
@@ -294,7 +294,7 @@ def check_audio(manifest: Manifest) -> Manifest:
         if frames == 0:
             out.problems.append(f"{clip.path}: empty (0 samples)")
             continue
-        digest = _sha256(clip.path)
+        digest = file_sha256(clip.path)
         if digest in seen:
             out.problems.append(f"{clip.path}: duplicate of {seen[digest]}")
             continue

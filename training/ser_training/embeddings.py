@@ -27,7 +27,7 @@ from ser_edge.audio.audio_io import read_audio
 from ser_edge.settings import GateSettings
 
 from .augment import AugmentConfig, Surroundings, render
-from .corpora import Clip
+from .corpora import Clip, file_sha256
 
 SAMPLE_RATE = 16000
 
@@ -71,10 +71,6 @@ def _embed(job: EmbedJob) -> Path:
     np.save(tmp, np.stack(rows).astype(np.float16))
     tmp.replace(job.out)  # a killed run leaves no half-written entry
     return job.out
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def embed_clips(clips: Sequence[Clip], encoder: bytes, level_dbfs: float, aug: AugmentConfig,

@@ -165,8 +165,9 @@ _WORKER: dict = {}
 
 def _init_worker(model_paths: Sequence[Path], protocol: Protocol, bank: dict[float, list[Room]],
                  noise_files: Sequence[Path], gate: GateSettings) -> None:  # fmt: skip
+    encoders: dict = {}  # the fold heads share one encoder interpreter
     _WORKER.update(
-        models=[load_model(p, frontend=None) for p in model_paths], protocol=protocol, bank=bank,
+        models=[load_model(p, frontend=None, encoders=encoders) for p in model_paths], protocol=protocol, bank=bank,
         noise=NoisePool(noise_files, SYNTH_KINDS[1:]), gate=gate, conditions=conditions(protocol),
     )  # fmt: skip
 

@@ -7,11 +7,17 @@ speaker; nothing here depends on which head is trained.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ser_edge.frontend import DEFAULT_CONFIG
 
@@ -162,15 +168,8 @@ def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict
     """A ser-base bundle: the committed encoder (hard-linked where it can be), the head as
     model.tflite, manifest.json and the recipe. The bundle is loaded back as the daemon
     loads it and its head's scores of ``check_x`` compared with Keras'."""
-    import dataclasses
-    import hashlib
-    import json
-    import os
-    import shutil
-
-    import yaml
-
     from ser_edge.recognition.logmel import WHISPER
+    from ser_edge.recognition.model import load_model
 
     from .base_head import head_tflite, probabilities
     from .corpora import licence_terms
@@ -194,7 +193,7 @@ def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict
         "name": cfg.name,
         "version": cfg.version,
         "labels": list(EMOTIONS),
-        "frontend": {"config": dataclasses.asdict(DEFAULT_CONFIG), "hash": DEFAULT_CONFIG.hash},
+        "frontend": {"config": DEFAULT_CONFIG.to_dict(), "hash": DEFAULT_CONFIG.hash},
         "scoring": {"rule": "the whole utterance: its level set, its log-mel encoded, mean and deviation over time"},
         "encoder": {
             "name": cfg.encoder.name,
@@ -221,8 +220,6 @@ def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg))), sort_keys=False))
-    from ser_edge.recognition.model import load_model
-
     check = load_model(out)
     sample = np.asarray(check_x, np.float32)
     lite = np.stack([check.head_scores(e) for e in sample])
@@ -249,8 +246,6 @@ def run_cv(cfg: BaseConfig, out: Path, loco: Sequence[str], workers: int = 2, lo
     """The RAVDESS folds and the leave-one-corpus-out trials: each head kept as a bundle in
     ``out/folds/<k>/`` (what `ser-train robustness` scores through the daemon's path) and
     scored here on its test clips as recorded (cv.json)."""
-    import json
-
     from .base_head import probabilities
     from .metrics import device_report
 
@@ -267,11 +262,13 @@ def run_cv(cfg: BaseConfig, out: Path, loco: Sequence[str], workers: int = 2, lo
         check = table.x[trial.validation, 0][:64]
         write_bundle(out / "folds" / str(k), cfg, model, record, training, check, log)
         results.append({"trial": trial.name, "held_out_corpus": trial.held_out_corpus, "reports": reports,
-                        "temperature": record["temperature"]})  # fmt: skip
+                        "temperature": record["temperature"],
+                        "validation_uar": validation_score(table, trial, model)})  # fmt: skip
         if trial.held_out_corpus is None:
             pooled["y"] += table.y[trial.test].tolist()
             pooled["scores"] += list(scores)
-        log("  " + summary_line(reports))
+        log(f"  validation speakers' mean UA {results[-1]['validation_uar']:.1%} (what recipes are chosen by); "
+            + summary_line(reports))  # fmt: skip
     summary = {"trials": results}
     if pooled["y"]:
         summary["ravdess_pooled"] = device_report(np.array(pooled["y"]), [s[None] for s in pooled["scores"]])
@@ -294,9 +291,6 @@ def train_shipped(cfg: BaseConfig, out: Path, workers: int = 2, cv: Path | None 
     """The head to ship: every clip of every configured corpus, but the validation
     speakers it is calibrated on. With ``cv`` (a `base-cv` folder), its results are
     recorded in the manifest and its robustness tables copied beside it."""
-    import json
-    import shutil
-
     evaluation = json.loads((cv / "cv.json").read_text()) if cv else None
     table = embedded_table(cfg, workers, log)
     everything = np.ones(len(table.clips), bool)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,6 @@ def read_ct2(stream: BinaryIO, prefix: str = "") -> dict[str, np.ndarray]:
 
 def encoder_arrays(name: str = "whisper-base") -> dict[str, np.ndarray]:
     """The encoder's arrays of a pinned checkpoint, names without ``encoder/``."""
-    import io
-
     if name not in SOURCES:
         raise WeightsError(f"unknown encoder {name!r} (known: {', '.join(SOURCES)})")
     return read_ct2(io.BytesIO(checked_model_bytes(SOURCES[name])), prefix="encoder/")

@@ -64,12 +64,17 @@ class Encoder:
 class BaseModel:
     """Runs a ser-base bundle: encoder, pooling and head on an utterance's audio."""
 
-    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+    def __init__(self, bundle: Bundle, threads: int = 1, encoders: dict[str, Encoder] | None = None) -> None:
+        """``encoders``: encoders by SHA-256 already loaded, shared by heads on one encoder
+        (the harness scores ten); a new one is added to it."""
         spec = bundle.encoder
         if spec is None:
             raise BundleError(f"{bundle.path}: not a ser-base bundle (no encoder)")
         self.bundle = bundle
-        self.encoder = Encoder(spec.model, spec.n_mels, threads, f"{bundle.path}/{spec.file}")
+        encoders = {} if encoders is None else encoders
+        if spec.sha256 not in encoders:
+            encoders[spec.sha256] = Encoder(spec.model, spec.n_mels, threads, f"{bundle.path}/{spec.file}")
+        self.encoder = encoders[spec.sha256]
         try:
             self._head = tflite_interpreter(bundle.model)
         except (ValueError, RuntimeError) as e:

@@ -55,10 +55,9 @@ def judge(labels: tuple[str, ...], scores: np.ndarray, start: float, end: float,
     return Recognition(start, end, named, emotion, round(confidence, 4), emit, elapsed)
 
 
-def recognise(model: EmotionModel | BaseModel, utterance: Utterance, threshold: float,
-              began: float | None = None) -> Recognition:  # fmt: skip
-    """Front end (or encoder), model and decision for one utterance (timed from ``began``)."""
-    began = time.perf_counter() if began is None else began
+def recognise(model: EmotionModel | BaseModel, utterance: Utterance, threshold: float) -> Recognition:
+    """Front end (or encoder), model and decision for one utterance."""
+    began = time.perf_counter()
     scores = model.scores(model.inputs(utterance))
     return judge(model.bundle.labels, scores, utterance.start, utterance.end, threshold, began)
 

@@ -73,7 +73,9 @@ class EmotionModel:
         return self.utterance_scores(inputs)
 
 
-def load_model(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) -> EmotionModel | BaseModel:
-    """The model stage for the bundle at ``path``, of whichever kind it is."""
+def load_model(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG,
+               encoders: dict | None = None) -> EmotionModel | BaseModel:  # fmt: skip
+    """The model stage for the bundle at ``path``, of whichever kind it is (``encoders``:
+    see BaseModel)."""
     bundle = load_bundle(path, frontend)
-    return BaseModel(bundle) if bundle.kind == "encoder" else EmotionModel(bundle)
+    return BaseModel(bundle, encoders=encoders) if bundle.kind == "encoder" else EmotionModel(bundle)
