@@ -49,6 +49,8 @@ _END = object()  # the replay is over
 _FAILED = object()  # the audio source failed and could not be reopened
 #: sysexits.h EX_UNAVAILABLE: the audio source is gone; systemd's Restart=on-failure tries again.
 EX_UNAVAILABLE = 69
+#: A serial source's reading loop that has not gone round for this long is hung.
+SOURCE_ALIVE_S = 3.0
 
 
 def load_model(settings: Settings) -> EmotionModel | BaseModel:
@@ -314,7 +316,7 @@ class Daemon:
                 self._reload.clear()
                 self._reload_now()
             now = time.monotonic()
-            if ping and now >= next_ping and (progressed or ended):
+            if ping and now >= next_ping and (progressed or ended or self._source_alive(now)):
                 self.notifier.watchdog()
                 next_ping = now + ping
             if now >= next_status:
@@ -326,6 +328,12 @@ class Daemon:
             if ended and len(self.spool) == 0:
                 return 0
         return 0
+
+    def _source_alive(self, now: float) -> bool:
+        """A serial source sends no items in a quiet room (the node cuts utterances
+        itself) or while the node is unplugged; its reading loop going round is its life."""
+        source = self._source
+        return isinstance(source, SerialSource) and now - source.alive_at < SOURCE_ALIVE_S
 
     def _shutdown(self) -> None:
         self.notifier.stopping()

@@ -116,6 +116,8 @@ class SerialSource:
         self._stop = stop
         self._opener = opener
         self.refusal = ""
+        self.alive_at = time.monotonic()
+        """When the reading loop last went round (each read or retry): the watchdog's proof of life."""
 
     def __iter__(self) -> Iterator[Chunk | NodeUtterance | AudioGap]:
         outage = ""
@@ -127,7 +129,7 @@ class SerialSource:
                     log.warning("serial %s: cannot open (%s); retrying every %g s", self.settings.port, e,
                                 self.settings.retry_s)  # fmt: skip
                     outage = str(e)
-                self._stop.wait(self.settings.retry_s)
+                self._pause(self.settings.retry_s)
                 continue
             outage = ""
             log.info("serial %s: open; configuring the node for %s mode", self.settings.port, self.settings.mode)
@@ -140,7 +142,14 @@ class SerialSource:
                 self.stats.state = "closed"
             if not self._stop.is_set():
                 self.stats.reconnects += 1
-                self._stop.wait(self.settings.retry_s)
+                self._pause(self.settings.retry_s)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before trying the port again, showing life every second meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._stop.wait(min(left, 1.0))
+            self.alive_at = time.monotonic()
 
     def configure(self, gate: tuple[int, ...], speech: NodeSpeech | None = None) -> None:
         """New gate settings or a new model (SIGHUP): the node is configured and its HELLO
@@ -161,7 +170,7 @@ class SerialSource:
                 port.write(self.config)
                 self.stats.state = "waiting"
             data = port.read(4096)
-            now = time.monotonic()
+            now = self.alive_at = time.monotonic()
             before = session.deframer.errors
             for message in session.deframer.feed(data):
                 last_heard = now
