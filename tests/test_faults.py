@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import soundfile as sf
 
 from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import REPO
-from tests.daemon_harness import SHIPPED, Daemon, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
 
 EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
 GATE_BUNDLE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
@@ -117,3 +118,81 @@ def test_the_watchdog_is_fed_through_a_quiet_minute_in_every_source_kind(tmp_pat
             d.stop()
         for sock in sockets.values():
             sock.close()
+
+
+def _spooled(spool: Path) -> int:
+    with sqlite3.connect(spool) as db:
+        return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+
+def _selftest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_edge", "selftest", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_events_the_broker_refuses_stay_in_the_spool_and_fail_the_health_gate(tmp_path: Path) -> None:
+    """Row 2: an ACL that denies the event topic (MQTT 5 PUBACK 0x87) is not a delivery."""
+    deny = "topic readwrite #\ntopic deny ser/test/event\ntopic deny ser/test/selftest\n"
+    files = list(event_samples()[:2])
+    spool = tmp_path / "spool.sqlite"
+    with LocalBroker(tmp_path / "denying", acl=deny) as broker:
+        config = write_config(tmp_path / "c.yaml", broker.port, files=files)
+        daemon = Daemon(config)
+        try:
+            assert daemon.wait_log("the broker refuses events on ser/test/event (Not authorized)", 60), daemon.log
+            assert daemon.wait_log("event 2:", 60), daemon.log
+            time.sleep(1.5)  # a retry of the refused events, which the broker refuses again
+            assert daemon.log.count("the broker refuses events") == 1, daemon.log  # said once, not per event
+            health = _selftest("--config", str(config), "--availability", "--timeout", "5")
+            assert health.returncode == 1, health.stdout
+            assert "FAILED: the broker refuses this device's events (Not authorized)" in health.stdout, health.stdout
+            probe = _selftest("--config", str(config), "--delivery", "--timeout", "5")
+            assert probe.returncode == 1 and "refused the probe (Not authorized)" in probe.stdout, probe.stdout
+        finally:
+            daemon.process.terminate()
+            daemon.wait(30)
+            daemon.stop()
+        assert _spooled(spool) == 2, daemon.log  # nothing deleted as delivered
+    with LocalBroker(tmp_path / "accepting") as broker:  # the ACL fixed: the kept events go out
+        sub = Subscriber(broker.port, "ser/test/event")
+        config = write_config(tmp_path / "c.yaml", broker.port, files=files[:1])
+        daemon = Daemon(config)
+        assert daemon.wait(60) == 0, daemon.log
+        daemon.stop()
+        assert sub.wait(lambda s: [e["seq"] for e in s.events()] == [1, 2, 3], 10), sub.events()
+        probe = _selftest("--config", str(config), "--delivery", "--timeout", "5")
+        assert probe.returncode == 0 and "acknowledged and received back" in probe.stdout, probe.stdout
+        sub.close()
+
+
+def test_a_base_topic_the_broker_keeps_for_itself_is_refused(tmp_path: Path) -> None:
+    """Row 2: publications under $SYS/... are dropped by the broker; the config says so first."""
+    config = write_config(tmp_path / "c.yaml", 1883, extra='  base_topic: "$SYS/x"\n')
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 78, r.stdout + r.stderr
+    assert "base_topic '$SYS/x' must not start with '$'" in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    ('mqtt: {base_topic: "ser\\0x"}', "mqtt.base_topic: contains a control character"),
+    ('mqtt: {username: "pi\\0"}', "mqtt.username: contains a control character"),
+    ("device: {id: " + "d" * 70_000 + "}", "device.id: 70000 characters long"),
+    ("mqtt: {base_topic: " + "t" * 70_000 + "}", "mqtt.base_topic: 70000 characters long"),
+    ('device: {name: "Kitchen \\ud800"}', "device.name: contains a lone surrogate"),
+    ("gate: {speech_threshold: 0.9961}", "gate.speech_threshold: expected a number from 0 to 0.996"),
+])  # fmt: skip
+def test_config_values_that_would_be_silent_outages_are_refused_by_name(tmp_path: Path, line: str, named: str) -> None:
+    """Row 7: each value was accepted and then cut the device off without a word (a NUL:
+    the broker drops the client; 70,000 characters: the network loop fails every second;
+    a lone surrogate: exit 2 naming nothing; a threshold above int8's highest P(speech):
+    no utterance ever)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{line}\nspool: {{path: {tmp_path / 'spool.sqlite'}}}\n")
+    for command in ("check-config", "run"):
+        args = [str(config)] if command == "check-config" else ["--config", str(config)]
+        r = subprocess.run([sys.executable, "-m", "ser_edge", command, *args],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        out = r.stdout + r.stderr
+        assert r.returncode == 78 and named in out and "line 1" in out, f"{command}: {r.returncode} {out[-600:]}"
+        assert "Traceback" not in out

@@ -119,7 +119,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from ser_edge.tools.selftest import SelftestError, check_availability, check_model
+    from ser_edge.tools.selftest import SelftestError, check_availability, check_delivery, check_model
 
     if bool(args.clip) != bool(args.expect):
         raise ValueError("--clip and --expect go together")
@@ -137,6 +137,8 @@ def _selftest(args: argparse.Namespace) -> int:
     checks = [lambda: check_model(settings, args.clip, args.expect)] if args.clip else []
     if args.availability:
         checks.append(lambda: check_availability(settings, args.timeout))
+    if args.delivery:
+        checks.append(lambda: check_delivery(settings, args.timeout))
     for check in checks:
         try:
             print(check())
@@ -261,7 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="daemon config")
     p.add_argument("--clip", type=Path, help="speech clip with a known emotion")
     p.add_argument("--expect", help="the emotion the clip must be recognised as (with --clip)")
-    p.add_argument("--availability", action="store_true", help="the broker must hold this device's 'online'")
+    p.add_argument(
+        "--availability",
+        action="store_true",
+        help="the broker must hold this device's 'online', and its stats no refused events",
+    )
+    p.add_argument(
+        "--delivery",
+        action="store_true",
+        help="a probe published with the device's credentials must come back (<base>/<id>/selftest)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
     p.set_defaults(func=_selftest)
 

@@ -11,10 +11,14 @@ import dataclasses
 import math
 import types
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+MAX_TEXT = 4096
+"""The longest string value (PATH_MAX): anything longer is a mistake."""
 
 
 class ConfigError(ValueError):
@@ -67,6 +71,18 @@ def _scalar(value: Any, tp: Any, meta: dict) -> Any:
     return value
 
 
+def _text_problem(text: str) -> str:
+    """Why a string value cannot go into a topic, a log line, a file name or a packet; ""
+    when it can. (A NUL makes the broker drop the client with nothing logged; a lone
+    surrogate cannot be encoded at all; a huge value breaks packet framing.)"""
+    if len(text) > MAX_TEXT:
+        return f"{len(text)} characters long; at most {MAX_TEXT}"
+    if bad := next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None):
+        kind = "a lone surrogate" if unicodedata.category(bad) == "Cs" else "a control character"
+        return f"contains {kind} ({bad!r} at {text.index(bad)})"
+    return ""
+
+
 def _convert(node: yaml.Node, tp: Any, meta: dict, path: str, loader: yaml.SafeLoader, where: _Where) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -86,6 +102,8 @@ def _convert(node: yaml.Node, tp: Any, meta: dict, path: str, loader: yaml.SafeL
         raise ConfigError(f'{path}: YAML reads {node.value} as the number {value!r}; write it in quotes: "{node.value}"'
                           f"{where(node)}")  # fmt: skip
     converted = _scalar(value, tp, meta)
+    if isinstance(converted, (str, Path)) and (problem := _text_problem(str(converted))):
+        raise ConfigError(f"{path}: {problem}{where(node)}")
     if converted is None:
         got = repr(value) if isinstance(node, yaml.ScalarNode) else "a " + type(node).__name__[:-4].lower()
         raise ConfigError(f"{path}: expected {_describe(tp, meta)}, got {got}{where(node)}")

@@ -262,6 +262,8 @@ class Daemon:
             "audio_queue": self._chunks.qsize(),
             "input_level_db": round(self.gate.level_db, 1), "input_dead": self.watch.dead,
             "broker_connects": self.publisher.connects,
+            "events_refused": self.publisher.refused,
+            "delivery_error": self.publisher.delivery_error,
         }  # fmt: skip
 
     # -- the loop -----------------------------------------------------------------------

@@ -15,6 +15,10 @@ from pathlib import Path
 from ser_edge.configfile import check, load
 
 MACHINE_ID = Path("/etc/machine-id")
+MAX_DEVICE_ID = 64
+"""device.id's longest: it goes into every topic and the MQTT client id."""
+MAX_TOPIC_PREFIX = 200
+"""base_topic's and discovery_prefix's longest (MQTT allows 65,535 bytes for a whole packet's topic)."""
 
 
 def _default_device_id(machine_id: Path = MACHINE_ID) -> str:
@@ -40,6 +44,8 @@ class DeviceSettings:
     def __post_init__(self) -> None:
         if self.id and not re.fullmatch(r"[A-Za-z0-9_-]+", self.id):
             raise ValueError(f"id {self.id!r} may only contain letters, digits, '_' and '-'")
+        if len(self.id) > MAX_DEVICE_ID:  # it is in every topic and the MQTT client id
+            raise ValueError(f"id is {len(self.id)} characters long; at most {MAX_DEVICE_ID}")
         object.__setattr__(self, "id", self.id or _default_device_id())
         object.__setattr__(self, "name", self.name or f"Emotion sensor {self.id}")
 
@@ -105,7 +111,7 @@ class GateSettings:
     dropped; TV and radio dialogue is speech and passes)."""
     speech_bundle: Path = field(default_factory=_default_gate_bundle)
     """The speech gate's model bundle (kind speech)."""
-    speech_threshold: float = field(default=0.8, metadata=check(0, 1))
+    speech_threshold: float = field(default=0.8, metadata=check(0, 0.996))  # int8 P(speech) tops at 255/256
     """A 1 s window (one every 0.2 s) is speech when its P(speech) reaches this (kind speech)."""
     speech_min_windows: int = field(default=3, metadata=check(1, 16))
     """Speech starts when this many of the last speech_of_windows windows are speech (kind speech)."""
@@ -226,6 +232,10 @@ class MqttSettings:
             value = getattr(self, name)
             if not value or any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
                 raise ValueError(f"{name} {value!r} must be a topic without wildcards or outer slashes")
+            if value.startswith("$"):  # $SYS/...: the broker's own; it drops what clients publish there
+                raise ValueError(f"{name} {value!r} must not start with '$' (topics the broker keeps for itself)")
+            if len(value) > MAX_TOPIC_PREFIX:
+                raise ValueError(f"{name} is {len(value)} characters long; at most {MAX_TOPIC_PREFIX}")
 
 
 def _is_host(host: str) -> bool:

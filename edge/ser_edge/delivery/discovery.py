@@ -57,6 +57,11 @@ class Topics:
     def stats(self) -> str:
         return f"{self.base}/stats"
 
+    @property
+    def selftest(self) -> str:
+        """Where ``ser-edge selftest --delivery`` sends its probe and reads it back."""
+        return f"{self.base}/selftest"
+
 
 def discovery_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/device/{device_id}/config"

@@ -3,9 +3,11 @@ Home Assistant discovery (paho-mqtt 2.x).
 
 Delivery: a worker thread owns the map from MQTT message ids to spool sequence numbers.
 It hands the broker the spool's events in order (a bounded window in flight); paho
-re-sends unacknowledged ones itself after a reconnect; a PUBACK deletes the event from
-the spool. A restart hands over whatever the spool still holds, so an event is delivered
-at least once, in order, whatever happens to the broker or the daemon.
+re-sends unacknowledged ones itself after a reconnect; a successful PUBACK deletes the
+event from the spool, a refusing one (MQTT 5 reason code) leaves it there. A restart
+hands over whatever the spool still holds, so an event the broker accepted is delivered
+at least once, in order, through outages, restarts and kills; one the broker keeps
+refusing waits in the spool (up to ``spool.max_events``) and the log says why.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class Publisher:
         self._last_line = ""
         self.latencies_ms: list[float] = []
         """Utterance end to PUBACK, for events acknowledged since the last ``take_latencies``."""
+        self.refused = 0
+        """Events the broker answered with a failure code (MQTT 5 PUBACK), all kept in the spool."""
+        self.delivery_error = ""
+        """Why the broker refuses events now ("" while it accepts them)."""
         self._last_state: str | None = None
         self._inbox: queue.Queue[tuple] = queue.Queue()
         self._stop = threading.Event()
@@ -121,7 +127,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_publish = lambda _c, _u, mid, _rc, _p: self._inbox.put(("acked", mid, time.monotonic()))
+        client.on_publish = lambda _c, _u, mid, rc, _p: self._inbox.put(("acked", mid, time.monotonic(), rc))
         client.on_message = self._on_message
         return client
 
@@ -249,11 +255,21 @@ class Publisher:
     # -- the spool worker ----------------------------------------------------------------
 
     def _run(self) -> None:
+        """Hands spooled events to paho and deletes each on its PUBACK. A PUBACK with a
+        failure code (an ACL that denies the topic: 0x87) is not a delivery: the event
+        stays, the reason is logged once, and the spool is offered again from its oldest
+        event after a backoff that doubles up to ``reconnect_max_s``."""
         mids: dict[int, int] = {}  # message id -> spool seq
         closed_at: dict[int, float] = {}  # seq -> monotonic time the utterance ended
         handed = 0  # highest seq handed to paho
+        retry_at = 0.0  # after a refusal: when to offer the spool again (0: no refusal pending)
+        backoff = 0.0
         while True:
-            message = self._inbox.get()
+            wait = max(0.05, retry_at - time.monotonic()) if retry_at else None
+            try:
+                message = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                message = ("tick",)
             kind = message[0]
             if kind == "stop":
                 return
@@ -263,9 +279,24 @@ class Publisher:
                 seq = mids.pop(message[1], None)
                 if seq is None:
                     continue  # availability, state, discovery
+                if message[3].is_failure:
+                    self.refused += 1
+                    self.delivery_error = str(message[3])
+                    backoff = min(max(1.0, backoff * 2), self.settings.reconnect_max_s)
+                    retry_at = time.monotonic() + backoff
+                    self._error(f"the broker refuses events on {self.topics.event} ({message[3]})",
+                                "keeping them in the spool and offering them again with backoff")  # fmt: skip
+                    continue
+                if backoff:
+                    log.info("the broker accepts events again")
+                    backoff, self.last_error, self._last_line, self.delivery_error = 0.0, "", "", ""
                 self.spool.delete(seq)
                 if seq in closed_at:
                     self.latencies_ms.append((message[2] - closed_at.pop(seq)) * 1000)
+            if retry_at:
+                if mids or time.monotonic() < retry_at:
+                    continue  # the refused window settles before the spool is offered again
+                retry_at, handed = 0.0, 0
             if not self.connected.is_set() or len(mids) >= WINDOW:
                 continue
             for seq, payload in self.spool.pending(handed, WINDOW - len(mids)):

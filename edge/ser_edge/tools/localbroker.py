@@ -48,6 +48,7 @@ class LocalBroker:
         tls: BrokerTls | None = None,
         port: int = 0,
         persistent: bool = False,
+        acl: str = "",
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,8 @@ class LocalBroker:
         self.tls = tls
         self.persistent = persistent
         """Keep sessions and queued messages across stop/start, as a real deployment would."""
+        self.acl = acl
+        """Mosquitto acl_file text ("" for none): which client may publish or read which topic."""
         self.log = self.workdir / "mosquitto.log"
         self._process: subprocess.Popen | None = None
 
@@ -77,6 +80,10 @@ class LocalBroker:
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl:
+            acl = self.workdir / "acl"
+            acl.write_text(self.acl)
+            lines.append(f"acl_file {acl}")
         if self.tls is not None:
             lines += [f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}"]
             lines.append(f"require_certificate {'true' if self.tls.require_client_cert else 'false'}")
