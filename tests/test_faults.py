@@ -4,6 +4,7 @@ run as it was found, with the real daemon, a real Mosquitto, real files and sock
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import sqlite3
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser_edge.delivery.spool import Spool, damage
 from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import REPO
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
@@ -196,3 +198,71 @@ def test_config_values_that_would_be_silent_outages_are_refused_by_name(tmp_path
         out = r.stdout + r.stderr
         assert r.returncode == 78 and named in out and "line 1" in out, f"{command}: {r.returncode} {out[-600:]}"
         assert "Traceback" not in out
+
+
+def _filled_spool(path: Path, events: int) -> None:
+    spool = Spool(path, 10_000)
+    for _ in range(events):
+        spool.add(lambda n: json.dumps({"seq": n, "pad": "x" * 200}))
+    spool.close()
+
+
+def _overwrite(path: Path, offset: int, size: int) -> None:
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(np.random.default_rng(offset).bytes(size))
+
+
+CORRUPTIONS = {
+    "random bytes": lambda p: p.write_bytes(np.random.default_rng(1).bytes(p.stat().st_size)),
+    "truncated to 20 KB": lambda p: p.write_bytes(p.read_bytes()[:20_000]),
+    "a 100-byte header": lambda p: _overwrite(p, 0, 100),
+    "a garbage page": lambda p: _overwrite(p, 8 * 4096, 4096),
+    "page 1 garbage": lambda p: _overwrite(p, 0, 4096),
+    "a foreign schema": lambda p: (p.unlink(), sqlite3.connect(p).executescript(
+        "CREATE TABLE events (id INTEGER, body BLOB, extra TEXT); INSERT INTO events VALUES (1, x'00', 'a');")),
+    "the WAL a directory": lambda p: Path(f"{p}-wal").mkdir(),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_damaged_spool_is_moved_aside_and_its_readable_events_kept(tmp_path: Path, corruption: str) -> None:
+    """Row 3: a damaged spool made every start exit 2, for ever, under Restart=on-failure."""
+    path = tmp_path / "spool.sqlite"
+    _filled_spool(path, 120)
+    CORRUPTIONS[corruption](path)
+    assert damage(path), "the damage is seen read-only"
+    spool = Spool(path, 10_000)
+    try:
+        aside = Path(spool.recovered)
+        assert aside.name.startswith("spool.sqlite.corrupt-") and (aside.exists() or Path(f"{aside}-wal").exists())
+        assert spool.recoveries == 1 and damage(path) == ""
+        kept = len(spool)
+        seq = spool.add(lambda n: "{}")
+        assert seq > max((s for s, _ in spool.pending(0, 1000) if s != seq), default=0)
+        if corruption in ("a garbage page", "the WAL a directory"):
+            assert kept >= 60, f"{kept} of 120 events salvaged"  # the damage hit part of the file, not all
+    finally:
+        spool.close()
+
+
+@pytest.mark.parametrize("corruption", ["random bytes", "the WAL a directory"])
+def test_the_daemon_starts_on_a_damaged_spool_and_delivers(tmp_path: Path, corruption: str,
+                                                           broker: LocalBroker) -> None:  # fmt: skip
+    """Row 3 through the real commands: check-config reports the damage (exit 0: not a
+    config error), run recovers, delivers and exits 0."""
+    path = tmp_path / "spool.sqlite"
+    _filled_spool(path, 3)
+    CORRUPTIONS[corruption](path)
+    sub = Subscriber(broker.port, "ser/test/event")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=list(event_samples()[:1]))
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0 and f"warning: spool {path} is damaged" in r.stdout, r.stdout + r.stderr
+    daemon = Daemon(config)
+    assert daemon.wait(60) == 0, daemon.log
+    daemon.stop()
+    assert "the event spool is damaged" in daemon.log and "started a fresh spool" in daemon.log, daemon.log
+    assert sub.wait(lambda s: len(s.events()) >= 1, 10)
+    assert any(p.name.startswith("spool.sqlite.corrupt-") for p in tmp_path.iterdir())
+    sub.close()

@@ -93,6 +93,8 @@ def _settings(config: Path | None):
 def _run(args: argparse.Namespace) -> int:
     from ser_edge.configfile import ConfigError
     from ser_edge.daemon import Daemon
+    from ser_edge.delivery.spool import SpoolError
+    from ser_edge.preflight import check_source, check_spool
     from ser_edge.recognition.bundle import BundleError
 
     settings = _settings(args.config)
@@ -100,14 +102,19 @@ def _run(args: argparse.Namespace) -> int:
     stamp = "" if journald else "%(asctime)s "
     logging.basicConfig(level=args.log_level.upper(), format=stamp + "%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ser_edge").info("ser-edge %s starting, config %s", __version__, args.config or "(defaults)")
+    check_spool(settings.spool.path)  # what check-config refuses, run refuses alike (78)
+    check_source(settings)
     try:
         daemon = Daemon(settings, args.config)
     except BundleError as e:  # a config error (78), as check-config says, not exit 2
         raise ConfigError(f"model.bundle: {e}") from None
+    except SpoolError as e:  # a folder or file this user cannot use (a damaged one is recovered)
+        raise ConfigError(str(e)) from None
     return daemon.run()
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from ser_edge.delivery.spool import damage
     from ser_edge.preflight import preflight
 
     settings = _settings(args.file)
@@ -115,6 +122,9 @@ def _check_config(args: argparse.Namespace) -> int:
     s, m = settings, settings.mqtt
     print(f"{args.file}: OK. device {s.device.id}, source {s.source.kind}, model {bundle.name} {bundle.version}, "
           f"broker {m.host}:{m.port} (MQTT {m.protocol}{', TLS' if m.tls else ''}), spool {s.spool.path}")  # fmt: skip
+    if problem := damage(s.spool.path):  # not a config error: run recovers from it
+        print(f"warning: spool {s.spool.path} is damaged ({problem}); run will move it aside, keep its readable "
+              "events and start a fresh one")  # fmt: skip
     return 0
 
 

@@ -259,6 +259,7 @@ class Daemon:
         return figures | {
             "model": b.name, "model_version": b.version, "spool_depth": len(self.spool),
             "spool_dropped": self.spool.dropped, "spool_writable": not self.spool.failing,
+            "spool_recovered": self.spool.recoveries,
             "audio_queue": self._chunks.qsize(),
             "input_level_db": round(self.gate.level_db, 1), "input_dead": self.watch.dead,
             "broker_connects": self.publisher.connects,
