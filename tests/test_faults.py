@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -19,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from ser_edge.delivery.spool import Spool, damage
-from ser_edge.tools.localbroker import LocalBroker
+from ser_edge.tools.localbroker import LocalBroker, free_port
 from tests.conftest import REPO
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
 
@@ -266,3 +268,35 @@ def test_the_daemon_starts_on_a_damaged_spool_and_delivers(tmp_path: Path, corru
     assert sub.wait(lambda s: len(s.events()) >= 1, 10)
     assert any(p.name.startswith("spool.sqlite.corrupt-") for p in tmp_path.iterdir())
     sub.close()
+
+
+def test_a_stop_with_the_disk_full_and_the_broker_down_says_exactly_what_is_lost(tmp_path: Path) -> None:
+    """Row 4: events held in memory (the disk full) while no broker takes them: at SIGTERM
+    the spool gets one more try, and the log's figures are the file's."""
+    spool_dir, kept = tmp_path / "spool", tmp_path / "after"
+    spool_dir.mkdir()
+    kept.mkdir()
+    config = write_config(tmp_path / "c.yaml", free_port(), files=list(event_samples()[:2]), realtime=True)
+    text = config.read_text().replace(str(tmp_path / "spool.sqlite"), str(spool_dir / "spool.sqlite"))
+    config.write_text(text.replace("realtime: true}", "realtime: true, loop: true}"))
+    # The daemon runs under a shell in its own mount namespace (a 1 MiB tmpfs), which copies the spool out after it.
+    script = f'mount -t tmpfs -o size=1m tmpfs {spool_dir} && "$@"; cp -a {spool_dir}/. {kept}/'
+    daemon = Daemon(config, prefix=("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"))
+    inside = ["nsenter", "-t", str(daemon.process.pid), "-m"]
+    try:
+        assert daemon.wait_log("event 1:", 60), daemon.log
+        subprocess.run([*inside, "dd", "if=/dev/zero", f"of={spool_dir}/fill", "bs=64k"], capture_output=True)
+        assert daemon.wait_log("cannot write", 30), daemon.log
+        logged = len(re.findall(r"event \d+:", daemon.log))
+        assert daemon.wait_log(f"event {logged + 2}:", 60), daemon.log  # two more held in memory
+        child = subprocess.run(["pgrep", "-P", str(daemon.process.pid)], capture_output=True, text=True).stdout
+        os.kill(int(child.split()[0]), signal.SIGTERM)
+        assert daemon.wait(30) == 0, daemon.log
+    finally:
+        daemon.stop()
+    logged = len(re.findall(r"event \d+:", daemon.log))
+    stayed = _spooled(kept / "spool.sqlite")
+    said = re.search(r"stopped; (\d+) events stay in the spool for the next start; (\d+) more could not be written",
+                     daemon.log)  # fmt: skip
+    assert said, daemon.log
+    assert int(said[1]) == stayed and int(said[2]) == logged - stayed >= 2, (said[0], stayed, logged)

@@ -351,5 +351,12 @@ class Daemon:
         if isinstance(self._source, MicrophoneSource):
             self._source.close()
         left = len(self.spool)
-        self.spool.close()
-        log.info("stopped; %d events stay in the spool for the next start", left) if left else log.info("stopped")
+        failing = self.spool.failing
+        lost = self.spool.close()
+        if lost:
+            log.error("stopped; %d events stay in the spool for the next start; %d more could not be written to "
+                      "it (%s) and are lost", left - lost, lost, failing)  # fmt: skip
+        elif left:
+            log.info("stopped; %d events stay in the spool for the next start", left)
+        else:
+            log.info("stopped")

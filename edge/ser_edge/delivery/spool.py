@@ -223,6 +223,12 @@ class Spool:
             row = self._db.execute("SELECT value FROM counters WHERE name = 'recovered'").fetchone()
             return row[0] if row else 0
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Write what memory holds one last time; how many events could not be written
+        (lost with the process)."""
         with self._lock:
+            if self._memory or self._undeleted:
+                self._flush()
+            lost = len(self._memory)
             self._db.close()
+            return lost
