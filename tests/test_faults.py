@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
 import soundfile as sf
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ser_edge.delivery.spool import Spool, damage
 from ser_edge.tools.localbroker import LocalBroker, free_port
@@ -300,3 +302,39 @@ def test_a_stop_with_the_disk_full_and_the_broker_down_says_exactly_what_is_lost
                      daemon.log)  # fmt: skip
     assert said, daemon.log
     assert int(said[1]) == stayed and int(said[2]) == logged - stayed >= 2, (said[0], stayed, logged)
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"{field}:\s+(\d+) kB", status)[1]) / 1024
+
+
+def test_a_flood_or_a_huge_message_from_the_broker_costs_the_daemon_nothing(tmp_path: Path,
+                                                                            broker: LocalBroker) -> None:  # fmt: skip
+    """Row 5: 20,000 "online" births caused 20,001 retained discovery re-sends and +88 MB
+    that stayed; one 200 MB payload, an 808 MB peak. Anyone on the broker can send both."""
+    absent = tmp_path / "ttyABSENT"  # an idle daemon: a serial source with the node unplugged
+    config = write_config(tmp_path / "c.yaml", broker.port, source=f"{{kind: serial, serial: {{port: {absent}}}}}")
+    daemon = Daemon(config)
+    sub = Subscriber(broker.port, "homeassistant/device/test/config")
+    attacker = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    try:
+        assert sub.wait(lambda s: len(s.messages) >= 1, 30), daemon.log  # the discovery at connect
+        time.sleep(2)
+        before = _rss_mb(daemon.process.pid)
+        attacker.connect("127.0.0.1", broker.port)
+        attacker.loop_start()
+        for _ in range(20_000):
+            attacker.publish("homeassistant/status", "online", qos=0)
+        attacker.publish("homeassistant/status", b"online" + b"x" * (100 << 20), qos=1).wait_for_publish(60)
+        time.sleep(12)  # past the re-send window: one deferred re-send may follow
+        assert daemon.process.poll() is None, daemon.log
+        resent = len(sub.messages) - 1
+        peak, after = _rss_mb(daemon.process.pid, "VmHWM"), _rss_mb(daemon.process.pid)
+    finally:
+        attacker.loop_stop()
+        attacker.disconnect()
+        sub.close()
+        daemon.stop()
+    assert 1 <= resent <= 3, f"{resent} discovery re-sends for 20,000 births"
+    assert after - before < 15 and peak < 150, f"RSS {before:.0f} -> {after:.0f} MB, peak {peak:.0f} MB"

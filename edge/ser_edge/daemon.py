@@ -322,6 +322,7 @@ class Daemon:
             if ping and now >= next_ping and (progressed or ended or self._source_alive(now)):
                 self.notifier.watchdog()
                 next_ping = now + ping
+            self.publisher.tick()
             if now >= next_status:
                 self.notifier.status(self._status())
                 next_status = now + 5

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ser_edge.configfile import ConfigError
 from ser_edge.delivery.discovery import Topics, discovery_topic
@@ -38,6 +40,11 @@ SHORT_S = 10.0  # a connection that ends sooner than this counts as dropped at o
 
 #: Events handed to paho and not yet acknowledged, at most.
 WINDOW = 50
+#: The largest packet the broker may send us (MQTT 5 Maximum Packet Size): the daemon
+#: subscribes only to Home Assistant's birth message, a few bytes.
+MAX_PACKET = 4096
+#: Discovery is re-sent on Home Assistant's birth message at most this often.
+DISCOVERY_EVERY_S = 10.0
 
 
 def read_password(mqtt_settings: MqttSettings) -> str | None:
@@ -109,6 +116,8 @@ class Publisher:
         self.delivery_error = ""
         """Why the broker refuses events now ("" while it accepts them)."""
         self._last_state: str | None = None
+        self._discovery_sent_at = -DISCOVERY_EVERY_S
+        self._discovery_due = False
         self._inbox: queue.Queue[tuple] = queue.Queue()
         self._stop = threading.Event()
         self._connected_at = 0.0
@@ -135,7 +144,12 @@ class Publisher:
 
     def start(self) -> None:
         self._worker.start()
-        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s)
+        properties = None
+        if self.settings.protocol == "5":  # the broker must not send us more than this, whoever publishes it
+            properties = Properties(PacketTypes.CONNECT)
+            properties.MaximumPacketSize = MAX_PACKET
+        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s,
+                                   properties=properties)  # fmt: skip
         self._network.start()
 
     def _network_loop(self) -> None:
@@ -236,11 +250,26 @@ class Publisher:
         self._error(f"lost the broker connection ({reason})", "reconnecting with backoff")
 
     def _on_message(self, _client, _u, message: mqtt.MQTTMessage) -> None:
-        if message.payload == b"online":  # Home Assistant (re)started
-            log.info("Home Assistant is online: re-sending discovery")
+        """Home Assistant's birth message. Anyone on the broker can send it, as often as
+        they like: at most one re-send per DISCOVERY_EVERY_S, the last one deferred."""
+        if message.payload != b"online":
+            return
+        now = time.monotonic()
+        if now - self._discovery_sent_at < DISCOVERY_EVERY_S:
+            self._discovery_due = True
+            return
+        log.info("Home Assistant is online: re-sending discovery")
+        self._send_discovery()
+
+    def tick(self) -> None:
+        """Called now and then by the daemon: a deferred discovery re-send goes out."""
+        due = self._discovery_due and time.monotonic() - self._discovery_sent_at >= DISCOVERY_EVERY_S
+        if due and self.connected.is_set() and self.settings.discovery:
+            log.info("re-sending discovery (Home Assistant announced itself again)")
             self._send_discovery()
 
     def _send_discovery(self) -> None:
+        self._discovery_sent_at, self._discovery_due = time.monotonic(), False
         topic = discovery_topic(self.settings.discovery_prefix, self.topics.base.rsplit("/", 1)[-1])
         self._client.publish(topic, self.discovery, qos=1, retain=True)
 
