@@ -338,3 +338,52 @@ def test_a_flood_or_a_huge_message_from_the_broker_costs_the_daemon_nothing(tmp_
         daemon.stop()
     assert 1 <= resent <= 3, f"{resent} discovery re-sends for 20,000 births"
     assert after - before < 15 and peak < 150, f"RSS {before:.0f} -> {after:.0f} MB, peak {peak:.0f} MB"
+
+
+@pytest.fixture(scope="module")
+def ser_base():
+    from ser_edge.preflight import check_bundle
+
+    return check_bundle(REPO / "deploy" / "models" / "ser-base")
+
+
+def test_a_dc_offset_does_not_make_the_device_deaf(tmp_path: Path, ser_base) -> None:
+    """Row 8: an offset of 0.1 FS or more (I2S MEMS microphones) gave "no speech found" on
+    every sample clip with either gate. The offset is removed before the gate."""
+    from ser_edge.audio.audio_io import read_audio
+    from ser_edge.pipeline import recognise_file
+    from ser_edge.settings import GateSettings
+    from tests.conftest import SAMPLES
+
+    def answers(offset: float) -> list[str | None]:
+        out = []
+        for clip in SAMPLES:
+            path = tmp_path / f"{offset}-{clip.stem}.wav"
+            x = read_audio(clip) / 32768 + offset
+            sf.write(path, np.clip(x, -1, 32767 / 32768), 16000, subtype="PCM_16")
+            found = recognise_file(path, ser_base, GateSettings(), 0.0)
+            out.append(max(found, key=lambda r: r.seconds).emotion if found else None)
+        return out
+
+    clean = answers(0.0)
+    for offset in (0.1, 0.3, 0.5):
+        heard = answers(offset)
+        assert None not in heard, f"{offset} FS: no speech found in {heard.count(None)} of {len(SAMPLES)} clips"
+        same = sum(a == b for a, b in zip(clean, heard, strict=True))
+        assert same >= len(SAMPLES) - 1, f"{offset} FS: {heard} against {clean}"  # 0.5 FS clips the loudest peaks
+
+
+def test_audio_without_an_offset_passes_the_dc_remover_unchanged() -> None:
+    """Row 8's fix must not move any figure measured on clean audio (nor the node's parity)."""
+    from ser_edge.audio.audio_io import read_audio
+    from ser_edge.audio.dc import DcRemover
+    from tests.conftest import SAMPLES
+
+    for clip in SAMPLES:
+        pcm, remove = read_audio(clip), DcRemover()
+        for i in range(0, pcm.size, 1600):
+            chunk = pcm[i : i + 1600]
+            assert np.array_equal(remove(chunk), chunk), clip.name
+    remove = DcRemover()
+    offset = np.full(16000, 3277, np.int16)  # 0.1 FS, one second
+    assert np.abs(remove(offset)).max() <= 1 and remove.offset == pytest.approx(3277)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ser_edge.audio.dc import DcRemover
 from ser_edge.frontend import DEFAULT_CONFIG, FrontendConfig, compute_features
 from ser_edge.frontend.fixed import log2_mean_square, sign_changes
 from ser_edge.frontend.tables import LOG_FRAC_BITS, tables_for
@@ -173,6 +174,7 @@ class Gate:
         self._no_signal = u.min_floor_q10  # frames below this level are digital silence
         self._pre: deque[tuple[np.ndarray, float]] = deque(maxlen=u.preroll + u.onset)
         self._speech: list[tuple[np.ndarray, float]] = []
+        self._dc = DcRemover()
         self._pending = np.zeros(0, np.int16)
         self._pending_t = 0.0
         self._open = False
@@ -189,6 +191,7 @@ class Gate:
 
     def push(self, pcm: np.ndarray, t: float) -> list[Utterance]:
         """Feed samples whose first is at UNIX time t."""
+        pcm = self._dc(pcm)
         if self._pending.size == 0:
             self._pending_t = t
         data = np.concatenate([self._pending, pcm])
