@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -25,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ser_edge.delivery.spool import Spool, damage
 from ser_edge.tools.localbroker import LocalBroker, free_port
 from tests.conftest import REPO
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, write_config
 
 EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
 GATE_BUNDLE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
@@ -387,3 +388,70 @@ def test_audio_without_an_offset_passes_the_dc_remover_unchanged() -> None:
     remove = DcRemover()
     offset = np.full(16000, 3277, np.int16)  # 0.1 FS, one second
     assert np.abs(remove(offset)).max() <= 1 and remove.offset == pytest.approx(3277)
+
+
+def _gate_copy(tmp_path: Path, name: str, swap: bool = False, corrupt: bool = False) -> Path:
+    out = tmp_path / name
+    shutil.copytree(GATE_BUNDLE, out)
+    if swap:
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["labels"] = manifest["labels"][::-1]
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    if corrupt:
+        (out / "model.tflite").write_bytes((out / "model.tflite").read_bytes()[:1000])
+    return out
+
+
+def test_a_gate_bundle_is_named_checked_on_reload_and_its_labels_verified(tmp_path: Path,
+                                                                          broker: LocalBroker) -> None:  # fmt: skip
+    """Row 9: gate bundle errors were blamed on model.bundle; one damaged on disk passed a
+    SIGHUP and then stopped the next start for good (78); one with swapped labels passed
+    every check and published nothing."""
+    swapped = _gate_copy(tmp_path, "swapped", swap=True)
+    config = write_config(tmp_path / "c.yaml", broker.port, extra=f"gate: {{speech_bundle: {swapped}}}\n")
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 78 and "gate.speech_bundle:" in r.stderr and "scores silence as speech" in r.stderr
+    # Damaged on disk after check-config: the daemon starts on the packaged gate, saying so.
+    custom = _gate_copy(tmp_path, "custom")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=list(event_samples()[:2]), realtime=True,
+                          extra=f"gate: {{speech_bundle: {custom}}}\n")  # fmt: skip
+    assert subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
+                          capture_output=True, timeout=60).returncode == 0  # fmt: skip
+    (custom / "model.tflite").write_bytes(b"damaged")
+    sub = Subscriber(broker.port, "ser/test/event")
+    daemon = Daemon(config)
+    try:
+        assert daemon.wait_log("running with the packaged speech gate", 30), daemon.log
+        assert "gate.speech_bundle:" in daemon.log and "model.bundle" not in daemon.log
+        assert sub.wait(lambda s: len(s.events()) >= 1, 30), daemon.log
+        daemon.process.send_signal(signal.SIGHUP)  # still damaged: the reload says so, the daemon goes on
+        assert daemon.wait_log("reload failed; keeping the running config and model: gate.speech_bundle:", 10)
+        assert daemon.process.poll() is None
+    finally:
+        daemon.stop()
+        sub.close()
+
+
+def test_a_reload_that_changes_the_gate_does_not_cut_an_utterance(tmp_path: Path, broker: LocalBroker) -> None:
+    """Row 11: a SIGHUP with new gate settings mid-utterance cut it (3.4 s -> 2.5 s); the
+    new gate now takes over once the utterance has closed."""
+    found = classify(list(event_samples()))
+    whole = max(found, key=lambda r: r["end_s"] - r["start_s"])
+    clip = Path(whole["file"])
+    config = write_config(tmp_path / "c.yaml", broker.port, files=[clip], realtime=True)
+    sub = Subscriber(broker.port, "ser/test/event")
+    daemon = Daemon(config)
+    try:
+        assert daemon.wait_log("ready:", 30), daemon.log
+        time.sleep((whole["start_s"] + whole["end_s"]) / 2)
+        config.write_text(config.read_text() + "gate: {speech_threshold: 0.7}\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait(60) == 0, daemon.log
+        assert "reload: the new gate runs from here" in daemon.log, daemon.log
+        assert sub.wait(lambda s: len(s.events()) == 1, 10), daemon.log
+    finally:
+        daemon.stop()
+        sub.close()
+    heard = sub.events()[0]["duration_s"]
+    assert heard == pytest.approx(whole["end_s"] - whole["start_s"], abs=0.03), (heard, whole)

@@ -29,8 +29,8 @@ from ser_edge.delivery.discovery import discovery_payload
 from ser_edge.delivery.events import event_payload, iso_utc
 from ser_edge.delivery.publisher import Publisher
 from ser_edge.delivery.spool import Spool
-from ser_edge.gate.speech_gate import SpeechGate, make_gate
-from ser_edge.gate.vad import FRAME_SAMPLES, GateUnits, Utterance
+from ser_edge.gate.speech_gate import GateBundleError, SpeechGate, make_gate, same_gate
+from ser_edge.gate.vad import FRAME_SAMPLES, Gate, GateUnits, Utterance
 from ser_edge.link.serial_link import AudioGap, NodeSpeech, NodeUtterance, SerialSource
 from ser_edge.notify import Notifier
 from ser_edge.preflight import check_bundle
@@ -38,7 +38,7 @@ from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import BundleError
 from ser_edge.recognition.decision import Recognition, recognise, recognise_features, recognise_scores
 from ser_edge.recognition.model import EmotionModel
-from ser_edge.settings import Settings, load_settings
+from ser_edge.settings import GateSettings, Settings, load_settings
 from ser_edge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ class Daemon:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.model = load_model(settings)
-        self.gate = make_gate(settings.gate, self.model.bundle)
+        self.gate = self._start_gate(settings)
+        self._next_gate: Gate | SpeechGate | None = None  # a reloaded gate, waiting for the utterance in progress
         self.watch = FlatInputWatch(settings.source.dead_after_s)
         self.stats = Stats()
         self.spool = Spool(settings.spool.path, settings.spool.max_events)
@@ -84,6 +85,21 @@ class Daemon:
         self._reload = threading.Event()
         self._last_event = "none yet"
         self._source: ReplaySource | MicrophoneSource | SerialSource | None = None
+
+    def _start_gate(self, settings: Settings) -> Gate | SpeechGate:
+        """The configured gate; a configured speech gate bundle that cannot be used (damaged
+        on disk since check-config passed it) gives way to the packaged one with a loud
+        error rather than a service that never starts again."""
+        try:
+            return make_gate(settings.gate, self.model.bundle)
+        except GateBundleError as e:
+            packaged = GateSettings().speech_bundle
+            if settings.gate.speech_bundle == packaged:
+                raise ConfigError(str(e)) from None
+            gate = make_gate(dataclasses.replace(settings.gate, speech_bundle=packaged), self.model.bundle)
+            log.error("%s; running with the packaged speech gate %s until it is fixed", e, packaged)
+            self.notifier.status(f"{e}; running with the packaged speech gate")
+            return gate
 
     def _discovery(self) -> str:
         d = self.settings.device
@@ -171,6 +187,14 @@ class Daemon:
         else:
             self._audio(item)
 
+    def _swap_gate(self) -> None:
+        """A reloaded gate takes over between utterances: one in progress is not cut."""
+        if self._next_gate is not None and not self.gate.in_speech:
+            self.gate, self._next_gate = self._next_gate, None
+            if isinstance(self._source, SerialSource):
+                self._source.configure(*self._node_gate())
+            log.info("reload: the new gate runs from here")
+
     def _audio(self, chunk: Chunk) -> None:
         change = self.watch.update(chunk.pcm)
         if change is True:
@@ -181,6 +205,7 @@ class Daemon:
         for utterance in self.gate.push(chunk.pcm, chunk.time):
             self._utterance(utterance)
         self._count_not_speech()
+        self._swap_gate()
 
     def _utterance(self, u: Utterance) -> None:
         closed_at = time.monotonic()
@@ -227,7 +252,7 @@ class Daemon:
         try:
             new = load_settings(self.config_path) if self.config_path else self.settings
             model = load_model(new)
-            gate = make_gate(new.gate, model.bundle) if new.gate != self.settings.gate else self.gate
+            gate = make_gate(new.gate, model.bundle)  # also re-checks a gate bundle damaged on disk
         except (ConfigError, BundleError, ValueError, OSError) as e:
             log.error("reload failed; keeping the running config and model: %s", e)
             self.notifier.status(f"reload failed: {e}")
@@ -236,10 +261,12 @@ class Daemon:
         if fixed:
             log.warning("reload: changes to %s take effect after a restart", ", ".join(fixed))
         self.settings = dataclasses.replace(self.settings, model=new.model, gate=new.gate)
-        self.model, self.gate = model, gate
+        self.model = model
         self.publisher.set_discovery(self._discovery())
-        if isinstance(self._source, SerialSource):
-            self._source.configure(*self._node_gate())
+        self._next_gate = None if same_gate(gate, self.gate) else gate
+        if isinstance(self._source, SerialSource) and self._next_gate is None:
+            self._source.configure(*self._node_gate())  # a new model: its HELLO is checked again
+        self._swap_gate()
         b = model.bundle
         log.info("reloaded: model %s %s (%s), threshold %.2f", b.name, b.version, b.sha256[:12], new.model.threshold)
 

@@ -91,6 +91,10 @@ class SpeechModel:
         self._model = EmotionModel(bundle)  # the same int8 stage: windows in, scores out
         self._speech = bundle.labels.index("speech")
         self._pad = silence_row(bundle.frontend)
+        silence = float(self.probabilities(np.repeat(self._pad[None], self.window, 0))[0])
+        if silence >= 0.5:  # every other check passes a bundle whose labels are in the wrong order
+            raise BundleError(f"{bundle.path}: scores silence as speech (P(speech) {silence:.2f}); "
+                              "its labels are swapped or it is not a speech gate")  # fmt: skip
 
     def threshold_q(self, threshold: float) -> int:
         """The smallest int8 output whose P(speech) reaches threshold (128: none does): the
@@ -180,5 +184,19 @@ def make_gate(s: GateSettings, emotion_bundle: Bundle | None = None) -> Gate | S
     (their rows are the same rows)."""
     if s.kind != "speech":
         return Gate(s)
-    bundle = load_bundle(s.speech_bundle, frontend=emotion_bundle.frontend if emotion_bundle else None)
-    return SpeechGate(s, SpeechModel(bundle))
+    try:
+        bundle = load_bundle(s.speech_bundle, frontend=emotion_bundle.frontend if emotion_bundle else None)
+        return SpeechGate(s, SpeechModel(bundle))
+    except BundleError as e:
+        raise GateBundleError(f"gate.speech_bundle: {e}") from None
+
+
+class GateBundleError(BundleError):
+    """The speech gate's bundle cannot be used (named as gate.speech_bundle, not model.bundle)."""
+
+
+def same_gate(a: Gate | SpeechGate, b: Gate | SpeechGate) -> bool:
+    """Whether two gates decide alike: the same settings and, for speech gates, the same model."""
+    if a.settings != b.settings:
+        return False
+    return not isinstance(a, SpeechGate) or a.model.bundle.sha256 == b.model.bundle.sha256
