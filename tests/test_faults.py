@@ -455,3 +455,68 @@ def test_a_reload_that_changes_the_gate_does_not_cut_an_utterance(tmp_path: Path
         sub.close()
     heard = sub.events()[0]["duration_s"]
     assert heard == pytest.approx(whole["end_s"] - whole["start_s"], abs=0.03), (heard, whole)
+
+
+def _silent_listener() -> tuple[socket.socket, int]:
+    """A TCP port that accepts connections and never says a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: [accepted.append(server.accept()[0]) for _ in range(100)], daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_each_broker_problem_is_named_in_one_line(tmp_path: Path) -> None:
+    """Row 16: a broker that accepts TCP and never answers, plain MQTT to a TLS port, and
+    a TLS broker that wants a client certificate: no log line in 100 s. A fast drop loop
+    for an oversize packet was blamed on a duplicate device id."""
+    from ser_edge.tools.localbroker import BrokerTls
+    from tests.test_daemon_mqtt import _make_pki
+
+    absent = tmp_path / "ttyABSENT"
+    idle = f"{{kind: serial, serial: {{port: {absent}}}}}"
+    server, silent = _silent_listener()
+    pki = _make_pki(tmp_path / "pki", "test")
+    tls = BrokerTls(pki["ca_crt"], pki["server_crt"], pki["server_key"])
+    wants_cert = BrokerTls(pki["ca_crt"], pki["server_crt"], pki["server_key"], require_client_cert=True)
+    with (LocalBroker(tmp_path / "tls", tls=tls) as tls_broker,
+          LocalBroker(tmp_path / "mtls", tls=wants_cert) as mtls_broker,
+          LocalBroker(tmp_path / "small", options=("max_packet_size 1000",)) as small):  # fmt: skip
+        ca = f"  tls: {{ca_file: {pki['ca_crt']}}}\n"
+        cases = [
+            (silent, "", "took the connection but has not answered CONNECT in 10 s"),
+            (tls_broker.port, "", "closed the connection before answering CONNECT"),
+            (mtls_broker.port, ca, "closed the connection before answering CONNECT"),
+            (small.port, "", "Packet too large"),
+        ]
+        daemons = []
+        for i, (port, extra, _) in enumerate(cases):
+            folder = tmp_path / f"d{i}"
+            folder.mkdir()
+            daemons.append(Daemon(write_config(folder / "c.yaml", port, source=idle, device=f"d{i}", extra=extra)))
+        try:
+            for daemon, (_, _, says) in zip(daemons, cases, strict=True):
+                assert daemon.wait_log(says, 30), daemon.log
+            time.sleep(3)
+            said = [d.log.count(" ERROR ") for d in daemons]
+            time.sleep(6)  # more retries: each problem is said once, not once per retry
+            for daemon, before in zip(daemons, said, strict=True):
+                assert daemon.process.poll() is None and "Traceback" not in daemon.log, daemon.log
+                assert "(the broker gave it this session)" not in daemon.log, daemon.log  # no duplicate here
+                assert daemon.log.count(" ERROR ") == before <= 4, daemon.log
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+            server.close()
+
+
+def test_selftest_names_a_wrong_password(tmp_path: Path) -> None:
+    """Row 16: it said "nothing retained ... within 3 s" instead of the broker's refusal."""
+    with LocalBroker(tmp_path / "broker", users={"pi": "s3cret"}) as broker:
+        secret = tmp_path / "password"
+        secret.write_text("wrong\n")
+        config = write_config(tmp_path / "c.yaml", broker.port, extra=f"  username: pi\n  password_file: {secret}\n")
+        for check in ("--availability", "--delivery"):
+            r = _selftest("--config", str(config), check, "--timeout", "3")
+            assert r.returncode == 1, r.stdout
+            assert f"FAILED: broker 127.0.0.1:{broker.port} refused the connection: " in r.stdout, r.stdout
+            assert "(check mqtt.username and mqtt.password_file)" in r.stdout, r.stdout

@@ -153,3 +153,26 @@ def test_monitor_survives_junk_on_the_topics(tmp_path: Path) -> None:
         finally:
             code = term.interrupt()
     assert code == 0 and b"Traceback" not in term.raw
+
+
+def test_monitor_names_a_refused_port_and_a_wrong_password(tmp_path: Path) -> None:
+    """Row 16 of reliability round 3: a blank screen on a closed port, no reason on a wrong password."""
+    from ser_edge.tools.localbroker import free_port
+
+    port = free_port()
+    term = Terminal("--mqtt", "--host", "127.0.0.1", "--port", str(port), "--device", "test")
+    try:
+        term.wait_for(lambda s: f"cannot reach broker 127.0.0.1:{port}" in s and "Connection refused" in s)
+    finally:
+        term.interrupt()
+    with LocalBroker(tmp_path / "broker", users={"pi": "s3cret"}) as broker:
+        secret = tmp_path / "password"
+        secret.write_text("wrong\n")
+        config = write_config(tmp_path / "c.yaml", broker.port,
+                              extra=f"  username: pi\n  password_file: {secret}\n")  # fmt: skip
+        term = Terminal("--mqtt", "--config", str(config))
+        try:
+            term.wait_for(lambda s: "refused the connection: Bad user name or password" in s
+                          or "refused the connection: Not authorized" in s)  # fmt: skip
+        finally:
+            term.interrupt()

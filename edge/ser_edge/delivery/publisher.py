@@ -36,6 +36,7 @@ from ser_edge.settings import DeviceSettings, MqttSettings
 log = logging.getLogger(__name__)
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 reason code
+UNSPECIFIED = 0x80  # MQTT 5 "Unspecified error": what paho says when the socket just closed
 SHORT_S = 10.0  # a connection that ends sooner than this counts as dropped at once
 
 #: Events handed to paho and not yet acknowledged, at most.
@@ -43,6 +44,8 @@ WINDOW = 50
 #: The largest packet the broker may send us (MQTT 5 Maximum Packet Size): the daemon
 #: subscribes only to Home Assistant's birth message, a few bytes.
 MAX_PACKET = 4096
+#: A broker that has not answered CONNECT this long after the TCP connection is named.
+CONNACK_S = 10.0
 #: Discovery is re-sent on Home Assistant's birth message at most this often.
 DISCOVERY_EVERY_S = 10.0
 
@@ -62,16 +65,35 @@ def read_password(mqtt_settings: MqttSettings) -> str | None:
 
 class _Client(mqtt.Client):
     """paho's client, remembering why the last connection attempt failed (paho's retry
-    loop swallows the exception; the operator needs it, e.g. a certificate error)."""
+    loop swallows the exception; the operator needs it, e.g. a certificate error), when
+    the last TCP connection was made, and paho's last error message (a TLS alert, say)."""
 
     last_error: OSError | None = None
+    opened_at = 0.0
+    """Monotonic time the last TCP (and TLS) connection was made; 0 while there is none."""
+    last_log = ""
 
     def reconnect(self) -> int:
+        self.opened_at = 0.0
         try:
-            return super().reconnect()
+            rc = super().reconnect()
         except OSError as e:
             self.last_error = e
             raise
+        self.opened_at = time.monotonic()
+        return rc
+
+
+def _remember_errors(client: _Client, _u, level: int, text: str) -> None:
+    """paho's own log: its errors (a TLS alert on read, say) explain a dropped connection."""
+    if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
+        client.last_log = text
+
+
+def refusal(m: MqttSettings, reason) -> str:
+    """A CONNACK's failure in one line, with what to check for bad credentials."""
+    hint = " (check mqtt.username and mqtt.password_file)" if reason.value in (0x86, 0x87, 4, 5) else ""
+    return f"broker {m.host}:{m.port} refused the connection: {reason}{hint}"
 
 
 def mqtt_client(m: MqttSettings, client_id: str) -> _Client:
@@ -82,6 +104,7 @@ def mqtt_client(m: MqttSettings, client_id: str) -> _Client:
         CallbackAPIVersion.VERSION2, client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
     )  # fmt: skip
+    client.on_log = _remember_errors
     if m.username:
         client.username_pw_set(m.username, read_password(m))
     if m.tls is not None:
@@ -108,7 +131,7 @@ class Publisher:
         self.connected = threading.Event()
         self.connects = 0
         self.last_error = ""
-        self._last_line = ""
+        self._said: set[str] = set()  # kinds of problem logged since the link was last stable
         self.latencies_ms: list[float] = []
         """Utterance end to PUBACK, for events acknowledged since the last ``take_latencies``."""
         self.refused = 0
@@ -205,13 +228,13 @@ class Publisher:
     # -- paho callbacks (network thread) -------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _u, _flags, reason, _props) -> None:
+        client.opened_at = 0.0
         if reason.is_failure:
-            hint = " (check mqtt.username and mqtt.password_file)" if reason.value in (0x86, 0x87, 4, 5) else ""
-            self._error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}{hint}")
+            self._error(refusal(self.settings, reason))
             return
         self.connects += 1
         self._connected_at = time.monotonic()
-        self.last_error = self._last_line = ""
+        self.last_error = ""
         log.info("connected to %s:%d", self.settings.host, self.settings.port)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         if self.settings.discovery:
@@ -233,21 +256,61 @@ class Publisher:
         devices do not toss the session between them every second."""
         was = self.connected.is_set()
         self.connected.clear()
-        if not was or self._stop.is_set():
+        client.opened_at = 0.0
+        if self._stop.is_set():
             return
-        taken = getattr(reason, "value", None) == SESSION_TAKEN_OVER
+        where = f"{self.settings.host}:{self.settings.port}"
+        why = self._why(reason)
+        if not was:  # before any CONNACK: the wrong port, TLS on one side only, a missing client certificate
+            self._error(f"broker {where} closed the connection before answering CONNECT ({why}); check mqtt.port "
+                        "and mqtt.tls against the broker's listener", "retrying", kind="before CONNACK")  # fmt: skip
+            return
+        code = getattr(reason, "value", None)
+        taken = code == SESSION_TAKEN_OVER
+        named = code not in (None, 0, UNSPECIFIED) and reason.is_failure  # MQTT 5's DISCONNECT says why
         quick = time.monotonic() - self._connected_at < SHORT_S
         self._quick_drops = self._quick_drops + 1 if quick or taken else 0
         if taken or self._quick_drops >= 3:
             self._backoff = min(self._backoff * 2, self.settings.reconnect_max_s)
             client.reconnect_delay_set(self._backoff, self.settings.reconnect_max_s)
-            self._error(f"another client uses id {self.client_id} (the broker gave it this session)",
-                        f"reconnecting in {self._backoff} s. Give each device its own device.id")  # fmt: skip
-            return
-        if not quick:
+        elif not quick:
             self._backoff = 1
             client.reconnect_delay_set(1, self.settings.reconnect_max_s)
-        self._error(f"lost the broker connection ({reason})", "reconnecting with backoff")
+        if taken:
+            kind, cause = "taken", f"another client uses id {self.client_id} (the broker gave it this session)"
+            action = f"reconnecting in {self._backoff} s. Give each device its own device.id"
+        elif self._quick_drops >= 3 and not named:  # no reason given: both likely causes
+            kind = "quick"
+            cause = (f"the broker drops the connection within {SHORT_S:g} s, again and again ({why}): another "
+                     f"client uses id {self.client_id}, or the broker refuses what this client sends (its log "
+                     "says which)")  # fmt: skip
+            action = f"reconnecting in {self._backoff} s. Give each device its own device.id"
+        else:
+            kind = f"closed {code}" if named else "closed"
+            cause, action = f"lost the broker connection ({why})", "reconnecting with backoff"
+        self._error(cause, action, kind=kind)
+
+    def _why(self, reason) -> str:
+        """A disconnect's reason in words: MQTT 5's code, else paho's last error, else what
+        the code says (paho's "Unspecified error" is all a stopped broker gives)."""
+        if getattr(reason, "is_failure", False) and reason.value != UNSPECIFIED:
+            return str(reason)
+        return self._client.last_log or "closed without a reason: the broker stopped, restarted or dropped us"
+
+    def tick(self) -> None:
+        """Called now and then by the daemon: a deferred discovery re-send goes out, and a
+        broker that took the TCP connection but never answers CONNECT is named."""
+        if self._said and self.connected.is_set() and time.monotonic() - self._connected_at >= SHORT_S:
+            self._said.clear()  # stable again: the next problem is news
+        opened = self._client.opened_at
+        if opened and not self.connected.is_set() and time.monotonic() - opened > CONNACK_S:
+            self._error(f"broker {self.settings.host}:{self.settings.port} took the connection but has not "
+                        f"answered CONNECT in {CONNACK_S:g} s (not an MQTT listener? TLS expected there?)",
+                        "waiting, then retrying")  # fmt: skip
+        due = self._discovery_due and time.monotonic() - self._discovery_sent_at >= DISCOVERY_EVERY_S
+        if due and self.connected.is_set() and self.settings.discovery:
+            log.info("re-sending discovery (Home Assistant announced itself again)")
+            self._send_discovery()
 
     def _on_message(self, _client, _u, message: mqtt.MQTTMessage) -> None:
         """Home Assistant's birth message. Anyone on the broker can send it, as often as
@@ -261,25 +324,22 @@ class Publisher:
         log.info("Home Assistant is online: re-sending discovery")
         self._send_discovery()
 
-    def tick(self) -> None:
-        """Called now and then by the daemon: a deferred discovery re-send goes out."""
-        due = self._discovery_due and time.monotonic() - self._discovery_sent_at >= DISCOVERY_EVERY_S
-        if due and self.connected.is_set() and self.settings.discovery:
-            log.info("re-sending discovery (Home Assistant announced itself again)")
-            self._send_discovery()
-
     def _send_discovery(self) -> None:
         self._discovery_sent_at, self._discovery_due = time.monotonic(), False
         topic = discovery_topic(self.settings.discovery_prefix, self.topics.base.rsplit("/", 1)[-1])
         self._client.publish(topic, self.discovery, qos=1, retain=True)
 
-    def _error(self, problem: str, action: str = "") -> None:
-        """Log the problem and what is done about it, once per change; ``last_error`` (the
-        daemon's STATUS) keeps the problem alone."""
+    def _error(self, problem: str, action: str = "", kind: str = "") -> None:
+        """Log the problem and what is done about it, once per ``kind`` (default: the line
+        itself; a kind keeps details that vary from retry to retry, such as a TLS alert or
+        a backoff, from logging every retry) until the link has been up for SHORT_S again;
+        ``last_error`` (the daemon's STATUS) keeps the problem alone."""
         line = f"{problem}; {action}" if action else problem
-        if line != self._last_line:
+        kind = kind or line
+        if kind not in self._said:
             log.error("%s", line)
-        self._last_line, self.last_error = line, problem
+        self._said.add(kind)
+        self.last_error = problem
 
     # -- the spool worker ----------------------------------------------------------------
 
@@ -318,7 +378,8 @@ class Publisher:
                     continue
                 if backoff:
                     log.info("the broker accepts events again")
-                    backoff, self.last_error, self._last_line, self.delivery_error = 0.0, "", "", ""
+                    backoff, self.last_error, self.delivery_error = 0.0, "", ""
+                    self._said.clear()
                 self.spool.delete(seq)
                 if seq in closed_at:
                     self.latencies_ms.append((message[2] - closed_at.pop(seq)) * 1000)

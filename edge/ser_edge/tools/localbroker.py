@@ -49,6 +49,7 @@ class LocalBroker:
         port: int = 0,
         persistent: bool = False,
         acl: str = "",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +59,8 @@ class LocalBroker:
         self.persistent = persistent
         """Keep sessions and queued messages across stop/start, as a real deployment would."""
         self.acl = acl
+        self.options = options
+        """More mosquitto.conf lines (``max_packet_size 2000``, say)."""
         """Mosquitto acl_file text ("" for none): which client may publish or read which topic."""
         self.log = self.workdir / "mosquitto.log"
         self._process: subprocess.Popen | None = None
@@ -87,6 +90,7 @@ class LocalBroker:
         if self.tls is not None:
             lines += [f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}"]
             lines.append(f"require_certificate {'true' if self.tls.require_client_cert else 'false'}")
+        lines += self.options
         conf = self.workdir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf

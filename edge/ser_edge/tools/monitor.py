@@ -200,12 +200,27 @@ class MqttFeed:
         from ser_edge.delivery.publisher import mqtt_client
 
         self.view = view
-        self.topics = Topics.of(settings.mqtt, settings.device.id)
-        self.client = mqtt_client(settings.mqtt, client_id="")
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{self.topics.base}/#", qos=1)
+        self.mqtt = m = settings.mqtt
+        self.topics = Topics.of(m, settings.device.id)
+        self.client = mqtt_client(m, client_id="")
+        self.client.on_connect = self._connected
+        self.client.on_connect_fail = lambda c, _u: self._note(f"cannot reach broker {m.host}:{m.port} "
+                                                               f"({c.last_error}); retrying")  # fmt: skip
         self.client.on_message = self._message
-        self.client.on_disconnect = lambda *_: self._note(f"disconnected from {settings.mqtt.host}; retrying")
-        self.client.connect_async(settings.mqtt.host, settings.mqtt.port, settings.mqtt.keepalive_s)
+        self.client.on_disconnect = lambda c, _u, _f, reason, _p: self._note(
+            f"disconnected from {m.host}:{m.port} ({reason if reason.is_failure else c.last_log or reason}); retrying"
+        )
+        self._note(f"connecting to {m.host}:{m.port} ...")
+        self.client.connect_async(m.host, m.port, m.keepalive_s)
+
+    def _connected(self, client, _u, _flags, reason, _props) -> None:
+        from ser_edge.delivery.publisher import refusal
+
+        if reason.is_failure:
+            self._note(refusal(self.mqtt, reason))
+            return
+        self._note(f"connected to {self.mqtt.host}:{self.mqtt.port}; waiting for the daemon's messages")
+        client.subscribe(f"{self.topics.base}/#", qos=1)
 
     def _note(self, text: str) -> None:
         with self.view.lock:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ser_edge.delivery.discovery import Topics
-from ser_edge.delivery.publisher import mqtt_client
+from ser_edge.delivery.publisher import mqtt_client, refusal
 from ser_edge.pipeline import recognise_file
 from ser_edge.preflight import check_bundle
 from ser_edge.settings import Settings
@@ -56,6 +56,10 @@ class _Session:
         self.changed = threading.Condition()
         self.client.on_connect = self._connected
         self.client.on_message = self._message
+
+    def start(self) -> None:
+        """Connect (set any further callbacks before this)."""
+        m = self.mqtt
         try:
             self.client.connect(m.host, m.port, m.keepalive_s)
         except OSError as e:
@@ -64,7 +68,7 @@ class _Session:
 
     def _connected(self, client, _u, _flags, reason, _props) -> None:
         if reason.is_failure:
-            self._note(refusal=f"broker {self.mqtt.host}:{self.mqtt.port} refused the connection: {reason}")
+            self._note(refusal=refusal(self.mqtt, reason))
             return
         for topic in self.messages:
             client.subscribe(topic, qos=1)
@@ -97,6 +101,7 @@ def check_availability(settings: Settings, timeout: float) -> str:
     topics = Topics.of(settings.mqtt, settings.device.id)
     m = settings.mqtt
     session = _Session(settings, [topics.availability, topics.stats], timeout)
+    session.start()
     try:
         session.wait(lambda: bool(session.messages[topics.availability] and session.messages[topics.stats]))
     finally:
@@ -127,6 +132,7 @@ def check_delivery(settings: Settings, timeout: float) -> str:
     acked: list = []
     session.client.on_publish = lambda _c, _u, _mid, reason, _p: acked.append(reason) or session._note()
     session.client.on_subscribe = lambda c, *_: c.publish(topic, probe, qos=1)
+    session.start()
     try:
         session.wait(lambda: bool(acked) and (acked[0].is_failure or probe in session.messages[topic]))
     finally:
