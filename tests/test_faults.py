@@ -520,3 +520,33 @@ def test_selftest_names_a_wrong_password(tmp_path: Path) -> None:
             assert r.returncode == 1, r.stdout
             assert f"FAILED: broker 127.0.0.1:{broker.port} refused the connection: " in r.stdout, r.stdout
             assert "(check mqtt.username and mqtt.password_file)" in r.stdout, r.stdout
+
+
+def test_latency_and_delay_count_from_the_end_of_speech_on_a_steady_clock(tmp_path: Path,
+                                                                          broker: LocalBroker) -> None:  # fmt: skip
+    """Row 17: the speech gate may close an utterance seconds after its speech ended (here
+    4 s of noise keep the stretch open); stats said 11 ms. A +1 h wall-clock step
+    mid-utterance made a live event look an hour late (delayed_s 3600)."""
+    from ser_edge.audio.audio_io import read_audio
+
+    speech = read_audio(event_samples()[0])
+    rms = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
+    noise = np.random.default_rng(2).normal(0, rms, 4 * 16000)
+    clip = np.concatenate([np.zeros(16000), speech, noise, np.zeros(3 * 16000)])
+    path = tmp_path / "speech-then-noise.wav"
+    sf.write(path, np.clip(clip, -32768, 32767).astype(np.int16), 16000)
+    config = write_config(tmp_path / "c.yaml", broker.port, files=[path], realtime=True)
+    sub = Subscriber(broker.port, "ser/test/#")
+    env = {"PYTHONPATH": f"{REPO / 'tests' / 'fake_clock'}:{os.environ.get('PYTHONPATH', '')}",
+           "FAKE_CLOCK_STEP_AFTER": str(2 + speech.size / 16000 + 2), "FAKE_CLOCK_STEP_S": "3600"}  # fmt: skip
+    daemon = Daemon(config, env=env)
+    try:
+        assert daemon.wait(60) == 0, daemon.log
+        assert sub.wait(lambda s: len(s.events()) == 1, 10), daemon.log
+    finally:
+        daemon.stop()
+        sub.close()
+    delayed = sub.events()[0]["delayed_s"]
+    latency = max(json.loads(p)["latency_p95_ms"] or 0 for p in sub.on("/stats"))
+    assert 3.0 <= delayed < 10, f"delayed_s {delayed}: the hold is measured, the clock step is not"
+    assert latency / 1000 == pytest.approx(delayed, abs=0.5), (latency, delayed)

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from ser_edge.audio.sources import Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
+from ser_edge.audio.sources import SAMPLE_RATE, Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
 from ser_edge.configfile import ConfigError
 from ser_edge.delivery.discovery import discovery_payload
 from ser_edge.delivery.events import event_payload, iso_utc
@@ -85,6 +85,9 @@ class Daemon:
         self._reload = threading.Event()
         self._last_event = "none yet"
         self._source: ReplaySource | MicrophoneSource | SerialSource | None = None
+        self._live = True  # audio arrives as it is heard (not a fast replay)
+        self._arrived = time.monotonic()  # when the item being processed came from the source
+        self._audio_clock = 0.0  # monotonic time minus the live audio's time
 
     def _start_gate(self, settings: Settings) -> Gate | SpeechGate:
         """The configured gate; a configured speech gate bundle that cannot be used (damaged
@@ -162,17 +165,18 @@ class Daemon:
 
     def _feed(self, source) -> int:
         """Items from the source into the queue until it ends or the run stops; how many."""
-        live = not (isinstance(source, ReplaySource) and not self.settings.source.realtime)
+        live = self._live = not (isinstance(source, ReplaySource) and not self.settings.source.realtime)
         delivered = 0
         for item in source:
             if self._stop.is_set():
                 break
             delivered += 1
+            stamped = (item, time.monotonic())  # when it arrived: the clock latencies are measured on
             if not live or not isinstance(item, Chunk):  # a fast replay waits for the pipeline; live audio cannot
-                self._chunks.put(item)
+                self._chunks.put(stamped)
                 continue
             try:
-                self._chunks.put_nowait(item)
+                self._chunks.put_nowait(stamped)
             except queue.Full:
                 self.stats.dropped_frames += item.pcm.size // FRAME_SAMPLES
         return delivered
@@ -196,6 +200,7 @@ class Daemon:
             log.info("reload: the new gate runs from here")
 
     def _audio(self, chunk: Chunk) -> None:
+        self._audio_clock = self._arrived - (chunk.time + chunk.pcm.size / SAMPLE_RATE)
         change = self.watch.update(chunk.pcm)
         if change is True:
             log.warning("no signal: the input has been flat for %.0f s (microphone unplugged or muted?)",
@@ -208,8 +213,12 @@ class Daemon:
         self._swap_gate()
 
     def _utterance(self, u: Utterance) -> None:
-        closed_at = time.monotonic()
-        self._emit(recognise(self.model, u, self.settings.model.threshold), closed_at)
+        """Scored and emitted; its speech ended at ``u.end`` on the audio's clock, which live
+        audio maps onto the monotonic clock (the gate may close an utterance seconds after
+        its speech ended: that wait is part of the latency)."""
+        now = time.monotonic()
+        ended = min(now, u.end + self._audio_clock) if self._live else now
+        self._emit(recognise(self.model, u, self.settings.model.threshold), ended)
 
     def _count_not_speech(self) -> None:
         """The speech gate's stretches of sound without speech, in the stats and the log."""
@@ -224,15 +233,15 @@ class Daemon:
     def _node_utterance(self, n: NodeUtterance) -> None:
         """An utterance the node cut (with gate.kind speech in features mode, the node's
         speech gate did; in results mode its energy gate, unchecked)."""
-        closed_at = time.monotonic()
         threshold = self.settings.model.threshold
         if n.features is not None:
             r = recognise_features(self.model, n.features, n.start, n.end, threshold)
         else:
             r = recognise_scores(self.model, n.scores, n.start, n.end, threshold)
-        self._emit(r, closed_at)
+        self._emit(r, self._arrived)
 
-    def _emit(self, r: Recognition, closed_at: float) -> None:
+    def _emit(self, r: Recognition, ended: float) -> None:
+        """``ended``: the monotonic time the utterance's speech ended."""
         self.stats.utterances += 1
         self.stats.inference_ms.append(r.inference_ms)
         if not r.emitted:
@@ -241,7 +250,7 @@ class Daemon:
             return
         b = self.model.bundle
         seq = self.spool.add(lambda n: event_payload(r, n, self.settings.device.id, b.name, b.version))
-        self.publisher.event_added(seq, closed_at)
+        self.publisher.event_added(seq, ended)
         self.stats.events += 1
         state = {"emotion": r.emotion, "confidence": r.confidence, "time": iso_utc(r.end), "seq": seq}
         self.publisher.publish_state(json.dumps(state))
@@ -333,6 +342,8 @@ class Daemon:
             except queue.Empty:
                 item = None
             progressed = item is not None
+            if isinstance(item, tuple):
+                item, self._arrived = item
             if item is _END:
                 for utterance in self.gate.flush():
                     self._utterance(utterance)

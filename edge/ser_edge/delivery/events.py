@@ -43,14 +43,16 @@ def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, mod
     }, separators=(",", ":"))  # fmt: skip
 
 
-def stamped(payload: str, now: float) -> str:
-    """An event's JSON with ``delayed_s``: seconds from its utterance's end to ``now``. A
-    spooled payload without a readable ``end`` (written by another version) goes out as it
-    is: delivery never stops on one message."""
+def stamped(payload: str, now: float, since: float | None = None) -> str:
+    """An event's JSON with ``delayed_s``: seconds from its speech's end to its publication,
+    ``since`` when the running process measured it on the monotonic clock (a wall-clock
+    step cannot fake a backlog), else ``now`` minus its ``end`` (an event from an earlier
+    run). A spooled payload without a readable ``end`` (written by another version) goes
+    out as it is: delivery never stops on one message."""
     try:
         event = json.loads(payload)
         end = datetime.fromisoformat(event["end"].replace("Z", "+00:00")).timestamp()
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError):
         return payload
-    event["delayed_s"] = round(max(0.0, now - end), 1)
+    event["delayed_s"] = round(max(0.0, now - end if since is None else since), 1)
     return json.dumps(event, separators=(",", ":"))

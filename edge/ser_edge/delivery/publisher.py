@@ -201,9 +201,9 @@ class Publisher:
 
     # -- what the daemon sends ----------------------------------------------------------
 
-    def event_added(self, seq: int, closed_at: float) -> None:
-        """A new event is in the spool; ``closed_at`` is the monotonic time its utterance ended."""
-        self._inbox.put(("added", seq, closed_at))
+    def event_added(self, seq: int, ended: float) -> None:
+        """A new event is in the spool; ``ended`` is the monotonic time its speech ended."""
+        self._inbox.put(("added", seq, ended))
 
     def publish_state(self, payload: str) -> None:
         """The last emotion, retained (re-sent on every connect)."""
@@ -349,7 +349,7 @@ class Publisher:
         stays, the reason is logged once, and the spool is offered again from its oldest
         event after a backoff that doubles up to ``reconnect_max_s``."""
         mids: dict[int, int] = {}  # message id -> spool seq
-        closed_at: dict[int, float] = {}  # seq -> monotonic time the utterance ended
+        ended: dict[int, float] = {}  # seq -> monotonic time the utterance ended
         handed = 0  # highest seq handed to paho
         retry_at = 0.0  # after a refusal: when to offer the spool again (0: no refusal pending)
         backoff = 0.0
@@ -363,7 +363,7 @@ class Publisher:
             if kind == "stop":
                 return
             if kind == "added":
-                closed_at[message[1]] = message[2]
+                ended[message[1]] = message[2]
             elif kind == "acked":
                 seq = mids.pop(message[1], None)
                 if seq is None:
@@ -381,8 +381,8 @@ class Publisher:
                     backoff, self.last_error, self.delivery_error = 0.0, "", ""
                     self._said.clear()
                 self.spool.delete(seq)
-                if seq in closed_at:
-                    self.latencies_ms.append((message[2] - closed_at.pop(seq)) * 1000)
+                if seq in ended:
+                    self.latencies_ms.append((message[2] - ended.pop(seq)) * 1000)
             if retry_at:
                 if mids or time.monotonic() < retry_at:
                     continue  # the refused window settles before the spool is offered again
@@ -390,6 +390,7 @@ class Publisher:
             if not self.connected.is_set() or len(mids) >= WINDOW:
                 continue
             for seq, payload in self.spool.pending(handed, WINDOW - len(mids)):
-                info = self._client.publish(self.topics.event, stamped(payload, time.time()), qos=1)
+                since = time.monotonic() - ended[seq] if seq in ended else None  # None: from an earlier run
+                info = self._client.publish(self.topics.event, stamped(payload, time.time(), since), qos=1)
                 mids[info.mid] = seq
                 handed = seq
