@@ -550,3 +550,47 @@ def test_latency_and_delay_count_from_the_end_of_speech_on_a_steady_clock(tmp_pa
     latency = max(json.loads(p)["latency_p95_ms"] or 0 for p in sub.on("/stats"))
     assert 3.0 <= delayed < 10, f"delayed_s {delayed}: the hold is measured, the clock step is not"
     assert latency / 1000 == pytest.approx(delayed, abs=0.5), (latency, delayed)
+
+
+def _command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_edge", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_what_check_config_refuses_run_refuses_alike_with_78(tmp_path: Path) -> None:
+    """Row 18: run exited 2 for a missing PyAudio and an unusable spool; /proc/ser/x was
+    accepted as root; an installed package's default model.bundle pointed at nothing and
+    the error did not mention SER_BUNDLE."""
+    cases = [
+        ("source: {kind: microphone}\n", {}, "source.kind: microphone, but the microphone needs PyAudio"),
+        (f"spool: {{path: /proc/ser/x}}\nmodel: {{bundle: {SHIPPED}}}\n", {}, "is on a filesystem that stores nothing"),
+        (
+            f"source: {{kind: replay, files: [{event_samples()[0]}]}}\n",
+            {"SER_BUNDLE": str(tmp_path / "nowhere")},
+            "model.bundle: not set, and the default",
+        ),
+    ]
+    for i, (text, env, says) in enumerate(cases):
+        config = tmp_path / f"c{i}.yaml"
+        config.write_text(text + ("" if "spool" in text else f"spool: {{path: {tmp_path / 'spool.sqlite'}}}\n"))
+        for args in (("check-config", str(config)), ("run", "--config", str(config))):
+            r = _command(*args, env=env)
+            assert r.returncode == 78 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-500:])
+    assert "set model.bundle in the config, or SER_BUNDLE" in r.stderr
+
+
+def test_sigterm_is_logged_and_peak_memory_is_never_below_current(tmp_path: Path, broker: LocalBroker) -> None:
+    """Row 18: no log line said SIGTERM arrived; stats showed peak_rss_mb below rss_mb."""
+    sub = Subscriber(broker.port, "ser/test/stats")
+    config = write_config(tmp_path / "c.yaml", broker.port, files=list(event_samples()[:2]), realtime=True)
+    daemon = Daemon(config)
+    try:
+        assert sub.wait(lambda s: len(s.messages) >= 3, 30), daemon.log
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, daemon.log
+    finally:
+        daemon.stop()
+        sub.close()
+    assert "SIGTERM received: finishing the open utterance" in daemon.log, daemon.log
+    stats = [json.loads(p) for p in sub.on("stats")]
+    assert all(s["peak_rss_mb"] >= s["rss_mb"] > 0 for s in stats), [(s["rss_mb"], s["peak_rss_mb"]) for s in stats]

@@ -85,6 +85,7 @@ class Daemon:
         self._reload = threading.Event()
         self._last_event = "none yet"
         self._source: ReplaySource | MicrophoneSource | SerialSource | None = None
+        self._stop_signal = 0  # the signal that asked for the stop (0: none)
         self._live = True  # audio arrives as it is heard (not a fast replay)
         self._arrived = time.monotonic()  # when the item being processed came from the source
         self._audio_clock = 0.0  # monotonic time minus the live audio's time
@@ -305,7 +306,8 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def request_stop(self, *_args) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM, _frame=None) -> None:
+        self._stop_signal = signum
         self._stop.set()
 
     def request_reload(self, *_args) -> None:
@@ -378,6 +380,9 @@ class Daemon:
         return isinstance(source, SerialSource) and now - source.alive_at < SOURCE_ALIVE_S
 
     def _shutdown(self) -> None:
+        if self._stop_signal:
+            log.info("%s received: finishing the open utterance and delivering what the broker takes in 5 s",
+                     signal.Signals(self._stop_signal).name)  # fmt: skip
         self.notifier.stopping()
         for utterance in self.gate.flush():
             self._utterance(utterance)

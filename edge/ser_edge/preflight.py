@@ -1,5 +1,8 @@
-"""What `run` would refuse at start, found before it starts: `check-config` means "this will
-start" and `selftest` says "valid" only then. Each problem is a ConfigError naming its key."""
+"""What `run` would refuse at start, found before it starts: the config, the model and gate
+bundles, the spool's folder, the audio source and the credential files. `check-config`
+and `selftest` say "OK"/"valid" only then. What they cannot know (the broker's answer, a
+disk that fills later) the daemon reports as it runs. Each problem is a ConfigError
+naming its key."""
 
 from __future__ import annotations
 
@@ -10,17 +13,20 @@ from ser_edge.configfile import ConfigError
 from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import load_bundle
 from ser_edge.recognition.model import EmotionModel, load_model
-from ser_edge.settings import Settings
+from ser_edge.settings import Settings, default_bundle
 
 
 def check_bundle(path: Path, settings: Settings | None = None) -> EmotionModel | BaseModel:
     """The bundle loaded and its model built in the interpreter, as `run` does; one that
     scores audio (ser-base) refused for a node that sends only rows or scores."""
+    source = settings.source if settings else None
+    if source and not path.exists() and path == default_bundle(source):
+        raise ConfigError(f"model.bundle: not set, and the default {path} does not exist (an installed package has "
+                          "no deploy/models folder): set model.bundle in the config, or SER_BUNDLE")  # fmt: skip
     try:
         model = load_model(path)
     except ValueError as e:
         raise ConfigError(f"model.bundle: {e}") from None
-    source = settings.source if settings else None
     if model.bundle.kind == "encoder" and source and source.kind == "serial" and source.serial.mode != "audio":
         raise ConfigError(
             f"model.bundle: {model.bundle.name} scores the utterance's audio, but a node in "
@@ -48,7 +54,8 @@ def check_speech_gate(settings: Settings, model: EmotionModel | BaseModel) -> No
 
 
 def check_spool(path: Path) -> None:
-    """The spool file can be created or opened for writing."""
+    """The spool file can be created or opened for writing, on a filesystem that stores
+    files (/proc and /sys accept root's writes to nothing)."""
     if path.is_dir():
         raise ConfigError(f"spool.path: {path} is a directory; name the SQLite file in it")
     if path.exists():
@@ -60,6 +67,9 @@ def check_spool(path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"spool.path: cannot create {path} ({parent} is not a writable folder)")
+    if os.statvfs(parent).f_blocks == 0:
+        raise ConfigError(f"spool.path: {parent} is on a filesystem that stores nothing (proc, sysfs); "
+                          "use a folder on a disk, such as /var/lib/ser-edge")  # fmt: skip
 
 
 def check_source(settings: Settings) -> None:

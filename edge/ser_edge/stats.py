@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from pathlib import Path
@@ -12,17 +11,26 @@ import numpy as np
 from ser_edge.delivery.events import iso_utc
 
 
-def rss_mb() -> float:
-    """Resident memory now (Linux /proc)."""
+def _status_mb(field: str) -> float:
+    """A memory figure of /proc/self/status (Linux), in MB; 0 where there is none."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        pass
+    return 0.0
+
+
+def rss_mb() -> float:
+    """Resident memory now."""
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The highest resident memory so far. The kernel updates its high-water mark lazily,
+    so it can lag the current figure: never reported below it."""
+    return max(_status_mb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_mb())
 
 
 class Stats:
