@@ -594,3 +594,45 @@ def test_sigterm_is_logged_and_peak_memory_is_never_below_current(tmp_path: Path
     assert "SIGTERM received: finishing the open utterance" in daemon.log, daemon.log
     stats = [json.loads(p) for p in sub.on("stats")]
     assert all(s["peak_rss_mb"] >= s["rss_mb"] > 0 for s in stats), [(s["rss_mb"], s["peak_rss_mb"]) for s in stats]
+
+
+def test_the_fleet_acl_keeps_each_device_to_its_own_topics_and_session(tmp_path: Path) -> None:
+    """Row 15: the client id ser-edge-<id> is public, and any client could publish any
+    device's events. The fleet's ACL (ansible/broker-acl.yml, from the inventory) with
+    per-device users: a device writes only its own topics and no other user takes its session."""
+    acl = tmp_path / "ser-edge.acl"
+    r = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventory/example",
+                        "broker-acl.yml", "-e", f"ser_edge_acl_file={acl}"],
+                       cwd=REPO / "ansible", capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    users = {"kitchen-pi": "k", "hall-pi": "h", "homeassistant": "ha"}
+    options = ("use_username_as_clientid true",)
+    with LocalBroker(tmp_path / "broker", users=users, acl=acl.read_text(), options=options) as broker:
+        home = Subscriber(broker.port, "ser/#", auth=("homeassistant", "ha"))
+        kitchen = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ser-edge-kitchen-pi", protocol=mqtt.MQTTv5)
+        kitchen.username_pw_set("kitchen-pi", "k")
+        acks: dict[int, object] = {}
+        kitchen.on_publish = lambda _c, _u, mid, reason, _p: acks.__setitem__(mid, reason)
+        kitchen.connect("127.0.0.1", broker.port)
+        kitchen.loop_start()
+        own = kitchen.publish("ser/kitchen-pi/event", '{"emotion": "happy"}', qos=1)
+        forged = kitchen.publish("ser/hall-pi/event", '{"emotion": "angry"}', qos=1)
+        # hall-pi's credentials with kitchen's client id: the broker uses the user name as the id instead.
+        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ser-edge-kitchen-pi", protocol=mqtt.MQTTv5)
+        intruder.username_pw_set("hall-pi", "h")
+        intruder.connect("127.0.0.1", broker.port)
+        intruder.loop_start()
+        try:
+            assert home.wait(lambda s: len(s.messages) >= 1, 10)
+            deadline = time.monotonic() + 10
+            while len(acks) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)
+            assert not acks[own.mid].is_failure and str(acks[forged.mid]) == "Not authorized", acks
+            assert [t for t, _, _ in home.messages] == ["ser/kitchen-pi/event"], home.messages
+            assert kitchen.is_connected(), "another user took the device's session"
+        finally:
+            for c in (kitchen, intruder):
+                c.loop_stop()
+                c.disconnect()
+            home.close()
