@@ -202,6 +202,14 @@ def parse_result(payload: bytes, labels: int) -> tuple[int, int, np.ndarray]:
     return start, end, np.frombuffer(payload, np.int8, offset=_UTTERANCE.size).reshape(-1, labels)
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a node as one log line: control characters (newline, CR, escape ...)
+    escaped, so a node cannot start lines of its own in the Pi's log, and at most ``limit``
+    characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class NodeMismatch(ValueError):
     """A node built for another front end or model than the Pi's bundle."""
 
@@ -214,19 +222,23 @@ def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str
         hello = json.loads(payload.decode("utf-8"))
         node_frontend, node_model, modes = str(hello["frontend"]), str(hello["model"]), list(hello["modes"])
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-        raise NodeMismatch(f"node sent an unreadable HELLO ({e})") from None
+        raise NodeMismatch(f"node sent an unreadable HELLO ({printable(str(e))})") from None
+
+    def shown(node_text: str) -> str:
+        return printable(node_text, 80) or "(none)"
+
     if mode not in modes:
-        raise NodeMismatch(f"node offers modes {', '.join(modes)}, not {mode} (is a model compiled in?)")
+        raise NodeMismatch(f"node offers modes {printable(', '.join(modes))}, not {mode} (is a model compiled in?)")
     if mode != "audio" and node_frontend != frontend_hash:
         raise NodeMismatch(
-            f"node front end {node_frontend} differs from this bundle's {frontend_hash}: "
+            f"node front end {shown(node_frontend)} differs from this bundle's {frontend_hash}: "
             f"flash firmware built from the same ser-edge version"
         )
     if mode == "results" and (not node_model or not model_sha256.startswith(node_model)):
-        raise NodeMismatch(f"node model {node_model or '(none)'} is not this bundle's model {model_sha256[:12]}")
+        raise NodeMismatch(f"node model {shown(node_model)} is not this bundle's model {model_sha256[:12]}")
     node_speech = str(hello.get("speech_model") or "")
     if speech_sha256 and (not node_speech or not speech_sha256.startswith(node_speech)):
-        raise NodeMismatch(f"gate.kind speech: node speech gate model {node_speech or '(none)'} is not "
+        raise NodeMismatch(f"gate.kind speech: node speech gate model {shown(node_speech)} is not "
                            f"gate.speech_bundle's {speech_sha256[:12]} (flash firmware with it, "
                            "or use gate.kind energy)")  # fmt: skip
     return hello

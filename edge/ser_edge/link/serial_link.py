@@ -7,7 +7,8 @@ running bundle. From then on the node's frames become the pipeline's input: audi
 mode). Damaged frames are counted and skipped; a gap in the sequence numbers drops the
 utterance it hit (or, for audio, tells the gate to start afresh) and is counted. A
 read error or ``link_timeout_s`` of silence closes the port, which is then reopened
-every ``retry_s``: unplugging and replugging the node needs nothing from anyone.
+every ``retry_s``: unplugging and replugging the node needs nothing from anyone. What
+the node makes the Pi log is escaped and rate-limited (``NodeLog``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ser_edge.link.protocol import (
     encode,
     parse_features,
     parse_result,
+    printable,
 )
 from ser_edge.recognition.bundle import Bundle
 from ser_edge.settings import SerialSettings
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 """The Pi's heartbeat to a linked node; the node gives up after 5 s without one."""
+LOG_LINES = 5
+"""Lines a node can make the Pi log per LOG_INTERVAL_S; the rest are counted."""
+LOG_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,36 @@ class LinkStats:
         return {f"link_{k}": v for k, v in asdict(self).items()}
 
 
+class NodeLog:
+    """The Pi's log lines caused by the node (its LOG frames, bad frames, refused HELLOs):
+    at most LOG_LINES per LOG_INTERVAL_S and then one line counting the rest, so a node
+    flooding the port cannot flood the log (one wrote 8.5 MB of it in 5 s)."""
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+        self._since = time.monotonic()
+        self._lines = self._suppressed = 0
+
+    def say(self, level: int, text: str, *args: object) -> None:
+        """Log ``text % args`` after ``serial <port>: `` unless the interval's lines are used up."""
+        self.tick()
+        if self._lines < LOG_LINES:
+            self._lines += 1
+            log.log(level, "serial %s: " + text, self.port, *args)
+        else:
+            self._suppressed += 1
+
+    def tick(self) -> None:
+        """Ends an interval that is over, saying how many lines it held back."""
+        now = time.monotonic()
+        if now - self._since < LOG_INTERVAL_S:
+            return
+        if self._suppressed:
+            log.warning("serial %s: %d more lines about the node not logged (at most %d per %g s)", self.port,
+                        self._suppressed, LOG_LINES, LOG_INTERVAL_S)  # fmt: skip
+        self._since, self._lines, self._suppressed = now, 0, 0
+
+
 def open_port(s: SerialSettings):
     import serial  # pyserial
 
@@ -116,6 +151,7 @@ class SerialSource:
         self._stop = stop
         self._opener = opener
         self.refusal = ""
+        self.node_log = NodeLog(s.port)
 
     def __iter__(self) -> Iterator[Chunk | NodeUtterance | AudioGap]:
         outage = ""
@@ -161,6 +197,7 @@ class SerialSource:
                 port.write(self.config)
                 self.stats.state = "waiting"
             data = port.read(4096)
+            self.node_log.tick()
             now = time.monotonic()
             before = session.deframer.errors
             for message in session.deframer.feed(data):
@@ -176,7 +213,7 @@ class SerialSource:
     def refuse(self, reason: str) -> None:
         self.stats.state = "refused"
         if reason != self.refusal:  # the node beacons every second: say it once
-            log.error("serial %s: node refused: %s", self.settings.port, reason)
+            self.node_log.say(logging.ERROR, "node refused: %s", reason)
             self.refusal = reason
 
 
@@ -215,10 +252,11 @@ class _Session:
                 start, end, raw = parse_result(m.payload, len(self.source.bundle().labels))
                 yield NodeUtterance(self.time(start), self.time(end), scores=raw.copy())
             elif m.type == MessageType.LOG:
-                log.warning("node: %s", m.payload.decode("utf-8", "replace"))
+                text = printable(m.payload.decode("utf-8", "replace"))
+                self.source.node_log.say(logging.WARNING, "node says: %s", text)
         except FrameError as e:
             self.stats.errors += 1
-            log.warning("serial: dropped a frame: %s", e)
+            self.source.node_log.say(logging.WARNING, "dropped a frame: %s", e)
 
     def hello(self, payload: bytes) -> None:
         b = self.source.bundle()
