@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import select
+import struct
 import sys
 import time
 import tty
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,18 @@ import soundfile as sf
 import soxr
 
 from ser_edge.audio.audio_io import read_audio
+from ser_edge.frontend import compute_features
+from ser_edge.gate.speech_gate import make_gate
 from ser_edge.link.protocol import Deframer, Message, MessageType, encode
+from ser_edge.recognition.bundle import load_bundle
+from ser_edge.settings import GateSettings
 from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import peak_rss_mb
-from tests.daemon_harness import Daemon, Subscriber, event_samples, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
+from tests.test_node_link import ENERGY, SPEED
 
+#: A frame of AUDIO as the node sends it: 5 frames of 20 ms.
+AUDIO_SAMPLES = 1600
 #: PROTOCOL.md: at most 5 lines a second of anything a node makes the Pi log.
 NODE_LINES_PER_S = 5
 
@@ -65,6 +74,13 @@ class PtyNode:
                  "mode": "audio", "speech": False, "uptime_ms": 1000} | fields  # fmt: skip
         self.send(MessageType.HELLO, json.dumps(hello).encode())
 
+    def play(self, pcm: np.ndarray, speed: float = SPEED) -> None:
+        """AUDIO frames of pcm, paced ``speed`` times faster than real time."""
+        start = time.monotonic()
+        for i in range(0, pcm.size, AUDIO_SAMPLES):
+            time.sleep(max(0.0, start + i / 16000 / speed - time.monotonic()))
+            self.send(MessageType.AUDIO, pcm[i : i + AUDIO_SAMPLES].astype("<i2").tobytes())
+
     def close(self) -> None:
         os.close(self.master)
         os.close(self.slave)
@@ -72,6 +88,82 @@ class PtyNode:
 
 def _serial(link: Path, mode: str) -> str:
     return f"{{kind: serial, serial: {{port: {link}, mode: {mode}, link_timeout_s: 3, retry_s: 0.2}}}}"
+
+
+def _speech() -> np.ndarray:
+    """A clip the shipped model makes an event of, and a second of silence after it."""
+    return np.concatenate([read_audio(event_samples()[0]), np.zeros(16000, np.int16)])
+
+
+def _link_errors(sub: Subscriber) -> int:
+    """The link's damaged or impossible frames so far, as the last stats message says."""
+    return max([json.loads(p)["link_errors"] for p in sub.on("/stats")] or [0])
+
+
+# -- row 6 ------------------------------------------------------------------------------
+
+
+def test_a_node_with_an_absurd_clock_is_refused_and_the_daemon_runs_on(tmp_path: Path) -> None:
+    """uptime_ms 1e300 once crashed delivery (OverflowError on the event's time), -1e17
+    and NaN too: each HELLO is now refused in one line, the audio after it ignored, and a
+    sane node that follows gets its event, stamped now."""
+    link = tmp_path / "ttyNODE"
+    node = PtyNode(link)
+    speech = _speech()
+    with LocalBroker(tmp_path / "broker") as broker:
+        sub = Subscriber(broker.port)
+        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=_serial(link, "audio")))
+        try:
+            node.wait_config()
+            for uptime in (float("nan"), -1e17, 1e300):
+                node.hello(uptime_ms=uptime)
+                node.play(speech)  # would be an event at an impossible time, were the node linked
+            node.hello(uptime_ms=5000)
+            node.play(speech)
+            assert sub.wait(lambda s: len(s.events()) >= 1, 20), daemon.log
+            assert daemon.process.poll() is None, daemon.log
+        finally:
+            daemon.stop()
+            node.close()
+        sub.close()
+    for shown in ("nan", "-1e+17", "1e+300"):
+        line = f"node refused: node sent a HELLO with uptime_ms {shown}, not a whole number of ms from 0 to 4294967295"
+        assert daemon.log.count(line) == 1, daemon.log
+    assert "Traceback" not in daemon.log and "audio source failed" not in daemon.log, daemon.log
+    [event] = sub.events()
+    end = datetime.fromisoformat(event["end"].replace("Z", "+00:00")).timestamp()
+    assert abs(end - time.time()) < 60, event
+
+
+def test_node_utterances_with_impossible_numbers_are_dropped_and_counted(tmp_path: Path) -> None:
+    """FEATURES that end before they start, or whose rows run past the utterance's total,
+    were taken as they came (an event each); now each is a dropped frame, counted in
+    link_errors and said in one line, and the node's next sound utterance is an event."""
+    fe = load_bundle(SHIPPED).frontend
+    gate = make_gate(GateSettings(kind="energy"))
+    [u] = gate.push(read_audio(event_samples()[0]), 0.0) + gate.flush()
+    rows = compute_features(u.pcm, cfg=fe)  # what a node in features mode sends for the clip
+    n = len(rows)
+    link = tmp_path / "ttyNODE"
+    node = PtyNode(link)
+    with LocalBroker(tmp_path / "broker") as broker:
+        sub = Subscriber(broker.port)
+        config = write_config(tmp_path / "c.yaml", broker.port, source=_serial(link, "features"), extra=ENERGY)
+        daemon = Daemon(config)
+        try:
+            node.wait_config()
+            node.hello(frontend=fe.hash, modes=["audio", "features"], mode="features")
+            assert daemon.wait_log("node linked in features mode", 10), daemon.log
+            for start, end, total in ((5000, 1000, n), (1000, 1000 + 20 * n, n - 1), (1000, 1000 + 20 * n, n)):
+                node.send(MessageType.FEATURES, struct.pack("<IIHH", start, end, total, 0) + rows.tobytes())
+            assert sub.wait(lambda s: len(s.events()) >= 1 and _link_errors(s) >= 2, 20), daemon.log
+        finally:
+            daemon.stop()
+            node.close()
+        sub.close()
+    assert len(sub.events()) == 1 and _link_errors(sub) == 2, (sub.events(), daemon.log)
+    assert "dropped a frame: FEATURES utterance ends at 1000 ms, before its start at 5000 ms" in daemon.log
+    assert f"dropped a frame: FEATURES rows 0 to {n} lie beyond the utterance's {n - 1}" in daemon.log
 
 
 # -- row 10 -----------------------------------------------------------------------------

@@ -4,8 +4,9 @@ On opening the port the Pi sends CONFIG (the mode and its own gate settings, so 
 Pi cut speech the same way); the node answers with HELLO, which is checked against the
 running bundle. From then on the node's frames become the pipeline's input: audio chunks
 (audio mode), an utterance's feature rows (features mode) or its window scores (results
-mode). Damaged frames are counted and skipped; a gap in the sequence numbers drops the
-utterance it hit (or, for audio, tells the gate to start afresh) and is counted. A
+mode). Damaged frames, and frames whose numbers are out of range, are counted and
+skipped; a gap in the sequence numbers drops the utterance it hit (or, for audio, tells
+the gate to start afresh) and is counted. A
 read error or ``link_timeout_s`` of silence closes the port, which is then reopened
 every ``retry_s``: unplugging and replugging the node needs nothing from anyone. What
 the node makes the Pi log is escaped and rate-limited (``NodeLog``).
@@ -269,10 +270,11 @@ class _Session:
         if hello.get("mode") != self.mode:  # a node that booted, or one the last Pi set up differently
             self.port.write(self.source.config)
             return
-        self.offset = time.time() - int(hello.get("uptime_ms", 0)) / 1000
+        self.offset = time.time() - hello.get("uptime_ms", 0) / 1000
         self.samples, self.pieces = 0, []
         self.stats.state = "linked"
-        self.stats.node = f"firmware {hello.get('firmware')}, front end {hello['frontend']}, model {hello['model']}"
+        firmware, frontend, model = (printable(hello.get(k, ""), 80) for k in ("firmware", "frontend", "model"))
+        self.stats.node = f"firmware {firmware}, front end {frontend}, model {model}"
         self.source.refusal = ""
         log.info("serial %s: node linked in %s mode (%s)", self.source.settings.port, self.mode, self.stats.node)
 
