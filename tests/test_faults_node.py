@@ -9,6 +9,7 @@ import json
 import os
 import select
 import struct
+import subprocess
 import sys
 import time
 import tty
@@ -28,7 +29,7 @@ from ser_edge.settings import GateSettings
 from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import peak_rss_mb
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
-from tests.test_node_link import ENERGY, SPEED
+from tests.test_node_link import EMULATOR, ENERGY, SPEED
 
 #: A frame of AUDIO as the node sends it: 5 frames of 20 ms.
 AUDIO_SAMPLES = 1600
@@ -217,6 +218,36 @@ def test_many_channels_at_a_high_rate_are_read_in_bounded_memory(tmp_path: Path)
     [b] = [r for r in results if r["file"] == str(mono)]
     assert a["emotion"] == b["emotion"] and abs(a["confidence"] - b["confidence"]) < 0.05, (a, b)
     assert abs(a["start_s"] - b["start_s"]) < 0.05 and abs(a["end_s"] - b["end_s"]) < 0.05, (a, b)
+
+
+# -- row 13 -----------------------------------------------------------------------------
+
+
+def test_a_node_must_send_the_whole_model_hash(tmp_path: Path) -> None:
+    """HELLO "model": "e" was linked (a prefix of the hash), and made-up scores published.
+    A one-character and a 12-character prefix are refused by name; the whole hash links."""
+    sha = load_bundle(SHIPPED).sha256
+    link = tmp_path / "ttyNODE"
+    clip = str(event_samples()[0])
+    with LocalBroker(tmp_path / "broker") as broker:
+        sub = Subscriber(broker.port)
+        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=_serial(link, "results"), extra=ENERGY))
+        try:
+            for claim in (sha[:1], sha[:12], sha):
+                emulator = subprocess.run(
+                    [sys.executable, str(EMULATOR), "--link", str(link), "--bundle", str(SHIPPED), "--speed",
+                     str(2 * SPEED), "--linger", "0.5", "--model-sha", claim, clip],
+                    capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+                refused = f"node refused: node model {claim} is not this bundle's model {sha}"
+                if claim != sha:
+                    assert refused in daemon.log and sub.events() == [], emulator.stdout + daemon.log
+            assert emulator.returncode == 0, emulator.stdout + emulator.stderr
+            assert sub.wait(lambda s: len(s.events()) >= 1, 10), daemon.log
+        finally:
+            daemon.stop()
+        sub.close()
+    assert daemon.log.count("node refused") == 2 and "node linked in results mode" in daemon.log, daemon.log
 
 
 # -- row 14 -----------------------------------------------------------------------------

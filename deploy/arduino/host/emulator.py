@@ -83,7 +83,7 @@ class Model:
         from tflite_micro import runtime
 
         b = load_bundle(bundle)
-        self.sha256, self.labels = b.sha256[:12], len(b.labels)
+        self.sha256, self.labels = b.sha256, len(b.labels)
         self.window, self.hop, self.columns = b.window_frames, b.hop_frames, b.frontend.n_features
         arena = json.loads((bundle / "manifest.json").read_text())["verification"]["tflm_arena_bytes"]
         self._interp = runtime.Interpreter.from_bytes(b.model, arena_size=arena + 4096)

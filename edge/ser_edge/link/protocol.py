@@ -232,8 +232,8 @@ UPTIME_MAX_MS = 0xFFFFFFFF
 def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str, speech_sha256: str = "") -> dict:
     """The node's HELLO (JSON), checked for what ``mode`` needs: the same front end for
     features and results, the same model for results, the same speech gate model when
-    ``speech_sha256`` is given; and every field of the type the protocol gives it.
-    NodeMismatch names both sides."""
+    ``speech_sha256`` is given (whole hashes: a prefix proves nothing); and every field of
+    the type the protocol gives it. NodeMismatch names both sides."""
     try:
         hello = json.loads(payload.decode("utf-8"))
         modes = hello["modes"]
@@ -258,10 +258,10 @@ def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str
             f"node front end {shown(node_frontend)} differs from this bundle's {frontend_hash}: "
             f"flash firmware built from the same ser-edge version"
         )
-    if mode == "results" and (not node_model or not model_sha256.startswith(node_model)):
-        raise NodeMismatch(f"node model {shown(node_model)} is not this bundle's model {model_sha256[:12]}")
-    if speech_sha256 and (not node_speech or not speech_sha256.startswith(node_speech)):
+    if mode == "results" and node_model != model_sha256:
+        raise NodeMismatch(f"node model {shown(node_model)} is not this bundle's model {model_sha256}")
+    if speech_sha256 and node_speech != speech_sha256:
         raise NodeMismatch(f"gate.kind speech: node speech gate model {shown(node_speech)} is not "
-                           f"gate.speech_bundle's {speech_sha256[:12]} (flash firmware with it, "
+                           f"gate.speech_bundle's {speech_sha256} (flash firmware with it, "
                            "or use gate.kind energy)")  # fmt: skip
     return hello
