@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import struct
 import subprocess
@@ -21,11 +22,12 @@ import soundfile as sf
 import soxr
 
 from ser_edge.audio.audio_io import read_audio
+from ser_edge.audio.sources import ReplaySource
 from ser_edge.frontend import compute_features
 from ser_edge.gate.speech_gate import make_gate
 from ser_edge.link.protocol import Deframer, Message, MessageType, encode
 from ser_edge.recognition.bundle import load_bundle
-from ser_edge.settings import GateSettings
+from ser_edge.settings import GateSettings, SourceSettings
 from ser_edge.tools.localbroker import LocalBroker
 from tests.conftest import peak_rss_mb
 from tests.daemon_harness import SHIPPED, Daemon, Subscriber, event_samples, write_config
@@ -99,6 +101,12 @@ def _speech() -> np.ndarray:
 def _link_errors(sub: Subscriber) -> int:
     """The link's damaged or impossible frames so far, as the last stats message says."""
     return max([json.loads(p)["link_errors"] for p in sub.on("/stats")] or [0])
+
+
+def _utterance_seconds(log: str) -> list[float]:
+    """The length of every utterance the daemon recognised, event or not."""
+    found = re.findall(r"\(([\d.]+) s utterance\)|utterance ([\d.]+) s:", log)
+    return [float(a or b) for a, b in found]
 
 
 # -- row 6 ------------------------------------------------------------------------------
@@ -190,6 +198,37 @@ def test_a_replay_loop_goes_on_past_an_unreadable_file_and_names_it_once(tmp_pat
         sub.close()
     assert [str(notes) in line for line in daemon.log.splitlines()].count(True) == 1, daemon.log
     assert "notes.txt: not a readable audio file" in daemon.log
+
+
+# -- row 11 -----------------------------------------------------------------------------
+
+
+def test_a_replug_in_audio_mode_does_not_splice_an_utterance(tmp_path: Path) -> None:
+    """The cable pulled halfway through a sentence, the rest of it and then the sentence
+    again heard after the replug: the Pi once joined the halves into one utterance
+    (link_lost 0); now the gate starts afresh when the port closes and when the node
+    links again, so the only utterance longer than the second half is the repeat."""
+    clip = event_samples()[0]
+    pcm = np.concatenate([c.pcm for c in ReplaySource(SourceSettings(kind="replay", files=(clip,), realtime=False),
+                                                      clock=lambda: 0.0)])  # fmt: skip
+    gate = make_gate(GateSettings(), load_bundle(SHIPPED))
+    [whole] = gate.push(pcm, 0.0) + gate.flush()
+    cut = (whole.start + whole.end) / 2  # mid-sentence, seconds into the clip
+    link = tmp_path / "ttyNODE"
+    with LocalBroker(tmp_path / "broker") as broker:
+        daemon = Daemon(write_config(tmp_path / "c.yaml", broker.port, source=_serial(link, "audio")))
+        try:
+            emulator = subprocess.run(
+                [sys.executable, str(EMULATOR), "--link", str(link), "--speed", str(SPEED), "--linger", "2",
+                 "--replug-after", f"{cut * 16000 / pcm.size:.4f}", str(clip), str(clip)],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert emulator.returncode == 0 and "replugged" in emulator.stdout, emulator.stdout + emulator.stderr
+        finally:
+            daemon.stop()
+    assert daemon.log.count("node linked in audio mode") == 2, daemon.log
+    longer = [s for s in _utterance_seconds(daemon.log) if s > whole.end - cut + 0.3]
+    assert longer == [round(whole.end - whole.start, 1)], daemon.log
 
 
 # -- row 12 -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ running bundle. From then on the node's frames become the pipeline's input: audi
 (audio mode), an utterance's feature rows (features mode) or its window scores (results
 mode). Damaged frames, and frames whose numbers are out of range, are counted and
 skipped; a gap in the sequence numbers drops the utterance it hit (or, for audio, tells
-the gate to start afresh) and is counted. A
+the gate to start afresh) and is counted, as does closing the port or linking again. A
 read error or ``link_timeout_s`` of silence closes the port, which is then reopened
 every ``retry_s``: unplugging and replugging the node needs nothing from anyone. What
 the node makes the Pi log is escaped and rate-limited (``NodeLog``).
@@ -175,6 +175,8 @@ class SerialSource:
             finally:
                 port.close()
                 self.stats.state = "closed"
+            if self.settings.mode == "audio":
+                yield AudioGap()  # what the gate holds must not be joined to the next link's audio
             if not self._stop.is_set():
                 self.stats.reconnects += 1
                 self._stop.wait(self.settings.retry_s)
@@ -235,7 +237,7 @@ class _Session:
         self.stats.frames += 1
         if m.type == MessageType.HELLO:
             self.seq = m.seq
-            self.hello(m.payload)
+            yield from self.hello(m.payload)
             return
         lost = 0 if self.seq is None else (m.seq - self.seq - 1) & 0xFFFF
         self.seq = m.seq
@@ -259,7 +261,7 @@ class _Session:
             self.stats.errors += 1
             self.source.node_log.say(logging.WARNING, "dropped a frame: %s", e)
 
-    def hello(self, payload: bytes) -> None:
+    def hello(self, payload: bytes) -> Iterator[AudioGap]:
         b = self.source.bundle()
         try:
             speech = self.source.speech
@@ -277,6 +279,8 @@ class _Session:
         self.stats.node = f"firmware {firmware}, front end {frontend}, model {model}"
         self.source.refusal = ""
         log.info("serial %s: node linked in %s mode (%s)", self.source.settings.port, self.mode, self.stats.node)
+        if self.mode == "audio":
+            yield AudioGap()  # a node that linked again (rebooted, reconfigured) starts a new stream
 
     def gap(self) -> Iterator[AudioGap]:
         if self.mode == "audio":
