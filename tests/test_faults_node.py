@@ -295,7 +295,7 @@ def test_a_node_must_send_the_whole_model_hash(tmp_path: Path) -> None:
 def test_node_log_lines_cannot_forge_or_flood_the_log(tmp_path: Path) -> None:
     """A node's LOG frames once wrote 2,097 forged 'ERROR ser_edge.daemon: FORGED' lines
     and 8.5 MB of log in 5 s. Now each is one escaped, shortened line after "node says: ",
-    a few a second, and what was held back is counted."""
+    a few a second, and what was held back is counted; a refusal held back is not lost."""
     link = tmp_path / "ttyNODE"
     node = PtyNode(link)
     forged = "hi\nERROR ser_edge.daemon: FORGED \x1b[31mred\r"
@@ -309,8 +309,14 @@ def test_node_log_lines_cannot_forge_or_flood_the_log(tmp_path: Path) -> None:
             node.send(MessageType.LOG, b"x" * 4000)
             for i in range(2000):
                 node.send(MessageType.LOG, f"{forged} {i}".encode())
+            node.hello(uptime_ms=-1)  # refused while the limit holds lines back ...
             assert daemon.wait_log("more lines about the node not logged", 5), daemon.log
             flooded = time.monotonic() - began
+            refused = "node refused: node sent a HELLO with uptime_ms -1"
+            for _ in range(3):  # ... and said at one of the next beacons
+                node.hello(uptime_ms=-1)
+                if daemon.wait_log(refused, 1):
+                    break
             assert daemon.process.poll() is None, daemon.log
         finally:
             daemon.stop()
@@ -323,3 +329,4 @@ def test_node_log_lines_cannot_forge_or_flood_the_log(tmp_path: Path) -> None:
     assert "\x1b" not in daemon.log and "\r" not in daemon.log
     assert 2 <= len(said) <= NODE_LINES_PER_S * (flooded + 2), (len(said), flooded)
     assert len(daemon.log) < 20_000
+    assert daemon.log.count(refused) == 1, daemon.log

@@ -109,14 +109,16 @@ class NodeLog:
         self._since = time.monotonic()
         self._lines = self._suppressed = 0
 
-    def say(self, level: int, text: str, *args: object) -> None:
-        """Log ``text % args`` after ``serial <port>: `` unless the interval's lines are used up."""
+    def say(self, level: int, text: str, *args: object) -> bool:
+        """Log ``text % args`` after ``serial <port>: `` unless the interval's lines are used
+        up; whether it was logged."""
         self.tick()
-        if self._lines < LOG_LINES:
-            self._lines += 1
-            log.log(level, "serial %s: " + text, self.port, *args)
-        else:
+        if self._lines >= LOG_LINES:
             self._suppressed += 1
+            return False
+        self._lines += 1
+        log.log(level, "serial %s: " + text, self.port, *args)
+        return True
 
     def tick(self) -> None:
         """Ends an interval that is over, saying how many lines it held back."""
@@ -215,8 +217,8 @@ class SerialSource:
 
     def refuse(self, reason: str) -> None:
         self.stats.state = "refused"
-        if reason != self.refusal:  # the node beacons every second: say it once
-            self.node_log.say(logging.ERROR, "node refused: %s", reason)
+        # The node beacons every second: say it once (at the next beacon if the log limit held it back).
+        if reason != self.refusal and self.node_log.say(logging.ERROR, "node refused: %s", reason):
             self.refusal = reason
 
 
