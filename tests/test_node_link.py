@@ -144,7 +144,7 @@ def test_unplug_and_replug_reconnects_by_itself(tmp_path: Path, pi_energy: list)
 
 def test_a_node_with_another_model_is_refused_by_name(tmp_path: Path) -> None:
     run = _run(tmp_path, "results", "--model-sha", "0123456789ab", "--config-timeout", "4", want=0)
-    sha = load_bundle(SHIPPED).sha256[:12]
+    sha = load_bundle(SHIPPED).sha256
     assert f"node refused: node model 0123456789ab is not this bundle's model {sha}" in run.log
     assert run.log.count("node refused") == 1  # said once, though the node keeps beaconing
     assert run.events == [] and "refused" in run.states and "linked" not in run.states, run.states
@@ -216,7 +216,7 @@ def test_reload_reconfigures_the_node_and_checks_it_against_the_new_model(tmp_pa
             assert daemon.log.count("node linked in results mode") == 2, daemon.log  # configured again
             config.write_text(config.read_text().replace(str(SHIPPED), str(newer)))
             daemon.process.send_signal(signal.SIGHUP)
-            old, new = load_bundle(SHIPPED).sha256[:12], manifest["model"]["sha256"][:12]
+            old, new = load_bundle(SHIPPED).sha256, manifest["model"]["sha256"]
             assert daemon.wait_log(f"node refused: node model {old} is not this bundle's model {new}", 20), daemon.log
         finally:
             emulator.kill()

@@ -97,7 +97,7 @@ def test_model_info_header_describes_the_bundle(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(GENERATOR), str(MODEL), "--out", str(tmp_path)], check=True)
     manifest = json.loads((MODEL / "manifest.json").read_text())
     defines = dict(re.findall(r"#define (SER_MODEL_[\w()]+) (.+)", (tmp_path / "model_info.h").read_text()))
-    assert defines["SER_MODEL_SHA256"] == f'"{manifest["model"]["sha256"][:12]}"'
+    assert defines["SER_MODEL_SHA256"] == f'"{manifest["model"]["sha256"]}"'
     assert int(defines["SER_MODEL_WINDOW_FRAMES"]) == manifest["scoring"]["window_frames"]
     assert int(defines["SER_MODEL_ARENA_BYTES"]) == manifest["verification"]["tflm_arena_bytes"]
     instructions = manifest["verification"]["m4_instructions_per_window"]
@@ -112,7 +112,7 @@ def test_model_info_header_describes_the_bundle(tmp_path: Path) -> None:
     # The speech gate's model, which the sketch runs with gate.kind speech in features mode.
     gate = json.loads((GATE / "manifest.json").read_text())
     speech = dict(re.findall(r"#define (SER_SPEECH_[\w()]+) (.+)", (tmp_path / "model_info.h").read_text()))
-    assert speech["SER_SPEECH_SHA256"] == f'"{gate["model"]["sha256"][:12]}"'
+    assert speech["SER_SPEECH_SHA256"] == f'"{gate["model"]["sha256"]}"'
     assert int(speech["SER_SPEECH_WINDOW_FRAMES"]) == gate["scoring"]["window_frames"]
     assert int(speech["SER_SPEECH_HOP_FRAMES"]) == gate["scoring"]["hop_frames"]
     assert int(speech["SER_SPEECH_ARENA_BYTES"]) == gate["verification"]["tflm_arena_bytes"]

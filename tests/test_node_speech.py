@@ -108,5 +108,5 @@ def test_a_node_without_the_pis_speech_model_is_refused_by_name() -> None:
     sha = load_bundle(GATE).sha256
     with pytest.raises(NodeMismatch, match=r"node speech gate model \(none\) is not gate.speech_bundle's " + sha[:12]):
         check_hello(hello, "features", frontend, "", sha)
-    ok = hello.replace(b'"speech_model": ""', f'"speech_model": "{sha[:12]}"'.encode())
-    assert check_hello(ok, "features", frontend, "", sha)["speech_model"] == sha[:12]
+    ok = hello.replace(b'"speech_model": ""', f'"speech_model": "{sha}"'.encode())
+    assert check_hello(ok, "features", frontend, "", sha)["speech_model"] == sha

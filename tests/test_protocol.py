@@ -110,12 +110,12 @@ def test_hello_must_match_the_bundle_as_far_as_the_mode_needs() -> None:
     from ser_edge.link.protocol import NodeMismatch, check_hello
 
     sha = "dc2c809a0f97c8d26fcb0d3d8d3169be51ddc348de0c71048a3b1d73fd5887f6"
-    good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "dc2c809a0f97", '
+    good = b'{"firmware": "0.1.0", "frontend": "f2a44641c768", "model": "%s", ' % sha.encode()
     good += b'"modes": ["audio", "features", "results"]}'
     assert check_hello(good, "results", "f2a44641c768", sha)["firmware"] == "0.1.0"
     with pytest.raises(NodeMismatch, match="node front end f2a44641c768 differs from this bundle's 000000000000"):
         check_hello(good, "features", "000000000000", sha)
-    with pytest.raises(NodeMismatch, match="node model dc2c809a0f97 is not this bundle's model 111111111111"):
+    with pytest.raises(NodeMismatch, match=f"node model {sha} is not this bundle's model {'1' * 64}"):
         check_hello(good, "results", "f2a44641c768", "1" * 64)
     # Features need the same front end but not the same model; audio needs neither.
     assert check_hello(good, "features", "f2a44641c768", "1" * 64)

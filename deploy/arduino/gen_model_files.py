@@ -44,7 +44,7 @@ def _defines(prefix: str, manifest: dict) -> str:
     ops = manifest["verification"]["ops"]
     adds = " ".join(f"X({resolver_method(op)})" for op in ops)
     return (
-        f'#define SER_{prefix}_SHA256 "{manifest["model"]["sha256"][:12]}"\n'
+        f'#define SER_{prefix}_SHA256 "{manifest["model"]["sha256"]}"\n'
         f"#define SER_{prefix}_LABELS {len(manifest['labels'])}\n"
         f"#define SER_{prefix}_WINDOW_FRAMES {manifest['scoring']['window_frames']}\n"
         f"#define SER_{prefix}_HOP_FRAMES {manifest['scoring']['hop_frames']}\n"

@@ -189,6 +189,8 @@ class Daemon:
             self._node_utterance(item)
         elif isinstance(item, AudioGap):
             self.gate.flush()  # an utterance with a hole in it is not one
+            if isinstance(self.gate, SpeechGate):
+                self.gate.take_rejected()  # nor is it a stretch of sound without speech
         else:
             self._audio(item)
 
@@ -288,6 +290,8 @@ class Daemon:
 
     def _stats(self) -> dict:
         b = self.model.bundle
+        if isinstance(self._source, ReplaySource):  # a loop never ends: count as it goes
+            self.stats.skipped_files = len(self._source.skipped)
         if isinstance(self._source, MicrophoneSource):
             self.stats.input_overflows = self._source.overflows
         figures = self.stats.period(self.publisher.take_latencies())

@@ -7,7 +7,8 @@ board's peripherals are stood in for:
 - the PDM microphone: audio files, played as ``ser-edge``'s replay source plays them,
   paced in real time (or ``--speed`` times faster);
 - the USB serial port: a pseudo-terminal, reachable at the ``--link`` path (as a
-  /dev/serial/by-id/ link would be); ``--replug-after`` unplugs and replugs it;
+  /dev/serial/by-id/ link would be); ``--replug-after`` unplugs and replugs it, between
+  files or (2.5: after two and a half files) in the middle of one;
 - TFLite Micro: the ``tflite-micro`` interpreter (TFLite Micro's own kernels, the
   bundle's model), for results mode, and the speech gate's model (``--gate-bundle``);
 - the wire: ``--noise-every`` and ``--drop-rate`` damage what the node sends.
@@ -83,7 +84,7 @@ class Model:
         from tflite_micro import runtime
 
         b = load_bundle(bundle)
-        self.sha256, self.labels = b.sha256[:12], len(b.labels)
+        self.sha256, self.labels = b.sha256, len(b.labels)
         self.window, self.hop, self.columns = b.window_frames, b.hop_frames, b.frontend.n_features
         arena = json.loads((bundle / "manifest.json").read_text())["verification"]["tflm_arena_bytes"]
         self._interp = runtime.Interpreter.from_bytes(b.model, arena_size=arena + 4096)
@@ -211,6 +212,16 @@ def clip_pcm(path: Path) -> np.ndarray:
     return np.concatenate([c.pcm for c in source])
 
 
+def replug(board: Board, wire: Wire, model_sha: str | None) -> None:
+    """The cable out for a second and back in; USB power: the board restarts."""
+    wire.unplug()
+    print("unplugged", flush=True)
+    time.sleep(1.0)
+    board.boot(model_sha)
+    wire.plug()
+    print("replugged", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", type=Path, help="audio the microphone hears, in order")
@@ -221,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="play the audio this many times faster than real time")
     p.add_argument("--noise-every", type=int, default=0, help="put random bytes before every Nth write")
     p.add_argument("--drop-rate", type=float, default=0.0, help="lose each byte sent with this probability")
-    p.add_argument("--replug-after", type=int, action="append", default=[], help="unplug, replug after file N (from 1)")
+    p.add_argument("--replug-after", type=float, action="append", default=[],
+                   help="unplug, replug after file N (from 1); N.F: F of the way into file N+1")  # fmt: skip
     p.add_argument("--linger", type=float, default=3.0, help="seconds to stay connected after the last file")
     p.add_argument("--loop", action="store_true", help="play the files again and again (until killed)")
     p.add_argument("--config-timeout", type=float, default=60, help="give up when the Pi has not configured the node")
@@ -237,16 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             playlist = itertools.cycle(a.files) if a.loop else a.files
             for n, path in enumerate(playlist, 1):
-                board.wait_configured(a.config_timeout)
-                board.play(clip_pcm(path), a.speed)
+                pcm = clip_pcm(path)
+                frames = pcm.size // FRAME_SAMPLES
+                # Where to unplug, in 20 ms frames of this file; the microphone hears the rest after the replug.
+                cuts = sorted({round((r - n + 1) * frames) for r in a.replug_after if n - 1 < r <= n})
+                for start, end in itertools.pairwise([0, *(c for c in cuts if c < frames), frames]):
+                    board.wait_configured(a.config_timeout)
+                    board.play(pcm[start * FRAME_SAMPLES : end * FRAME_SAMPLES], a.speed)
+                    if end < frames:
+                        replug(board, wire, a.model_sha)
                 print(f"played {path.name}", flush=True)
-                if n in a.replug_after:
-                    wire.unplug()
-                    print("unplugged", flush=True)
-                    time.sleep(1.0)
-                    board.boot(a.model_sha)  # USB power: the board restarts
-                    wire.plug()
-                    print("replugged", flush=True)
+                if frames in cuts:
+                    replug(board, wire, a.model_sha)
             end = time.monotonic() + a.linger
             while time.monotonic() < end:
                 board.service(0.05)

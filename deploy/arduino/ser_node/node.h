@@ -44,7 +44,7 @@ struct ser_node_io {
 };
 
 struct ser_node_model { /* from the bundles' manifests (model_data.h on the board) */
-    const char *sha256;      /* hex prefix of model.tflite's SHA-256; "" without a model */
+    const char *sha256;      /* model.tflite's SHA-256, all 64 hex digits; "" without a model */
     int32_t labels, window_frames, hop_frames;
     const char *speech_sha256; /* the speech gate's model, when io.speech is set */
     int32_t speech_window_frames, speech_hop_frames;

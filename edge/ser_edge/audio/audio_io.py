@@ -3,7 +3,8 @@
 Any rate, channel count and container libsndfile knows (WAV, FLAC, AIFF, ...; the
 container is recognised by its header, not its name). Other rates are resampled with
 soxr at its very-high-quality setting; channels are averaged. ``audio_blocks`` does it a
-few seconds at a time, so an hour-long recording needs no more memory than a clip;
+few seconds (at most BLOCK_BYTES) at a time, so an hour-long recording, or one of many
+channels at a high rate, needs no more memory than a clip;
 ``read_audio`` is the same samples in one array (soxr's stream equals its one-shot call).
 """
 
@@ -16,6 +17,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+BLOCK_BYTES = 8 << 20
+"""The most of a file decoded at once (float64, every channel): 10 s of stereo at 48 kHz
+fits; 32 channels at 192 kHz come 0.17 s at a time, not 10 s in 490 MB."""
+
 
 class AudioFileError(ValueError):
     """An audio file that cannot be used, with the path and the reason."""
@@ -27,8 +32,9 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
 
 
 def audio_blocks(path: str | Path, sample_rate: int = 16000, block_s: float = 10.0) -> Iterator[np.ndarray]:
-    """An audio file as int16 mono PCM at sample_rate, ``block_s`` of the file at a time;
-    AudioFileError (before the first block or at the block where it shows) if unusable."""
+    """An audio file as int16 mono PCM at sample_rate, ``block_s`` of the file (or what
+    fits in BLOCK_BYTES) at a time; AudioFileError (before the first block or at the
+    block where it shows) if unusable."""
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"{path}: no such file")
@@ -42,7 +48,7 @@ def audio_blocks(path: str | Path, sample_rate: int = 16000, block_s: float = 10
         stream = (
             None if f.samplerate == sample_rate else soxr.ResampleStream(f.samplerate, sample_rate, 1, "float64", "VHQ")
         )
-        size = max(1, round(block_s * f.samplerate))
+        size = max(1, min(round(block_s * f.samplerate), BLOCK_BYTES // (8 * f.channels)))
         while True:
             try:
                 data = f.read(size, dtype="float64", always_2d=True)

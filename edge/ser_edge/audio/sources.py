@@ -7,6 +7,7 @@ so the demo and the tests run the daemon's own code path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import time
@@ -47,7 +48,9 @@ def replay_files(paths: tuple[Path, ...]) -> list[Path]:
 
 class ReplaySource:
     """Audio files played one after another with silence between them, as if a
-    microphone heard them: paced in real time, or as fast as the consumer takes them."""
+    microphone heard them: paced in real time, or as fast as the consumer takes them.
+    A loop leaves out the files it could not read (each is logged once) and goes on as
+    long as one file is left."""
 
     def __init__(self, s: SourceSettings, clock: Callable[[], float] = time.time, strict: bool = False) -> None:
         self.settings = s
@@ -57,7 +60,8 @@ class ReplaySource:
         if not self.files:
             raise AudioFileError(f"source.files: no audio files in {', '.join(map(str, s.files))}")
         self.skipped: list[str] = []
-        """Files that could not be read, with the reason."""
+        """Files that could not be read, with the reason: each file once."""
+        self._unreadable: set[Path] = set()
         self._clock = clock
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -81,6 +85,7 @@ class ReplaySource:
                     raise
                 log.error("replay: %s; %s", e, "skipped" if offset == started else "the rest skipped")
                 self.skipped.append(str(e))
+                self._unreadable.add(path)
                 if offset > started:  # what was played is followed by the gap, as a whole file is
                     tail = np.zeros(gap + (-offset % FRAME_SAMPLES), np.int16)
                     for i in range(0, tail.size, step):
@@ -88,9 +93,11 @@ class ReplaySource:
                         offset += tail[i : i + step].size
 
     def _playlist(self) -> Iterator[Path]:
-        yield from self.files
-        while self.settings.loop and len(self.skipped) < len(self.files):
-            yield from self.files
+        """Each file in turn (for a loop, again and again) but those found unreadable."""
+        for _ in itertools.count() if self.settings.loop else range(1):
+            if self._unreadable.issuperset(self.files):
+                return
+            yield from (f for f in self.files if f not in self._unreadable)
 
 
 class MicrophoneSource:

@@ -183,13 +183,16 @@ class FeaturePiece:
 
 
 def parse_features(payload: bytes, columns: int) -> FeaturePiece:
-    """FEATURES: start u32, end u32, total u16, first u16, then int8 rows; FrameError if malformed."""
+    """FEATURES: start u32, end u32, total u16, first u16, then int8 rows; FrameError if
+    malformed or if its numbers cannot describe a piece of an utterance."""
     head = _UTTERANCE.size + _PIECE.size
-    if len(payload) < head or (len(payload) - head) % columns:
+    if len(payload) <= head or (len(payload) - head) % columns:
         raise FrameError(f"FEATURES payload of {len(payload)} bytes is not a header and rows of {columns}")
-    start, end = _UTTERANCE.unpack_from(payload)
+    start, end = _utterance(payload, "FEATURES")
     total, first = _PIECE.unpack_from(payload, _UTTERANCE.size)
     rows = np.frombuffer(payload, np.int8, offset=head).reshape(-1, columns)
+    if first + len(rows) > total:
+        raise FrameError(f"FEATURES rows {first} to {first + len(rows)} lie beyond the utterance's {total}")
     return FeaturePiece(start, end, total, first, rows)
 
 
@@ -198,35 +201,67 @@ def parse_result(payload: bytes, labels: int) -> tuple[int, int, np.ndarray]:
     n = len(payload) - _UTTERANCE.size
     if n < labels or n % labels:
         raise FrameError(f"RESULT payload of {len(payload)} bytes does not hold scores for {labels} labels")
-    start, end = _UTTERANCE.unpack_from(payload)
+    start, end = _utterance(payload, "RESULT")
     return start, end, np.frombuffer(payload, np.int8, offset=_UTTERANCE.size).reshape(-1, labels)
 
 
+def _utterance(payload: bytes, kind: str) -> tuple[int, int]:
+    """An utterance's start and end (u32 ms of node time); one that ends before it starts is malformed."""
+    start, end = _UTTERANCE.unpack_from(payload)
+    if end < start:
+        raise FrameError(f"{kind} utterance ends at {end} ms, before its start at {start} ms")
+    return start, end
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a node as one log line: control characters (newline, CR, escape ...)
+    escaped, so a node cannot start lines of its own in the Pi's log, and at most ``limit``
+    characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class NodeMismatch(ValueError):
-    """A node built for another front end or model than the Pi's bundle."""
+    """A node built for another front end or model than the Pi's bundle, or whose HELLO is malformed."""
+
+
+UPTIME_MAX_MS = 0xFFFFFFFF
+"""The node's clock is a u32 of ms: a HELLO claiming more (or a fraction, or NaN) is refused."""
 
 
 def check_hello(payload: bytes, mode: str, frontend_hash: str, model_sha256: str, speech_sha256: str = "") -> dict:
     """The node's HELLO (JSON), checked for what ``mode`` needs: the same front end for
     features and results, the same model for results, the same speech gate model when
-    ``speech_sha256`` is given; NodeMismatch names both sides."""
+    ``speech_sha256`` is given (whole hashes: a prefix proves nothing); and every field of
+    the type the protocol gives it. NodeMismatch names both sides."""
     try:
         hello = json.loads(payload.decode("utf-8"))
-        node_frontend, node_model, modes = str(hello["frontend"]), str(hello["model"]), list(hello["modes"])
+        modes = hello["modes"]
+        texts = [hello["frontend"], hello["model"], *(hello.get(k, "") for k in ("firmware", "speech_model", "mode"))]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-        raise NodeMismatch(f"node sent an unreadable HELLO ({e})") from None
+        raise NodeMismatch(f"node sent an unreadable HELLO ({printable(str(e))})") from None
+    if not isinstance(modes, list) or not all(isinstance(t, str) for t in [*modes, *texts]):
+        raise NodeMismatch(f"node sent a HELLO with a field of the wrong type: {printable(payload.decode())}")
+    uptime = hello.get("uptime_ms", 0)
+    if type(uptime) is not int or not 0 <= uptime <= UPTIME_MAX_MS:
+        raise NodeMismatch(f"node sent a HELLO with uptime_ms {printable(repr(uptime))}, "
+                           f"not a whole number of ms from 0 to {UPTIME_MAX_MS}")  # fmt: skip
+    node_frontend, node_model, node_speech = hello["frontend"], hello["model"], hello.get("speech_model", "")
+
+    def shown(node_text: str) -> str:
+        return printable(node_text, 80) or "(none)"
+
     if mode not in modes:
-        raise NodeMismatch(f"node offers modes {', '.join(modes)}, not {mode} (is a model compiled in?)")
+        raise NodeMismatch(f"node offers modes {printable(', '.join(modes))}, not {mode} (is a model compiled in?)")
     if mode != "audio" and node_frontend != frontend_hash:
         raise NodeMismatch(
-            f"node front end {node_frontend} differs from this bundle's {frontend_hash}: "
+            f"node front end {shown(node_frontend)} differs from this bundle's {frontend_hash}: "
             f"flash firmware built from the same ser-edge version"
         )
-    if mode == "results" and (not node_model or not model_sha256.startswith(node_model)):
-        raise NodeMismatch(f"node model {node_model or '(none)'} is not this bundle's model {model_sha256[:12]}")
-    node_speech = str(hello.get("speech_model") or "")
-    if speech_sha256 and (not node_speech or not speech_sha256.startswith(node_speech)):
-        raise NodeMismatch(f"gate.kind speech: node speech gate model {node_speech or '(none)'} is not "
-                           f"gate.speech_bundle's {speech_sha256[:12]} (flash firmware with it, "
+    if mode == "results" and node_model != model_sha256:
+        raise NodeMismatch(f"node model {shown(node_model)} is not this bundle's model {model_sha256}")
+    if speech_sha256 and node_speech != speech_sha256:
+        raise NodeMismatch(f"gate.kind speech: node speech gate model {shown(node_speech)} is not "
+                           f"gate.speech_bundle's {speech_sha256} (flash firmware with it, "
                            "or use gate.kind energy)")  # fmt: skip
     return hello

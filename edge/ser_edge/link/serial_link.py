@@ -4,10 +4,12 @@ On opening the port the Pi sends CONFIG (the mode and its own gate settings, so 
 Pi cut speech the same way); the node answers with HELLO, which is checked against the
 running bundle. From then on the node's frames become the pipeline's input: audio chunks
 (audio mode), an utterance's feature rows (features mode) or its window scores (results
-mode). Damaged frames are counted and skipped; a gap in the sequence numbers drops the
-utterance it hit (or, for audio, tells the gate to start afresh) and is counted. A
+mode). Damaged frames, and frames whose numbers are out of range, are counted and
+skipped; a gap in the sequence numbers drops the utterance it hit (or, for audio, tells
+the gate to start afresh) and is counted, as does closing the port or linking again. A
 read error or ``link_timeout_s`` of silence closes the port, which is then reopened
-every ``retry_s``: unplugging and replugging the node needs nothing from anyone.
+every ``retry_s``: unplugging and replugging the node needs nothing from anyone. What
+the node makes the Pi log is escaped and rate-limited (``NodeLog``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ser_edge.link.protocol import (
     encode,
     parse_features,
     parse_result,
+    printable,
 )
 from ser_edge.recognition.bundle import Bundle
 from ser_edge.settings import SerialSettings
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 """The Pi's heartbeat to a linked node; the node gives up after 5 s without one."""
+LOG_LINES = 5
+"""Lines a node can make the Pi log per LOG_INTERVAL_S; the rest are counted."""
+LOG_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,38 @@ class LinkStats:
         return {f"link_{k}": v for k, v in asdict(self).items()}
 
 
+class NodeLog:
+    """The Pi's log lines caused by the node (its LOG frames, bad frames, refused HELLOs):
+    at most LOG_LINES per LOG_INTERVAL_S and then one line counting the rest, so a node
+    flooding the port cannot flood the log (one wrote 8.5 MB of it in 5 s)."""
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+        self._since = time.monotonic()
+        self._lines = self._suppressed = 0
+
+    def say(self, level: int, text: str, *args: object) -> bool:
+        """Log ``text % args`` after ``serial <port>: `` unless the interval's lines are used
+        up; whether it was logged."""
+        self.tick()
+        if self._lines >= LOG_LINES:
+            self._suppressed += 1
+            return False
+        self._lines += 1
+        log.log(level, "serial %s: " + text, self.port, *args)
+        return True
+
+    def tick(self) -> None:
+        """Ends an interval that is over, saying how many lines it held back."""
+        now = time.monotonic()
+        if now - self._since < LOG_INTERVAL_S:
+            return
+        if self._suppressed:
+            log.warning("serial %s: %d more lines about the node not logged (at most %d per %g s)", self.port,
+                        self._suppressed, LOG_LINES, LOG_INTERVAL_S)  # fmt: skip
+        self._since, self._lines, self._suppressed = now, 0, 0
+
+
 def open_port(s: SerialSettings):
     import serial  # pyserial
 
@@ -118,6 +156,7 @@ class SerialSource:
         self.refusal = ""
         self.alive_at = time.monotonic()
         """When the reading loop last went round (each read or retry): the watchdog's proof of life."""
+        self.node_log = NodeLog(s.port)
 
     def __iter__(self) -> Iterator[Chunk | NodeUtterance | AudioGap]:
         outage = ""
@@ -140,6 +179,8 @@ class SerialSource:
             finally:
                 port.close()
                 self.stats.state = "closed"
+            if self.settings.mode == "audio":
+                yield AudioGap()  # what the gate holds must not be joined to the next link's audio
             if not self._stop.is_set():
                 self.stats.reconnects += 1
                 self._pause(self.settings.retry_s)
@@ -170,6 +211,7 @@ class SerialSource:
                 port.write(self.config)
                 self.stats.state = "waiting"
             data = port.read(4096)
+            self.node_log.tick()
             now = self.alive_at = time.monotonic()
             before = session.deframer.errors
             for message in session.deframer.feed(data):
@@ -184,8 +226,8 @@ class SerialSource:
 
     def refuse(self, reason: str) -> None:
         self.stats.state = "refused"
-        if reason != self.refusal:  # the node beacons every second: say it once
-            log.error("serial %s: node refused: %s", self.settings.port, reason)
+        # The node beacons every second: say it once (at the next beacon if the log limit held it back).
+        if reason != self.refusal and self.node_log.say(logging.ERROR, "node refused: %s", reason):
             self.refusal = reason
 
 
@@ -206,7 +248,7 @@ class _Session:
         self.stats.frames += 1
         if m.type == MessageType.HELLO:
             self.seq = m.seq
-            self.hello(m.payload)
+            yield from self.hello(m.payload)
             return
         lost = 0 if self.seq is None else (m.seq - self.seq - 1) & 0xFFFF
         self.seq = m.seq
@@ -224,12 +266,13 @@ class _Session:
                 start, end, raw = parse_result(m.payload, len(self.source.bundle().labels))
                 yield NodeUtterance(self.time(start), self.time(end), scores=raw.copy())
             elif m.type == MessageType.LOG:
-                log.warning("node: %s", m.payload.decode("utf-8", "replace"))
+                text = printable(m.payload.decode("utf-8", "replace"))
+                self.source.node_log.say(logging.WARNING, "node says: %s", text)
         except FrameError as e:
             self.stats.errors += 1
-            log.warning("serial: dropped a frame: %s", e)
+            self.source.node_log.say(logging.WARNING, "dropped a frame: %s", e)
 
-    def hello(self, payload: bytes) -> None:
+    def hello(self, payload: bytes) -> Iterator[AudioGap]:
         b = self.source.bundle()
         try:
             speech = self.source.speech
@@ -240,12 +283,15 @@ class _Session:
         if hello.get("mode") != self.mode:  # a node that booted, or one the last Pi set up differently
             self.port.write(self.source.config)
             return
-        self.offset = time.time() - int(hello.get("uptime_ms", 0)) / 1000
+        self.offset = time.time() - hello.get("uptime_ms", 0) / 1000
         self.samples, self.pieces = 0, []
         self.stats.state = "linked"
-        self.stats.node = f"firmware {hello.get('firmware')}, front end {hello['frontend']}, model {hello['model']}"
+        firmware, frontend, model = (printable(hello.get(k, ""), 80) for k in ("firmware", "frontend", "model"))
+        self.stats.node = f"firmware {firmware}, front end {frontend}, model {model}"
         self.source.refusal = ""
         log.info("serial %s: node linked in %s mode (%s)", self.source.settings.port, self.mode, self.stats.node)
+        if self.mode == "audio":
+            yield AudioGap()  # a node that linked again (rebooted, reconfigured) starts a new stream
 
     def gap(self) -> Iterator[AudioGap]:
         if self.mode == "audio":
