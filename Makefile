@@ -13,7 +13,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check edge training tests deploy
 	$(VENV)/bin/ruff format --check edge training tests deploy
-	$(VENV)/bin/python -m pytest -q --durations=30 tests
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=30 tests
 
 bench: $(STAMP)
 	$(VENV)/bin/ser-edge bench frontend

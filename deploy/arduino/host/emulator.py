@@ -113,6 +113,10 @@ class SpeechModel(Model):
         return 0
 
 
+WRITE_WAIT_S = 1.0
+"""How long a write waits for a host that reads slowly before its bytes are lost."""
+
+
 class Wire:
     """The USB cable: a pseudo-terminal whose other end is linked at ``path``, and the damage done on the way."""
 
@@ -137,7 +141,8 @@ class Wire:
         self.master = self.slave = -1
 
     def send(self, data: bytes) -> None:
-        """Node -> Pi. A full buffer loses bytes, as USB CDC does when nobody reads the port."""
+        """Node -> Pi. A host that reads slowly holds the node's write back (USB CDC's flow
+        control), for up to WRITE_WAIT_S; a port nobody reads loses the bytes after that."""
         if self.master < 0:
             return
         self.writes += 1
@@ -145,8 +150,10 @@ class Wire:
             data = bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 24))) + data
         if self.drop_rate:
             data = bytes(b for b in data if self.rng.random() >= self.drop_rate)
-        with contextlib.suppress(BlockingIOError):
-            os.write(self.master, data)
+        deadline = time.monotonic() + WRITE_WAIT_S
+        while data and select.select([], [self.master], [], max(0.0, deadline - time.monotonic()))[1]:
+            with contextlib.suppress(BlockingIOError):
+                data = data[os.write(self.master, data) :]
 
     def receive(self, timeout: float) -> bytes:
         """Pi -> node, waiting at most timeout seconds."""

@@ -207,9 +207,8 @@ class MqttFeed:
         self.client.on_connect_fail = lambda c, _u: self._note(f"cannot reach broker {m.host}:{m.port} "
                                                                f"({c.last_error}); retrying")  # fmt: skip
         self.client.on_message = self._message
-        self.client.on_disconnect = lambda c, _u, _f, reason, _p: self._note(
-            f"disconnected from {m.host}:{m.port} ({reason if reason.is_failure else c.last_log or reason}); retrying"
-        )
+        self.client.on_disconnect = self._disconnected
+        self._refusal = ""
         self._note(f"connecting to {m.host}:{m.port} ...")
         self.client.connect_async(m.host, m.port, m.keepalive_s)
 
@@ -217,10 +216,18 @@ class MqttFeed:
         from ser_edge.delivery.publisher import refusal
 
         if reason.is_failure:
-            self._note(refusal(self.mqtt, reason))
+            self._refusal = refusal(self.mqtt, reason)
+            self._note(self._refusal)
             return
+        self._refusal = ""
         self._note(f"connected to {self.mqtt.host}:{self.mqtt.port}; waiting for the daemon's messages")
         client.subscribe(f"{self.topics.base}/#", qos=1)
+
+    def _disconnected(self, client, _u, _flags, reason, _props) -> None:
+        """The reason stays on screen: a refused CONNECT is followed by a disconnect that
+        says only "Protocol error"."""
+        why = self._refusal or (reason if reason.is_failure else client.last_log or reason)
+        self._note(f"disconnected from {self.mqtt.host}:{self.mqtt.port} ({why}); retrying")
 
     def _note(self, text: str) -> None:
         with self.view.lock:
