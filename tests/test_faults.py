@@ -370,8 +370,7 @@ def test_a_dc_offset_does_not_make_the_device_deaf(tmp_path: Path, ser_base) -> 
     for offset in (0.1, 0.3, 0.5):
         heard = answers(offset)
         assert None not in heard, f"{offset} FS: no speech found in {heard.count(None)} of {len(SAMPLES)} clips"
-        same = sum(a == b for a, b in zip(clean, heard, strict=True))
-        assert same >= len(SAMPLES) - 1, f"{offset} FS: {heard} against {clean}"  # 0.5 FS clips the loudest peaks
+        assert heard == clean, f"{offset} FS: {heard} against {clean}"
 
 
 def test_audio_without_an_offset_passes_the_dc_remover_unchanged() -> None:
@@ -386,8 +385,10 @@ def test_audio_without_an_offset_passes_the_dc_remover_unchanged() -> None:
             chunk = pcm[i : i + 1600]
             assert np.array_equal(remove(chunk), chunk), clip.name
     remove = DcRemover()
-    offset = np.full(16000, 3277, np.int16)  # 0.1 FS, one second
-    assert np.abs(remove(offset)).max() <= 1 and remove.offset == pytest.approx(3277)
+    hiss = np.random.default_rng(0).normal(0, 20, 16000)
+    offset = np.round(3277 + hiss).astype(np.int16)  # 0.1 FS under a microphone's own noise, one second
+    assert np.abs(remove(offset) - np.round(hiss)).max() <= 2 and remove.offset == pytest.approx(3277, abs=2)
+    assert np.array_equal(remove(np.zeros(1600, np.int16)), np.zeros(1600, np.int16))  # a replay's gap stays silent
 
 
 def _gate_copy(tmp_path: Path, name: str, swap: bool = False, corrupt: bool = False) -> Path:
