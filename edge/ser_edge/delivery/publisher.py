@@ -232,6 +232,7 @@ class Publisher:
         if reason.is_failure:
             self._error(refusal(self.settings, reason))
             return
+        client.last_log = ""  # an old connection's error must not explain the next drop
         self.connects += 1
         self._connected_at = time.monotonic()
         self.last_error = ""
