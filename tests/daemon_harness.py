@@ -20,6 +20,12 @@ from tests.conftest import REPO, SAMPLES
 SHIPPED = REPO / "deploy" / "models" / "ser-tiny"
 
 
+def ser_edge(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A ``ser-edge`` command as a user runs it (its own process, stdout and stderr kept)."""
+    return subprocess.run([sys.executable, "-m", "ser_edge", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+
+
 def classify(files: list[Path], config: Path | None = None) -> list[dict]:
     """`ser-edge classify --json` on files (with a daemon config's gate and threshold):
     the utterances that become events, in order."""

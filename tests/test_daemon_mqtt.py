@@ -23,7 +23,16 @@ import soundfile as sf
 
 from ser_edge.tools.localbroker import LocalBroker, free_port
 from tests.conftest import SAMPLES
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, sample_events, write_config
+from tests.daemon_harness import (
+    SHIPPED,
+    Daemon,
+    Subscriber,
+    classify,
+    event_samples,
+    sample_events,
+    ser_edge,
+    write_config,
+)
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 MANIFEST = json.loads((SHIPPED / "manifest.json").read_text())
@@ -625,8 +634,7 @@ def test_flat_input_is_reported(tmp_path: Path, broker: LocalBroker) -> None:
 
 
 def _selftest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ser_edge", "selftest", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return ser_edge("selftest", *args)
 
 
 def test_selftest_checks_model_and_availability(tmp_path: Path, broker: LocalBroker) -> None:

@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ser_edge.delivery.spool import Spool, damage
 from ser_edge.tools.localbroker import LocalBroker, free_port
 from tests.conftest import REPO
-from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, write_config
+from tests.daemon_harness import SHIPPED, Daemon, Subscriber, classify, event_samples, ser_edge, write_config
 
 EMULATOR = REPO / "deploy" / "arduino" / "host" / "emulator.py"
 GATE_BUNDLE = REPO / "edge" / "ser_edge" / "gate" / "bundle"
@@ -133,8 +133,7 @@ def _spooled(spool: Path) -> int:
 
 
 def _selftest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ser_edge", "selftest", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return ser_edge("selftest", *args)
 
 
 def test_events_the_broker_refuses_stay_in_the_spool_and_fail_the_health_gate(tmp_path: Path) -> None:
@@ -175,8 +174,7 @@ def test_events_the_broker_refuses_stay_in_the_spool_and_fail_the_health_gate(tm
 def test_a_base_topic_the_broker_keeps_for_itself_is_refused(tmp_path: Path) -> None:
     """Row 2: publications under $SYS/... are dropped by the broker; the config says so first."""
     config = write_config(tmp_path / "c.yaml", 1883, extra='  base_topic: "$SYS/x"\n')
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = ser_edge("check-config", str(config))
     assert r.returncode == 78, r.stdout + r.stderr
     assert "base_topic '$SYS/x' must not start with '$'" in r.stderr + r.stdout
 
@@ -198,8 +196,7 @@ def test_config_values_that_would_be_silent_outages_are_refused_by_name(tmp_path
     config.write_text(f"{line}\nspool: {{path: {tmp_path / 'spool.sqlite'}}}\n")
     for command in ("check-config", "run"):
         args = [str(config)] if command == "check-config" else ["--config", str(config)]
-        r = subprocess.run([sys.executable, "-m", "ser_edge", command, *args],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        r = ser_edge(command, *args)
         out = r.stdout + r.stderr
         assert r.returncode == 78 and named in out and "line 1" in out, f"{command}: {r.returncode} {out[-600:]}"
         assert "Traceback" not in out
@@ -261,8 +258,7 @@ def test_the_daemon_starts_on_a_damaged_spool_and_delivers(tmp_path: Path, corru
     CORRUPTIONS[corruption](path)
     sub = Subscriber(broker.port, "ser/test/event")
     config = write_config(tmp_path / "c.yaml", broker.port, files=list(event_samples()[:1]))
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = ser_edge("check-config", str(config))
     assert r.returncode == 0 and f"warning: spool {path} is damaged" in r.stdout, r.stdout + r.stderr
     daemon = Daemon(config)
     assert daemon.wait(60) == 0, daemon.log
@@ -410,15 +406,13 @@ def test_a_gate_bundle_is_named_checked_on_reload_and_its_labels_verified(tmp_pa
     every check and published nothing."""
     swapped = _gate_copy(tmp_path, "swapped", swap=True)
     config = write_config(tmp_path / "c.yaml", broker.port, extra=f"gate: {{speech_bundle: {swapped}}}\n")
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = ser_edge("check-config", str(config))
     assert r.returncode == 78 and "gate.speech_bundle:" in r.stderr and "scores silence as speech" in r.stderr
     # Damaged on disk after check-config: the daemon starts on the packaged gate, saying so.
     custom = _gate_copy(tmp_path, "custom")
     config = write_config(tmp_path / "c.yaml", broker.port, files=list(event_samples()[:2]), realtime=True,
                           extra=f"gate: {{speech_bundle: {custom}}}\n")  # fmt: skip
-    assert subprocess.run([sys.executable, "-m", "ser_edge", "check-config", str(config)],
-                          capture_output=True, timeout=60).returncode == 0  # fmt: skip
+    assert ser_edge("check-config", str(config)).returncode == 0
     (custom / "model.tflite").write_bytes(b"damaged")
     sub = Subscriber(broker.port, "ser/test/event")
     daemon = Daemon(config)
@@ -553,11 +547,6 @@ def test_latency_and_delay_count_from_the_end_of_speech_on_a_steady_clock(tmp_pa
     assert latency / 1000 == pytest.approx(delayed, abs=0.5), (latency, delayed)
 
 
-def _command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ser_edge", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})  # fmt: skip
-
-
 def test_what_check_config_refuses_run_refuses_alike_with_78(tmp_path: Path) -> None:
     """Row 18: run exited 2 for a missing PyAudio and an unusable spool; /proc/ser/x was
     accepted as root; an installed package's default model.bundle pointed at nothing and
@@ -575,7 +564,7 @@ def test_what_check_config_refuses_run_refuses_alike_with_78(tmp_path: Path) -> 
         config = tmp_path / f"c{i}.yaml"
         config.write_text(text + ("" if "spool" in text else f"spool: {{path: {tmp_path / 'spool.sqlite'}}}\n"))
         for args in (("check-config", str(config)), ("run", "--config", str(config))):
-            r = _command(*args, env=env)
+            r = ser_edge(*args, env=env)
             assert r.returncode == 78 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-500:])
     assert "set model.bundle in the config, or SER_BUNDLE" in r.stderr
 
