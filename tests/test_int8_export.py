@@ -66,24 +66,30 @@ def test_verification_refuses_a_per_channel_fully_connected() -> None:
         verify(data, rng.integers(-128, 100, (4, 149, 13)).astype(np.int8))
 
 
-def test_m4_cost_of_the_0_2_model_reproduces_its_measured_figures() -> None:
-    """The estimator applied to the graph it was measured on gives back the 25.6 M
-    instructions per window that qemu counted (issue 14), MEAN included; with pooling
-    instead of MEAN that share drops to a CMSIS-NN kernel's."""
+def test_m4_cost_of_the_0_2_model_against_its_o2_measurement() -> None:
+    """issue 14 measured the 0.2 model at 25.6 M instructions per window with TFLite
+    Micro's kernels at -O2; the estimator, calibrated at -Os under Chirale (tests/
+    test_m4_cost.py), prices the same graph higher by about the ratio the 0.3 model showed
+    between those builds (14.51 M / 11.24 M), MEAN and the FULLY_CONNECTED included; with
+    pooling instead of MEAN that share drops to a CMSIS-NN kernel's."""
     from pathlib import Path
 
-    from ser_training.cost import m4_instructions
+    from ser_training import cost
 
     measured = (Path(__file__).parent / "golden/m4-measured-0.2.0.tflite").read_bytes()  # ser-tiny 0.2.0
-    total, per_op = m4_instructions(measured)
-    assert abs(total - 25.6e6) < 0.1e6 and abs(per_op["MEAN"] - 3.26e6) < 0.01e6
-    assert abs(per_op["DEPTHWISE_CONV_2D"] - 4 * 1.81e6) < 0.02e6
+    total, per_op = cost.m4_instructions(measured)
+    assert total / 25.6e6 == pytest.approx(14.51 / 11.24, rel=0.05)
+    assert per_op["MEAN"] == pytest.approx(50 * 7 * 64 * cost.MEAN_INPUT + cost.OP_OVERHEAD, rel=1e-6)
     model = ModelConfig(kind="ds_cnn", filters=64, blocks=4, first_stride=(3, 2))
     net, windows = _model(model)
-    pooled_total, pooled = m4_instructions(convert(exportable(net, Config(model=model)), windows[:20]))
+    pooled_total, pooled = cost.m4_instructions(convert(exportable(net, Config(model=model)), windows[:20]))
     # The classifier (64 -> 8) runs on the 50 x 7 map, then the average pool takes its 8 logits.
-    assert "MEAN" not in pooled and pooled["AVERAGE_POOL_2D"] == 4 * 50 * 7 * 8
-    assert 22.4e6 < pooled_total < 23e6
+    assert "MEAN" not in pooled and "FULLY_CONNECTED" not in pooled
+    assert pooled["AVERAGE_POOL_2D"] == round(50 * 7 * 8 * cost.POOL_INPUT + cost.OP_OVERHEAD)
+    classifier = 50 * 7 * 8 * 64 * cost.CONV_1X1_MAC + 50 * 7 * 8 * cost.REQUANTISE + cost.OP_OVERHEAD
+    reshape = cost.OP_OVERHEAD  # the pooled logits are reshaped to (1, 8)
+    swapped = total - per_op["MEAN"] - per_op["FULLY_CONNECTED"] + classifier + pooled["AVERAGE_POOL_2D"] + reshape
+    assert pooled_total == pytest.approx(swapped, abs=10)
 
 
 def test_arena_is_the_smallest_that_allocates() -> None:
