@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from ser_training.cost import M4_CLOCK_HZ, M4_CPI_MARGIN, m4_cycles
 from ser_training.export import c_array
 
 GATE_BUNDLE = Path(__file__).resolve().parents[2] / "edge" / "ser_edge" / "gate" / "bundle"
@@ -27,16 +28,19 @@ def resolver_method(op: str) -> str:
     return _METHODS.get(op) or "Add" + "".join(word.capitalize() if word.isalpha() else word for word in op.split("_"))
 
 
-FRAME_INSTRUCTIONS = 64_000_000 // 50
-"""A 20 ms audio frame's worth of a 64 MHz Cortex-M4."""
+FRAME_CYCLES = M4_CLOCK_HZ // 50
+"""A 20 ms audio frame's worth of a 64 MHz Cortex-M4, in cycles."""
+FRAME_INSTRUCTIONS = FRAME_CYCLES
+"""... and in instructions at one per cycle (the optimistic bound; budgets use cycles)."""
 
 
-def ring_frames(window_instructions: int) -> int:
+def ring_frames(window_instructions: int, cpi: float = M4_CPI_MARGIN) -> int:
     """The sketch's audio ring, in 20 ms frames, for a model costing this many M4
-    instructions per window: an utterance's last regular window and its tail window can
-    be scored a few frames apart, so the ring holds two windows' time, plus 5 frames for
-    the rows the loop computes meanwhile (m4/timeline.py replays it on measured traces)."""
-    return -(-2 * window_instructions // FRAME_INSTRUCTIONS) + 5
+    instructions per window, each taking cpi cycles (ser_training.cost.M4_CPI_MARGIN):
+    an utterance's last regular window and its tail window can be scored in consecutive
+    frames, so the ring holds two windows' time in cycles, plus 5 frames for the rows the
+    loop computes meanwhile (m4/timeline.py replays it on measured traces)."""
+    return -(-m4_cycles(2 * window_instructions, cpi) // FRAME_CYCLES) + 5
 
 
 def _defines(prefix: str, manifest: dict) -> str:
@@ -65,7 +69,7 @@ def model_info(manifest: dict, speech: dict) -> str:
         f"{speech['name']} {speech['version']}. */\n"
         "#ifndef SER_MODEL_INFO_H\n#define SER_MODEL_INFO_H\n\n"
         f"/* The emotion model (M4 instructions per window estimated at export) */\n{_defines('MODEL', manifest)}"
-        f"/* The audio ring that covers two of its windows */\n"
+        f"/* The audio ring that covers two of its windows at {M4_CPI_MARGIN:g} cycles per instruction, 64 MHz */\n"
         f"#define SER_MODEL_RING_FRAMES {ring_frames(instructions)}\n\n"
         f"/* The speech gate's model (gate.kind speech in features mode) */\n{_defines('SPEECH', speech)}"
         f"#define SER_SPEECH_LABEL {speech['labels'].index('speech')}\n\n#endif\n"
