@@ -27,15 +27,6 @@ static int64_t quantise(int64_t q10, int step_shift) {
     return shr_round(q10, SER_LOG_FRAC_BITS - step_shift);
 }
 
-/* Working memory of one frame (static: no malloc, not reentrant). Values are bounded so
- * that every product is 32 x 32 -> 64 bits (one SMULL/SMLAL on the Cortex-M4): samples
- * normalised to |u| <= 2^23, pass 1's outputs |a| < 2^28, spectrum |y| < 2^27. */
-static int32_t u[SER_NFFT];
-static int32_t a[2 * SER_R1][SER_R2];
-static int32_t y[2][HALF + 1];
-static int64_t power[HALF + 1];
-static int64_t over_floor[SER_NMELS];
-
 static inline int64_t mul(int32_t x, int32_t w) {
     return (int64_t)x * w;
 }
@@ -114,6 +105,17 @@ static void normalise_bands(struct ser_frontend_state *s, int64_t *x) {
 #endif
 
 void ser_frontend_frame(struct ser_frontend_state *s, const int16_t *x, int16_t prev, int8_t out[SER_NFEATURES]) {
+    /* Working memory of one frame, 8.5 KB on the stack rather than static: on the board it
+     * lives on the main thread's stack (32 KB, counted in Mbed OS's RAM), which the model's
+     * windows use at other times, instead of RAM of its own. Every element is written
+     * before it is read. Values are bounded so that every product is 32 x 32 -> 64 bits
+     * (one SMULL/SMLAL on the Cortex-M4): samples normalised to |u| <= 2^23, pass 1's
+     * outputs |a| < 2^28, spectrum |y| < 2^27. */
+    int32_t u[SER_NFFT];
+    int32_t a[2 * SER_R1][SER_R2];
+    int32_t y[2][HALF + 1];
+    int64_t power[HALF + 1];
+    int64_t over_floor[SER_NMELS];
     /* emphasise_and_window: exact products, |v| < 2^46 */
     int64_t peak = 0;
     for (int n = 0; n < SER_WINDOW; n++) {

@@ -23,10 +23,16 @@ static int32_t get_i32(const uint8_t *p) {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
 }
 
+/* A message of payload parts, encoded straight to the port (no frame buffer). */
+static void send_parts(struct ser_node *n, uint8_t type, const struct ser_part *parts, size_t count) {
+    const uint8_t delimiter = 0; /* ends whatever line noise came before, so it costs only itself */
+    n->io.write(n->io.ctx, &delimiter, 1);
+    ser_frame_write(type, n->seq++, parts, count, n->io.write, n->io.ctx);
+}
+
 static void send(struct ser_node *n, uint8_t type, const uint8_t *payload, size_t len) {
-    n->tx[0] = 0; /* ends whatever line noise came before, so it costs only itself */
-    size_t framed = ser_frame_encode(type, n->seq++, payload, len, n->tx + 1);
-    n->io.write(n->io.ctx, n->tx, framed + 1);
+    struct ser_part part = {payload, len};
+    send_parts(n, type, &part, 1);
 }
 
 void ser_node_log(struct ser_node *n, const char *text) {
@@ -45,6 +51,7 @@ static void send_hello(struct ser_node *n, uint32_t now_ms) {
                        n->firmware, ser_frontend_hash(), n->model.sha256, n->io.speech ? n->model.speech_sha256 : "",
                        n->io.classify ? ",\"results\"" : "", MODE_NAMES[n->mode], n->speech_on ? "true" : "false",
                        (unsigned long)n->frames * 20u);
+    len = len < 0 ? 0 : len >= (int)sizeof n->payload ? (int)sizeof n->payload - 1 : len; /* as snprintf cut it */
     send(n, SER_HELLO, n->payload, (size_t)len);
     n->last_sent_ms = now_ms;
 }
@@ -55,13 +62,13 @@ int ser_node_init(struct ser_node *n, const struct ser_node_io *io, const struct
     n->io = *io;
     n->model = *model;
     n->firmware = firmware;
-    ser_deframer_init(&n->rx);
+    ser_deframer_init(&n->rx, n->rx_frame, sizeof n->rx_frame);
     int16_t silence[SER_WINDOW] = {0};
     ser_frontend_reset(&n->fe);
     ser_frontend_frame(&n->fe, silence, 0, n->pad); /* a stream's first row of silence, as in Python */
     if (io->classify && (model->labels < 1 || model->labels > SER_NODE_MAX_LABELS || model->window_frames < 1 ||
                          model->window_frames > SER_NODE_MAX_ROWS || model->hop_frames < 1 ||
-                         8 + (SER_NODE_MAX_ROWS / model->hop_frames + 2) * model->labels > SER_MAX_PAYLOAD)) {
+                         8 + (SER_NODE_MAX_ROWS / model->hop_frames + 2) * model->labels > SER_NODE_PAYLOAD)) {
         return -1;
     }
     if (io->speech && (model->speech_window_frames < 1 || model->speech_window_frames > SER_NODE_MAX_ROWS ||
@@ -170,19 +177,26 @@ static void compute_rows(struct ser_node *n, uint32_t s, int32_t last) {
     }
 }
 
-static void send_features(struct ser_node *n, const struct ser_utterance *u) {
+/* FEATURES pieces of rows first .. first + rows - 1 (at most what one message holds each),
+ * for the span start_ms .. end_ms; the rows go out from n->rows itself. */
+static void send_rows(struct ser_node *n, uint32_t start_ms, uint32_t end_ms, int32_t first, int32_t rows) {
     const int32_t per_piece = (SER_MAX_PAYLOAD - 12) / SER_NFEATURES;
-    int32_t first = 0;
+    int32_t sent = 0;
     do { /* an utterance always has rows; the loop also sends none for an empty one */
-        int32_t rows = n->n_rows - first < per_piece ? n->n_rows - first : per_piece;
-        put_u32(n->payload, clock_ms(n, u->start));
-        put_u32(n->payload + 4, clock_ms(n, u->end));
-        put_u16(n->payload + 8, (uint32_t)n->n_rows);
-        put_u16(n->payload + 10, (uint32_t)first);
-        memcpy(n->payload + 12, n->rows[first], (size_t)rows * SER_NFEATURES);
-        send(n, SER_FEATURES, n->payload, 12 + (size_t)rows * SER_NFEATURES);
-        first += rows;
-    } while (first < n->n_rows);
+        int32_t k = rows - sent < per_piece ? rows - sent : per_piece;
+        uint8_t header[12];
+        put_u32(header, start_ms);
+        put_u32(header + 4, end_ms);
+        put_u16(header + 8, (uint32_t)rows);
+        put_u16(header + 10, (uint32_t)sent);
+        struct ser_part parts[2] = {{header, sizeof header}, {(const uint8_t *)n->rows[first + sent], (size_t)k * SER_NFEATURES}};
+        send_parts(n, SER_FEATURES, parts, 2);
+        sent += k;
+    } while (sent < rows);
+}
+
+static void send_features(struct ser_node *n, const struct ser_utterance *u) {
+    send_rows(n, clock_ms(n, u->start), clock_ms(n, u->end), 0, n->n_rows);
 }
 
 /* The scoring rule of ser_edge.recognition.scoring: windows of window_frames rows every hop_frames,
@@ -241,18 +255,7 @@ static void send_span(struct ser_node *n, uint32_t start, const struct ser_speec
     int32_t frames = n->n_rows + 1; /* the stretch's frames: row j needs frames j and j + 1 */
     a = a < 0 ? 0 : a;
     b = b > frames ? frames : b;
-    const int32_t per_piece = (SER_MAX_PAYLOAD - 12) / SER_NFEATURES;
-    int32_t rows = b - a - 1, sent = 0;
-    do {
-        int32_t k = rows - sent < per_piece ? rows - sent : per_piece;
-        put_u32(n->payload, clock_ms(n, start + (uint32_t)a));
-        put_u32(n->payload + 4, clock_ms(n, start + (uint32_t)b));
-        put_u16(n->payload + 8, (uint32_t)rows);
-        put_u16(n->payload + 10, (uint32_t)sent);
-        memcpy(n->payload + 12, n->rows[a + sent], (size_t)k * SER_NFEATURES);
-        send(n, SER_FEATURES, n->payload, 12 + (size_t)k * SER_NFEATURES);
-        sent += k;
-    } while (sent < rows);
+    send_rows(n, clock_ms(n, start + (uint32_t)a), clock_ms(n, start + (uint32_t)b), a, b - a - 1);
 }
 
 /* A span that ended waits for its hangover's rows (or the stretch's close), then goes. */
@@ -352,9 +355,13 @@ static void utterance_frame(struct ser_node *n) {
 void ser_node_audio(struct ser_node *n, const int16_t frame[SER_VAD_FRAME]) {
     memcpy(n->ring[n->frames % SER_NODE_RING], frame, sizeof n->ring[0]);
     if (n->mode == SER_NODE_AUDIO) {
-        memcpy(n->audio + n->audio_frames * SER_VAD_FRAME, frame, sizeof n->ring[0]);
-        if (++n->audio_frames == SER_NODE_AUDIO_FRAMES) {
-            send(n, SER_AUDIO, (const uint8_t *)n->audio, sizeof n->audio); /* little-endian, as the Pi */
+        if (++n->audio_frames == SER_NODE_AUDIO_FRAMES) { /* the last frames, straight from the ring */
+            struct ser_part parts[SER_NODE_AUDIO_FRAMES];
+            for (int i = 0; i < SER_NODE_AUDIO_FRAMES; i++) {
+                uint32_t f = n->frames - (SER_NODE_AUDIO_FRAMES - 1) + (uint32_t)i;
+                parts[i] = (struct ser_part){(const uint8_t *)n->ring[f % SER_NODE_RING], sizeof n->ring[0]};
+            }
+            send_parts(n, SER_AUDIO, parts, SER_NODE_AUDIO_FRAMES); /* little-endian, as the Pi */
             n->audio_frames = 0;
         }
     } else if (n->mode != SER_NODE_IDLE) {

@@ -28,6 +28,10 @@
 #define SER_NODE_CONFIG_SPEECH_BYTES 53 /* ... + the four int32 of ser_speech_rule_settings (gate.kind speech) */
 #define SER_NODE_ROWS_PER_FRAME 2 /* feature rows per audio frame at most while an utterance is open: the
                                    * pre-roll's rows catch up one a frame instead of all at the gate's opening */
+#define SER_NODE_RX_PAYLOAD 64    /* the longest message the node takes from the Pi: CONFIG, 53 bytes at most;
+                                   * a longer frame is dropped as damaged (PROTOCOL.md) */
+#define SER_NODE_PAYLOAD 1024     /* HELLO, and a results-mode utterance's scores (8 + windows x labels bytes);
+                                   * FEATURES and AUDIO go out from the rows and the ring themselves */
 
 enum ser_node_mode { SER_NODE_IDLE = 0, SER_NODE_AUDIO = 1, SER_NODE_FEATURES = 2, SER_NODE_RESULTS = 3 };
 
@@ -56,16 +60,15 @@ struct ser_node {
     const char *firmware;
     int mode;
     struct ser_deframer rx;
-    uint8_t tx[1 + SER_MAX_FRAME]; /* a leading delimiter, then the frame */
-    uint8_t payload[SER_MAX_PAYLOAD];
+    uint8_t rx_frame[SER_DEFRAMER_BYTES(SER_NODE_RX_PAYLOAD)]; /* the deframer's buffer */
+    uint8_t payload[SER_NODE_PAYLOAD];
     uint16_t seq;
     uint32_t last_heard_ms, last_sent_ms;
     struct ser_vad vad;
     uint32_t frames;                           /* audio frames since boot: the node's clock */
     uint32_t vad_origin;                       /* frames before the gate started (its frame 0) */
     int16_t ring[SER_NODE_RING][SER_VAD_FRAME]; /* the last frames, by frame index */
-    int16_t audio[SER_NODE_AUDIO_FRAMES * SER_VAD_FRAME];
-    int32_t audio_frames;
+    int32_t audio_frames;                       /* audio mode: the last ones not sent yet (in the ring) */
     int8_t rows[SER_NODE_MAX_ROWS][SER_NFEATURES]; /* the open utterance's features */
     struct ser_frontend_state fe;                  /* the front end's memory within the utterance */
     int32_t n_rows;

@@ -52,59 +52,114 @@ long ser_cobs_decode(const uint8_t *in, size_t n, uint8_t *out) {
     return (long)len;
 }
 
-size_t ser_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t n, uint8_t *out) {
-    static uint8_t raw[SER_MAX_RAW];
+/* The COBS encoder as a stream: a block (its code byte first) goes to the sink when a zero
+ * or its 254th byte ends it, as ser_cobs_encode ends them. */
+struct cobs_stream {
+    uint8_t block[255];
+    size_t len; /* bytes in block, the code byte's place included */
+    size_t total;
+    ser_sink sink;
+    void *ctx;
+};
+
+static void cobs_flush(struct cobs_stream *c) {
+    c->block[0] = (uint8_t)c->len;
+    c->sink(c->ctx, c->block, c->len);
+    c->total += c->len;
+    c->len = 1;
+}
+
+static void cobs_put(struct cobs_stream *c, const uint8_t *data, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (data[i]) {
+            c->block[c->len++] = data[i];
+        }
+        if (!data[i] || c->len == 0xFF) {
+            cobs_flush(c);
+        }
+    }
+}
+
+size_t ser_frame_write(uint8_t type, uint16_t seq, const struct ser_part *parts, size_t count, ser_sink sink,
+                       void *ctx) {
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        n += parts[i].n;
+    }
     if (n > SER_MAX_PAYLOAD) {
         return 0;
     }
-    raw[0] = SER_PROTOCOL_VERSION;
-    raw[1] = type;
-    raw[2] = (uint8_t)(seq & 0xFF);
-    raw[3] = (uint8_t)(seq >> 8);
-    raw[4] = (uint8_t)(n & 0xFF);
-    raw[5] = (uint8_t)(n >> 8);
-    if (n) {
-        memcpy(raw + SER_HEADER_BYTES, payload, n);
+    const uint8_t header[SER_HEADER_BYTES] = {SER_PROTOCOL_VERSION, type,           (uint8_t)(seq & 0xFF),
+                                              (uint8_t)(seq >> 8),  (uint8_t)(n & 0xFF), (uint8_t)(n >> 8)};
+    uint16_t crc = ser_crc16(header, sizeof header, 0xFFFF);
+    for (size_t i = 0; i < count; i++) {
+        crc = ser_crc16(parts[i].data, parts[i].n, crc);
     }
-    uint16_t crc = ser_crc16(raw, SER_HEADER_BYTES + n, 0xFFFF);
-    raw[SER_HEADER_BYTES + n] = (uint8_t)(crc & 0xFF);
-    raw[SER_HEADER_BYTES + n + 1] = (uint8_t)(crc >> 8);
-    size_t len = ser_cobs_encode(raw, SER_HEADER_BYTES + n + 2, out);
-    out[len++] = 0;
-    return len;
+    const uint8_t tail[2] = {(uint8_t)(crc & 0xFF), (uint8_t)(crc >> 8)};
+    struct cobs_stream c;
+    c.len = 1;
+    c.total = 0;
+    c.sink = sink;
+    c.ctx = ctx;
+    cobs_put(&c, header, sizeof header);
+    for (size_t i = 0; i < count; i++) {
+        cobs_put(&c, parts[i].data, parts[i].n);
+    }
+    cobs_put(&c, tail, sizeof tail);
+    cobs_flush(&c);
+    const uint8_t delimiter = 0;
+    sink(ctx, &delimiter, 1);
+    return c.total + 1;
 }
 
-void ser_deframer_init(struct ser_deframer *d) {
+struct buffer_sink {
+    uint8_t *out;
+    size_t len;
+};
+
+static void to_buffer(void *ctx, const uint8_t *data, size_t n) {
+    struct buffer_sink *b = ctx;
+    memcpy(b->out + b->len, data, n);
+    b->len += n;
+}
+
+size_t ser_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t n, uint8_t *out) {
+    struct ser_part part = {payload, n};
+    struct buffer_sink b = {out, 0};
+    return ser_frame_write(type, seq, &part, 1, to_buffer, &b);
+}
+
+void ser_deframer_init(struct ser_deframer *d, uint8_t *buffer, size_t capacity) {
     memset(d, 0, sizeof *d);
+    d->frame = buffer;
+    d->capacity = capacity;
 }
 
 static int accept(struct ser_deframer *d) {
-    if (d->used > SER_MAX_RAW + SER_MAX_RAW / 254 + 1) {
-        return 0; /* overlong: cannot be a frame */
-    }
-    long n = ser_cobs_decode(d->frame, d->used, d->raw);
+    long n = ser_cobs_decode(d->frame, d->used, d->frame); /* in place: it never writes ahead of what it reads */
     if (n < SER_HEADER_BYTES + 2) {
         return 0;
     }
     size_t body = (size_t)n - 2;
-    uint16_t crc = (uint16_t)(d->raw[body] | (d->raw[body + 1] << 8));
-    if (ser_crc16(d->raw, body, 0xFFFF) != crc || d->raw[0] != SER_PROTOCOL_VERSION) {
+    const uint8_t *raw = d->frame;
+    uint16_t crc = (uint16_t)(raw[body] | (raw[body + 1] << 8));
+    if (ser_crc16(raw, body, 0xFFFF) != crc || raw[0] != SER_PROTOCOL_VERSION) {
         return 0;
     }
-    size_t length = (size_t)(d->raw[4] | (d->raw[5] << 8));
-    if (length != body - SER_HEADER_BYTES || d->raw[1] < SER_HELLO || d->raw[1] > SER_CONFIG) {
+    size_t length = (size_t)(raw[4] | (raw[5] << 8));
+    if (length != body - SER_HEADER_BYTES || raw[1] < SER_HELLO || raw[1] > SER_CONFIG) {
         return 0;
     }
-    d->type = d->raw[1];
-    d->seq = (uint16_t)(d->raw[2] | (d->raw[3] << 8));
-    d->payload = d->raw + SER_HEADER_BYTES;
+    d->type = raw[1];
+    d->seq = (uint16_t)(raw[2] | (raw[3] << 8));
+    d->payload = raw + SER_HEADER_BYTES;
     d->length = length;
     return 1;
 }
 
 int ser_deframer_feed(struct ser_deframer *d, uint8_t byte) {
     if (byte) {
-        if (d->used < sizeof d->frame) {
+        if (d->used < d->capacity) {
             d->frame[d->used] = byte;
         }
         d->used++; /* counts past the buffer so an overlong frame is recognised */
@@ -113,7 +168,7 @@ int ser_deframer_feed(struct ser_deframer *d, uint8_t byte) {
     if (d->used == 0) {
         return 0; /* back-to-back delimiters */
     }
-    int ok = d->used <= sizeof d->frame && accept(d);
+    int ok = d->used <= d->capacity && accept(d);
     d->used = 0;
     if (!ok) {
         d->errors++;

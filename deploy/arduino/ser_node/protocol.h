@@ -12,6 +12,9 @@
 /* Decoded frame (header + payload + CRC) and its worst-case COBS encoding with delimiter. */
 #define SER_MAX_RAW (SER_HEADER_BYTES + SER_MAX_PAYLOAD + 2)
 #define SER_MAX_FRAME (SER_MAX_RAW + SER_MAX_RAW / 254 + 2)
+/* A deframer's buffer for frames of up to payload bytes (their COBS bytes, no delimiter). */
+#define SER_DEFRAMER_BYTES(payload) \
+    ((SER_HEADER_BYTES + (payload) + 2) + (SER_HEADER_BYTES + (payload) + 2) / 254 + 1)
 
 enum ser_type {
     SER_HELLO = 1,
@@ -35,12 +38,29 @@ long ser_cobs_decode(const uint8_t *in, size_t n, uint8_t *out);
  * returns its length, or 0 when the payload is too long. */
 size_t ser_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t n, uint8_t *out);
 
-/* Receiver state: feed bytes one at a time. */
+/* A payload in pieces (a header and rows, say), sent as one. */
+struct ser_part {
+    const uint8_t *data;
+    size_t n;
+};
+
+/* Where an encoded frame goes, a piece (at most 255 bytes) at a time. */
+typedef void (*ser_sink)(void *ctx, const uint8_t *data, size_t n);
+
+/* The frame of the payload parts[0] .. parts[count - 1], delimiter included, to sink as it
+ * is encoded (the bytes ser_frame_encode writes, with no buffer of the whole frame);
+ * returns its length, or 0 (and writes nothing) when the payload is too long. */
+size_t ser_frame_write(uint8_t type, uint16_t seq, const struct ser_part *parts, size_t count, ser_sink sink,
+                       void *ctx);
+
+/* Receiver state: feed bytes one at a time. The frame is collected in, and decoded in
+ * place in, the caller's buffer: frames longer than it are dropped as errors, so its size
+ * is the longest message this side accepts (SER_DEFRAMER_BYTES(payload)). */
 struct ser_deframer {
-    uint8_t frame[SER_MAX_FRAME];
+    uint8_t *frame;
+    size_t capacity;
     size_t used;
-    uint8_t raw[SER_MAX_RAW];
-    uint32_t errors; /* frames dropped: bad COBS, short, CRC, version, length, type */
+    uint32_t errors; /* frames dropped: bad COBS, short, too long, CRC, version, length, type */
     /* The last message, valid after ser_deframer_feed returned 1. */
     uint8_t type;
     uint16_t seq;
@@ -48,7 +68,7 @@ struct ser_deframer {
     size_t length;
 };
 
-void ser_deframer_init(struct ser_deframer *d);
+void ser_deframer_init(struct ser_deframer *d, uint8_t *buffer, size_t capacity);
 
 /* Returns 1 when byte completed a valid message (fields set), else 0. */
 int ser_deframer_feed(struct ser_deframer *d, uint8_t byte);

@@ -12,6 +12,8 @@
 #include <Chirale_TensorFlowLite.h>
 #include <PDM.h>
 
+#include <new>
+
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -27,7 +29,8 @@ namespace {
 
 constexpr char kFirmware[] = "0.1.0";
 // Audio between the microphone and the loop, in 20 ms frames: enough for the loop to be
-// busy with two windows of the model (model_info.h sizes it from the model's cost).
+// busy with two windows of the model (model_info.h sizes it from the model's cost in
+// cycles, at 1.4 cycles per instruction).
 constexpr int kRingFrames = SER_MODEL_RING_FRAMES;
 
 // The PDM interrupt fills frames; loop() consumes them. Single producer, single consumer.
@@ -37,15 +40,44 @@ uint32_t reported_overruns = 0;
 int16_t pdm_buffer[256];
 int pdm_fill = 0;
 
-alignas(16) uint8_t arena[SER_MODEL_ARENA_BYTES + 1024];
+// One arena for both models: the emotion model runs in results mode only, the speech
+// gate's in features mode only, so the arena holds the one the mode uses. The first window
+// after a CONFIG that changed the mode plans the other model's tensors anew (a few ms,
+// once); the old interpreter is destroyed first, while its tensors are still valid. The
+// slack is 512 bytes: under Chirale 2.0.0 the models use 30,996 and 10,308 bytes, less
+// than the manifests' figures (the reference interpreter's), which the arena already holds.
+constexpr size_t kArenaBytes =
+    (SER_MODEL_ARENA_BYTES > SER_SPEECH_ARENA_BYTES ? SER_MODEL_ARENA_BYTES : SER_SPEECH_ARENA_BYTES) + 512;
+alignas(16) uint8_t arena[kArenaBytes];
 tflite::MicroMutableOpResolver<SER_MODEL_OP_COUNT> resolver;
-tflite::MicroInterpreter *interpreter = nullptr;
-
-// The speech gate's model: its own interpreter and arena (both models are never needed at
-// once, but each keeps its tensors planned, so neither re-plans per window).
-alignas(16) uint8_t speech_arena[SER_SPEECH_ARENA_BYTES + 1024];
 tflite::MicroMutableOpResolver<SER_SPEECH_OP_COUNT> speech_resolver;
-tflite::MicroInterpreter *speech_interpreter = nullptr;
+alignas(tflite::MicroInterpreter) uint8_t interpreter_storage[sizeof(tflite::MicroInterpreter)];
+tflite::MicroInterpreter *interpreter = nullptr;  // the model that holds the arena, if any
+enum Loaded { kNone, kEmotion, kSpeech } loaded = kNone;
+
+// The interpreter for this model, its tensors allocated in the arena; nullptr if they do not fit.
+tflite::MicroInterpreter *load(Loaded which) {
+    if (loaded == which) {
+        return interpreter;
+    }
+    if (interpreter != nullptr) {
+        interpreter->~MicroInterpreter();
+        interpreter = nullptr;
+        loaded = kNone;
+    }
+    const tflite::Model *model = tflite::GetModel(which == kEmotion ? g_ser_model : g_ser_speech_model);
+    const tflite::MicroOpResolver &ops = which == kEmotion
+                                             ? static_cast<const tflite::MicroOpResolver &>(resolver)
+                                             : static_cast<const tflite::MicroOpResolver &>(speech_resolver);
+    auto *candidate = new (interpreter_storage) tflite::MicroInterpreter(model, ops, arena, sizeof arena);
+    if (candidate->AllocateTensors() != kTfLiteOk) {
+        candidate->~MicroInterpreter();
+        return nullptr;
+    }
+    interpreter = candidate;
+    loaded = which;
+    return interpreter;
+}
 
 struct ser_node node;
 
@@ -71,23 +103,31 @@ void write_serial(void *, const uint8_t *data, size_t n) {
 }
 
 int classify(void *, const int8_t *window, int8_t *scores) {
-    TfLiteTensor *input = interpreter->input(0);
-    memcpy(input->data.int8, window, SER_MODEL_WINDOW_FRAMES * SER_NFEATURES);
-    interpreter->Reset();  // recurrent state starts afresh for each window, as on the Pi
-    if (interpreter->Invoke() != kTfLiteOk) {
+    tflite::MicroInterpreter *emotion = load(kEmotion);
+    if (emotion == nullptr) {
         return -1;
     }
-    memcpy(scores, interpreter->output(0)->data.int8, SER_MODEL_LABELS);
+    TfLiteTensor *input = emotion->input(0);
+    memcpy(input->data.int8, window, SER_MODEL_WINDOW_FRAMES * SER_NFEATURES);
+    emotion->Reset();  // recurrent state starts afresh for each window, as on the Pi
+    if (emotion->Invoke() != kTfLiteOk) {
+        return -1;
+    }
+    memcpy(scores, emotion->output(0)->data.int8, SER_MODEL_LABELS);
     return 0;
 }
 
 int speech(void *, const int8_t *window, int8_t *score) {
-    TfLiteTensor *input = speech_interpreter->input(0);
-    memcpy(input->data.int8, window, SER_SPEECH_WINDOW_FRAMES * SER_NFEATURES);
-    if (speech_interpreter->Invoke() != kTfLiteOk) {
+    tflite::MicroInterpreter *gate = load(kSpeech);
+    if (gate == nullptr) {
         return -1;
     }
-    *score = speech_interpreter->output(0)->data.int8[SER_SPEECH_LABEL];
+    TfLiteTensor *input = gate->input(0);
+    memcpy(input->data.int8, window, SER_SPEECH_WINDOW_FRAMES * SER_NFEATURES);
+    if (gate->Invoke() != kTfLiteOk) {
+        return -1;
+    }
+    *score = gate->output(0)->data.int8[SER_SPEECH_LABEL];
     return 0;
 }
 
@@ -99,14 +139,9 @@ int speech(void *, const int8_t *window, int8_t *score) {
 void setup() {
     Serial.begin(115200);
     SER_MODEL_OPS(SER_ADD_OP)
-    static tflite::MicroInterpreter tflm(tflite::GetModel(g_ser_model), resolver, arena, sizeof arena);
-    bool model_ok = tflm.AllocateTensors() == kTfLiteOk;
-    interpreter = &tflm;
     SER_SPEECH_OPS(SER_ADD_SPEECH_OP)
-    static tflite::MicroInterpreter speech_tflm(tflite::GetModel(g_ser_speech_model), speech_resolver, speech_arena,
-                                                sizeof speech_arena);
-    bool speech_ok = speech_tflm.AllocateTensors() == kTfLiteOk;
-    speech_interpreter = &speech_tflm;
+    bool speech_ok = load(kSpeech) != nullptr;  // each model in turn: both must fit the one arena
+    bool model_ok = load(kEmotion) != nullptr;
     // A model that failed to allocate is offered as absent: the Pi refuses that mode by name.
     struct ser_node_io io = {write_serial, model_ok ? classify : nullptr, nullptr, speech_ok ? speech : nullptr};
     struct ser_node_model model = {SER_MODEL_SHA256,         SER_MODEL_LABELS,         SER_MODEL_WINDOW_FRAMES,
