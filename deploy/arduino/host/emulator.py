@@ -123,7 +123,8 @@ class Wire:
     def __init__(self, path: Path, noise_every: int, drop_rate: float, rng: random.Random) -> None:
         self.path, self.noise_every, self.drop_rate, self.rng = path, noise_every, drop_rate, rng
         self.master = self.slave = -1
-        self.writes = 0
+        self.frames = 0
+        self.in_frame = False  # between a frame's first write (its leading delimiter) and its closing one
 
     def plug(self) -> None:
         self.master, self.slave = os.openpty()
@@ -145,8 +146,15 @@ class Wire:
         control), for up to WRITE_WAIT_S; a port nobody reads loses the bytes after that."""
         if self.master < 0:
             return
-        self.writes += 1
-        if self.noise_every and self.writes % self.noise_every == 0:
+        # The node writes a frame in pieces (its leading delimiter, COBS blocks, the closing
+        # delimiter): line noise lands between frames, before every Nth one.
+        first = not self.in_frame
+        if first:
+            self.frames += 1
+            self.in_frame = True
+        if data.endswith(b"\0") and (not first or len(data) > 1):
+            self.in_frame = False
+        if first and self.noise_every and self.frames % self.noise_every == 0:
             data = bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 24))) + data
         if self.drop_rate:
             data = bytes(b for b in data if self.rng.random() >= self.drop_rate)
@@ -237,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-sha", help="claim this model hash in HELLO instead of the bundle's")
     p.add_argument("--gate-bundle", type=Path, help="the speech gate's model bundle (omit: a node without one)")
     p.add_argument("--speed", type=float, default=1.0, help="play the audio this many times faster than real time")
-    p.add_argument("--noise-every", type=int, default=0, help="put random bytes before every Nth write")
+    p.add_argument("--noise-every", type=int, default=0, help="put random bytes before every Nth frame")
     p.add_argument("--drop-rate", type=float, default=0.0, help="lose each byte sent with this probability")
     p.add_argument("--replug-after", type=float, action="append", default=[],
                    help="unplug, replug after file N (from 1); N.F: F of the way into file N+1")  # fmt: skip
