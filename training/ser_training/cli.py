@@ -15,6 +15,7 @@ from .corpora import LOADERS, Manifest, check_audio, counts, load_crema, load_fo
 from .int8 import ConversionError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+DISTIL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-distil.yaml"
 BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
 
 
@@ -76,18 +77,22 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace) -> int:
+    from .distil import Lesson
     from .metrics import format_report
     from .pipeline import cross_validate, make_folds, prepare
     from .plots import confusion_png, curves_png
 
     cfg = load_config(args.config)
+    if args.func is _distil and cfg.distil is None:
+        raise ConfigError(f"{args.config}: no distil section (who teaches, at what temperature)")
     clips, bank = prepare(cfg, args.cache)
+    lesson = Lesson.prepare(cfg, clips, args.cache) if cfg.distil else None
     folds = make_folds(cfg, clips)
     if args.folds:
         folds = [folds[i - 1] for i in args.folds]
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.config, args.out / "config.yaml")  # what the fold models were trained with
-    results = cross_validate(cfg, clips, bank, folds, args.out)
+    results = cross_validate(cfg, clips, bank, folds, args.out, lesson=lesson)
     (args.out / "cv.json").write_text(json.dumps(results, indent=1) + "\n")
     for kind in ("float", "int8"):
         print(f"pooled {kind}: " + format_report(results["pooled"][kind]))
@@ -96,6 +101,11 @@ def _cv(args: argparse.Namespace) -> int:
     curves_png([f["history"] for f in results["folds"]], args.out / "learning_curves.png", f"{cfg.name}: CV folds")
     print(f"results in {args.out / 'cv.json'}")
     return 0
+
+
+def _distil(args: argparse.Namespace) -> int:
+    """`ser-train cv` of a config with a distil section: ser-tiny taught by ser-base."""
+    return _cv(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -260,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_datasets)
 
     for name, func, text in (("cv", _cv, "speaker-independent cross-validation"),
+                             ("distil", _distil, "cross-validation of ser-tiny taught by ser-base (issue 28)"),
                              ("train", _train, "train the model to ship (then: export)"),
                              ("export", _export, "convert a trained run to a verified int8 bundle")):  # fmt: skip
         p = sub.add_parser(name, help=text)
@@ -267,11 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--run", type=Path, required=True, help="folder written by `ser-train train`")
             p.add_argument("--cv", type=Path, help="cv.json to record as the bundle's evaluation")
         else:
-            p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: tiny.yaml)")
+            p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training YAML (default: %(default)s)")
+            if name == "distil":
+                p.set_defaults(config=DISTIL_CONFIG)
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder")
         p.set_defaults(func=func)
-    sub.choices["cv"].add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
+    for name in ("cv", "distil"):
+        sub.choices[name].add_argument("--folds", type=int, nargs="+", help="run only these folds (1-based)")
 
     p = sub.add_parser("encoder", help="build ser-base's frozen encoder.tflite from the pinned Whisper weights")
     p.add_argument("--config", type=Path, default=BASE_CONFIG, help="ser-base recipe (default: base.yaml)")

@@ -135,6 +135,32 @@ class CvConfig:
 
 
 @dataclass(frozen=True)
+class DistilConfig:
+    """ser-tiny taught by ser-base (issue 28): the teacher's answer on each clip as recorded
+    is the target of every rendering and crop of it, so the student learns to say in a room
+    what the teacher says in the studio."""
+
+    teacher: str = "training/configs/base.yaml"
+    """The teacher's recipe (a ser-base config: encoder, renderings, head); for each fold a
+    teacher head is trained on the student's own training clips, never on the fold's test
+    speakers; it reads the student's corpus folders (data)."""
+    temperature: float = 2.0
+    """Softens the teacher's probabilities (p^(1/T), renormalised): the student learns how
+    the teacher ranks the other emotions, not only its first answer."""
+    label_weight: float = 0.3
+    """Share of the human label in each labelled clip's target; the rest is the teacher's."""
+    held_out: tuple[str, ...] = ("emodb",)
+    """Corpora neither the student nor its teachers train on: the CV scores both there and
+    reports how often they agree."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.label_weight <= 1:
+            raise ValueError(f"label_weight must be in [0, 1], got {self.label_weight!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be above 0, got {self.temperature!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "ser-tiny"
     version: str = "0.1.0"
@@ -145,6 +171,8 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CvConfig = field(default_factory=CvConfig)
+    distil: DistilConfig | None = None
+    """Teach the model with ser-base's answers (None: human labels only)."""
 
 
 def expand(path: str) -> Path:

@@ -145,3 +145,23 @@ def device_report(labels: np.ndarray, utterances: Sequence[np.ndarray], classes:
         "shares": {n: float(s) for n, s in zip(names, shares, strict=True)},
         "max_share": {"class": names[int(shares.argmax())], "share": float(shares.max())},
     }
+
+
+FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
+"""EmoBox's cross-corpus class set, for corpora without all eight."""
+
+
+def corpus_reports(y: np.ndarray, utterances: Sequence[np.ndarray]) -> dict:
+    """Reports of one corpus's clips (``utterances``: as device_report's): 8-way, on the
+    corpus's own classes when it has fewer than eight, and on the four EmoBox classes
+    where it has them."""
+    y, rows = np.asarray(y), list(utterances)
+    own = sorted(set(np.asarray(y).tolist()))
+    out = {"8-way": device_report(y, rows)}
+    if len(own) < len(EMOTIONS):
+        out["own classes"] = device_report(y, rows, own)
+    four = [EMOTIONS.index(c) for c in FOUR_CLASSES]
+    if set(four) <= set(own):
+        keep = np.isin(y, four)
+        out["4-class"] = device_report(y[keep], [r for r, k in zip(rows, keep, strict=True) if k], four)
+    return out

@@ -17,6 +17,7 @@ from .augment import surroundings
 from .config import Config, DataConfig, expand
 from .corpora import LOADERS, Clip, Manifest, check_audio, load_crema, load_ravdess
 from .dataset import FeatureBank, evaluation_windows, featurise, label_index, training_gate, training_windows
+from .distil import Lesson, Teachers, lesson_line, lesson_summary
 from .export import exportable, manifest_for, quiet_stderr, write_bundle
 from .int8 import convert, tflm_min_arena
 from .metrics import format_report, report
@@ -57,11 +58,18 @@ def _representative(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, n: in
 
 
 def cross_validate(
-    cfg: Config, clips: Sequence[Clip], bank: FeatureBank, folds: Sequence[Fold], out: Path | None = None, log=print
+    cfg: Config,
+    clips: Sequence[Clip],
+    bank: FeatureBank,
+    folds: Sequence[Fold],
+    out: Path | None = None,
+    log=print,
+    lesson: Lesson | None = None,
 ) -> dict:
     """Speaker-independent k-fold: float and int8 results per fold and pooled. With ``out``,
     each fold's int8 model is kept as ``out/folds/<k>/model.tflite`` beside ``fold.json``
-    (its speakers), so the robustness harness can score each fold's own test actors."""
+    (its speakers), so the robustness harness can score each fold's own test actors. With
+    ``lesson`` each fold's student learns from a teacher trained on its training clips."""
     per_fold, pooled = [], {"float": [], "int8": [], "true": [], "speakers": []}
     size: dict = {}
     for fold in folds:
@@ -69,7 +77,8 @@ def cross_validate(
         sp = split(clips, fold, EVAL_CORPUS)
         log(f"fold {fold.index + 1}/{len(folds)}: test {sorted(fold.test)}, validation {sorted(fold.validation)}, "
             f"{len(sp.train)} training clips")  # fmt: skip
-        model, history = fit(cfg, sp.train, sp.validation, bank)
+        answers = lesson.teachers.answers(sp.train, log) if lesson else None
+        model, history = fit(cfg, sp.train, sp.validation, bank, teacher=answers)
         model_bytes = convert(exportable(model, cfg), _representative(cfg, sp.train, bank))
         if not size:  # the same architecture in every fold: measure once
             with quiet_stderr():
@@ -80,11 +89,11 @@ def cross_validate(
             save_fold(out / "folds" / str(fold.index + 1), cfg, model, model_bytes, fold, sp)
         truth = label_index(sp.test)
         speakers = [c.speaker for c in sp.test]
-        results = {}
+        results, scores = {}, {}
         for kind, scorer in (("float", keras_scorer(model)), ("int8", int8_scorer(model_bytes))):
-            predicted = utterance_scores(scorer, sp.test, bank, cfg).argmax(axis=1)
-            results[kind] = report(truth, predicted, speakers)
-            pooled[kind].append(predicted)
+            scores[kind] = utterance_scores(scorer, sp.test, bank, cfg)
+            results[kind] = report(truth, scores[kind].argmax(axis=1), speakers)
+            pooled[kind].append(scores[kind].argmax(axis=1))
         pooled["true"].append(truth)
         pooled["speakers"] += speakers
         per_fold.append({
@@ -93,6 +102,10 @@ def cross_validate(
             "epochs": len(history["loss"]), "seconds": round(time.time() - start, 1),
             "tflite_bytes": len(model_bytes), "parameters": int(model.count_params()),
         })  # fmt: skip
+        if lesson:
+            held = utterance_scores(int8_scorer(model_bytes), lesson.held, lesson.held_bank, cfg)
+            per_fold[-1]["teacher"] = lesson.report(answers, sp.test, scores["int8"], held)
+            log("  " + lesson_line(per_fold[-1]["teacher"]))
         log(f"fold {fold.index + 1}: int8 {format_report(results['int8']).splitlines()[0]}; "
             f"float accuracy {results['float']['accuracy']:.3f}; {per_fold[-1]['seconds']:.0f} s")  # fmt: skip
     truth = np.concatenate(pooled["true"])
@@ -101,6 +114,7 @@ def cross_validate(
         "model": size,
         "folds": per_fold,
         "pooled": {k: report(truth, np.concatenate(pooled[k]), pooled["speakers"]) for k in ("float", "int8")},
+        **({"teacher": lesson_summary([f["teacher"] for f in per_fold])} if lesson else {}),
     }
 
 
@@ -155,7 +169,8 @@ def final_split(cfg: Config, clips: Sequence[Clip]) -> Split:
 def train_final(cfg: Config, clips: Sequence[Clip], bank: FeatureBank, run: Path) -> dict:
     """Train the model to ship; save it with what export needs into ``run``."""
     sp = final_split(cfg, clips)
-    model, history = fit(cfg, sp.train, sp.validation, bank)
+    answers = Teachers.load(cfg, sorted({c.corpus for c in clips})).answers(sp.train) if cfg.distil else None
+    model, history = fit(cfg, sp.train, sp.validation, bank, teacher=answers)
     run.mkdir(parents=True, exist_ok=True)
     model.save(run / "model.keras")
     training = {

@@ -39,13 +39,13 @@ from ser_edge.settings import GateSettings
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
 from .config import Config, DataConfig, expand, load_config, load_yaml_as
 from .corpora import EMOTIONS, check_audio, load_ravdess
-from .metrics import device_report
+from .metrics import corpus_reports, device_report
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
 from .pipeline import EVAL_CORPUS, load_corpus
 
 SAMPLE_RATE = 16000
 PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "configs" / "protocols" / "robustness.yaml"
-FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
+
 #: Noise tail after the reverberant speech, so the gate closes on noise as it would live.
 _TAIL_S = 0.5
 
@@ -270,13 +270,7 @@ def tables(jobs: Sequence[Job], results: Sequence[list], protocol: Protocol) -> 
         if corpus == EVAL_CORPUS:
             out["conditions"][name] = device_report(y, found)
             continue
-        own = sorted(set(labels))
-        entry = {"8-way": device_report(y, found), "own classes": device_report(y, found, own)}
-        four = [EMOTIONS.index(e) for e in FOUR_CLASSES]
-        if set(four) <= set(own):
-            keep = np.isin(y, four)
-            entry["4-class"] = device_report(y[keep], [f for f, k in zip(found, keep, strict=True) if k], four)
-        out["corpora"][corpus] = entry
+        out["corpora"][corpus] = corpus_reports(y, found)
     out["summary"] = summary(out, protocol)
     return out
 

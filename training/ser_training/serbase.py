@@ -117,15 +117,15 @@ def trials(table: Table, cfg: BaseConfig, loco: Sequence[str]) -> list[Trial]:
     folds = speaker_folds(list(table.clips), "ravdess", cfg.folds, seed=cfg.head.seed) if "ravdess" in corpus else []
     for fold in folds:
         test = np.isin(speaker, sorted(fold.test))
-        out.append(_trial(f"ravdess fold {fold.index + 1}", table, test, ~test, cfg))
+        out.append(trial_without(f"ravdess fold {fold.index + 1}", table, test, ~test, cfg))
     for name in loco:
         test = corpus == name
         if test.any():
-            out.append(_trial(f"without {name}", table, test, ~test, cfg, held_out_corpus=name))
+            out.append(trial_without(f"without {name}", table, test, ~test, cfg, held_out_corpus=name))
     return out
 
 
-def _trial(name: str, table: Table, test: np.ndarray, rest: np.ndarray, cfg: BaseConfig,
+def trial_without(name: str, table: Table, test: np.ndarray, rest: np.ndarray, cfg: BaseConfig,
            held_out_corpus: str | None = None) -> Trial:  # fmt: skip
     pool = [c for c, r in zip(table.clips, rest, strict=True) if r]
     val = np.isin(table.column("speaker"), sorted(validation_speakers(pool, cfg.validation_speakers, cfg.head.seed)))
@@ -142,25 +142,11 @@ def fit_trial(table: Table, trial: Trial, cfg: BaseConfig, log=print):
     return train_head(x[trial.train], y[trial.train], corpora[trial.train], cfg.head, val, log)
 
 
-FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
-
-
 def trial_reports(table: Table, trial: Trial, scores: np.ndarray) -> dict:
-    """Reports of a trial's test clips (``scores``: one row of 8 per clip, as recorded):
-    8-way, on the corpus's own classes, and on the four EmoBox classes where it has them."""
-    from .metrics import device_report
+    """Reports of a trial's test clips (``scores``: one row of 8 per clip, as recorded)."""
+    from .metrics import corpus_reports
 
-    y = table.y[trial.test]
-    rows = [s[None] for s in scores]
-    own = sorted(set(y.tolist()))
-    out = {"8-way": device_report(y, rows)}
-    if len(own) < len(EMOTIONS):
-        out["own classes"] = device_report(y, rows, own)
-    four = [EMOTIONS.index(c) for c in FOUR_CLASSES]
-    if set(four) <= set(own):
-        keep = np.isin(y, four)
-        out["4-class"] = device_report(y[keep], [r for r, k in zip(rows, keep, strict=True) if k], four)
-    return out
+    return corpus_reports(table.y[trial.test], [s[None] for s in scores])
 
 
 def write_bundle(out: Path, cfg: BaseConfig, model, record: dict, training: dict, check_x: np.ndarray,
@@ -294,7 +280,7 @@ def train_shipped(cfg: BaseConfig, out: Path, workers: int = 2, cv: Path | None 
     evaluation = json.loads((cv / "cv.json").read_text()) if cv else None
     table = embedded_table(cfg, workers, log)
     everything = np.ones(len(table.clips), bool)
-    trial = _trial("shipped", table, ~everything, everything, cfg)
+    trial = trial_without("shipped", table, ~everything, everything, cfg)
     log(f"training on {int(trial.train.sum())} clips; calibrating on {int(trial.validation.sum())}")
     model, record = fit_trial(table, trial, cfg, log)
     training = _training_record(table, trial.train, trial.validation, [])

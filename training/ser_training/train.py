@@ -14,6 +14,7 @@ from ser_edge.recognition.scoring import silence_row, utterance_score
 from .config import Config
 from .corpora import EMOTIONS, Clip
 from .dataset import FeatureBank, evaluation_windows, label_index, training_windows
+from .distil import Answers, teacher_targets
 from .int8 import dequantise_scores, tflite_outputs
 from .models import build
 
@@ -53,9 +54,11 @@ def mixup(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, alpha: float,
     return blend(x), blend(targets), blend(weights)
 
 
-def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 0):
+def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: FeatureBank, verbose: int = 0,
+        teacher: Answers | None = None):  # fmt: skip
     """A Keras 3 model trained on ``train`` with early stopping and checkpointing on
-    ``validation``; returns (model, history)."""
+    ``validation``; returns (model, history). With ``teacher`` (a teacher's answers,
+    distil.py) the targets blend them with the human labels (cfg.distil)."""
     import keras
 
     Progress = _progress_callback()
@@ -87,7 +90,7 @@ def fit(cfg: Config, train: Sequence[Clip], validation: Sequence[Clip], bank: Fe
             y = label_index(clips)
             self.w = np.array([weights[c.corpus, k] for c, k in zip(clips, y, strict=True)], dtype=np.float32)
             self.x = training_windows(clips, bank, frames, pad, rng, cfg.train.p_original).astype(np.float32)
-            self.t = onehot[y]
+            self.t = onehot[y] if teacher is None else teacher_targets(teacher, clips, onehot[y], cfg.distil)
             if cfg.train.mixup > 0:
                 self.x, self.t, self.w = mixup(self.x, self.t, self.w, cfg.train.mixup, rng)
 
