@@ -102,15 +102,16 @@ class Subscriber:
         self.client.disconnect()
 
 
-def write_config(path: Path, port: int, files: list[Path] | None = None, realtime: bool = False,
-                 device: str = "test", extra: str = "", source: str = "") -> Path:  # fmt: skip
-    """A config for a replay of files, or for ``source`` (a YAML flow mapping) when given."""
+def write_config(path: Path, port: int, files: list[Path] | None = None, realtime: bool = False, device: str = "test",
+                 extra: str = "", source: str = "", threshold: float | None = None) -> Path:  # fmt: skip
+    """A config for a replay of files, or for ``source`` (a YAML flow mapping) when given;
+    ``threshold``: model.threshold (else the default)."""
     files = files or sorted((REPO / "deploy" / "samples").glob("*.flac"))
     source = source or f"{{kind: replay, files: [{', '.join(map(str, files))}], realtime: {str(realtime).lower()}}}"
     path.write_text(
         f"device: {{id: {device}}}\n"
         f"source: {source}\n"
-        f"model: {{bundle: {SHIPPED}}}\n"
+        f"model: {{bundle: {SHIPPED}{'' if threshold is None else f', threshold: {threshold}'}}}\n"
         f"spool: {{path: {path.parent / 'spool.sqlite'}}}\n"
         f"mqtt:\n  host: 127.0.0.1\n  port: {port}\n  stats_interval_s: 1\n  reconnect_max_s: 2\n" + extra
     )  # fmt: skip

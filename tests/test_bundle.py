@@ -92,6 +92,7 @@ def test_other_front_end_is_refused(copy: Path) -> None:
         (lambda b: _edit(b, lambda m: m["scoring"].update(hop_frames=True)), "hop_frames must be an integer"),
         (lambda b: _edit(b, lambda m: m.update(labels="angry")), "labels must be a list, got 'angry'"),
         (lambda b: _edit(b, lambda m: m.update(labels=["a", "a"])), "labels must be two or more different"),
+        (lambda b: _edit(b, lambda m: m.update(labels=["calm", "uncertain"])), "must not include 'uncertain'"),
         (lambda b: _edit(b, lambda m: m.update(frontend=[1])), "missing key frontend.config"),
         (lambda b: _edit(b, lambda m: m["frontend"].update(config={"n_mels": "x"})), "n_mels must be an integer"),
         (lambda b: (b / "manifest.json").write_text("[1, 2]"), "a manifest is a JSON object, not list"),

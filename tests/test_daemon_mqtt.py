@@ -88,7 +88,7 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
     event = components["ser_edge_test_event"]
     assert event["p"] == "event" and event["event_types"] == list(LABELS) and event["state_topic"] == "ser/test/event"
     sensor = components["ser_edge_test_emotion"]
-    assert sensor["p"] == "sensor" and sensor["device_class"] == "enum" and sensor["options"] == list(LABELS)
+    assert sensor["p"] == "sensor" and sensor["device_class"] == "enum" and sensor["options"] == [*LABELS, "uncertain"]
     assert sensor["state_topic"] == "ser/test/state"
     diagnostics = [c for c in components.values() if c.get("entity_category") == "diagnostic"]
     assert len(diagnostics) >= 5 and all(c["state_topic"] == "ser/test/stats" for c in diagnostics)
@@ -107,6 +107,37 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
     )
     assert discovery["availability_topic"] == "ser/test/availability" and discovery["o"]["name"] == "ser-edge"
     assert len({c["unique_id"] for c in components.values()}) == len(components)
+    late.close()
+
+
+def test_a_low_confidence_utterance_publishes_uncertain_and_no_event(tmp_path: Path, broker: LocalBroker) -> None:
+    """Issue 29: below model.threshold the retained state says `uncertain` (no event is
+    spooled or published); above it, the emotion and its event. Two sample clips: ser-tiny
+    hears RAVDESS's angry clip as angry with a high score and its happy clip as angry with
+    a low one; model.threshold 0.5 puts one on each side."""
+    files = [next(p for p in SAMPLES if p.name.split("-")[2] == code) for code in ("05", "03")]
+    config = write_config(tmp_path / "c.yaml", broker.port, files=files, threshold=0.5)
+    found = json.loads(ser_edge("classify", "--json", "--config", str(config), *map(str, files)).stdout)["results"]
+    assert [x["event"] for x in found] == [True, False], found  # the premise: one clip on each side
+    sub = Subscriber(broker.port)
+    daemon = Daemon(config)
+    assert daemon.wait(60) == 0, daemon.log
+    assert sub.wait(lambda s: s.on("/availability")[-1:] == ["offline"], 10), daemon.log
+    events, states = sub.events(), [json.loads(p) for p in sub.on("/state")]
+    assert [(e["emotion"], e["confidence"]) for e in events] == [(found[0]["emotion"], found[0]["confidence"])]
+    assert [s["emotion"] for s in states] == [found[0]["emotion"], "uncertain"], states
+    assert states[0]["seq"] == events[0]["seq"] == 1
+    low = states[1]
+    assert low["seq"] is None and low["best"] == found[1]["emotion"]
+    assert low["confidence"] == found[1]["confidence"] < 0.5
+    assert events[0]["end"] <= low["time"] and low["time"].endswith("Z")
+    stats = json.loads(sub.on("/stats")[-1])
+    assert (stats["utterances"], stats["events"], stats["undecided"], stats["spool_depth"]) == (2, 1, 1, 0)
+    with sqlite3.connect(tmp_path / "spool.sqlite") as db:  # nothing of the uncertain utterance waits to be sent
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
+    sub.close()
+    late = Subscriber(broker.port, "ser/test/state")  # retained: a dashboard that connects now sees it
+    assert late.wait(lambda s: s.on("/state"), 10) and json.loads(late.on("/state")[-1])["emotion"] == "uncertain"
     late.close()
 
 

@@ -150,6 +150,8 @@ def test_monitor_survives_junk_on_the_topics(tmp_path: Path) -> None:
             term.wait_for(lambda s: "unreadable message on ser/test/stats" in s)
             put("state", '{"emotion": "sad", "confidence": 0.7}')  # a good one still shows
             term.wait_for(lambda s: "SAD" in s and "0.70" in s)
+            put("state", '{"emotion": "uncertain", "confidence": 0.27, "best": "angry", "seq": null}')  # issue 29
+            term.wait_for(lambda s: "UNCERTAIN" in s and "0.27" in s and "best guess angry" in s)
         finally:
             code = term.interrupt()
     assert code == 0 and b"Traceback" not in term.raw

@@ -79,7 +79,7 @@ def _classify(args: argparse.Namespace) -> int:
         if r["emotion"] is None:
             print(f"{name:<34} {'':>12} {'unreadable' if 'error' in r else 'no speech found'}")
             continue
-        below = "" if r["event"] else "  (below the threshold: no event)"
+        below = "" if r["event"] else "  (below the threshold: no event; the state says uncertain)"
         print(f"{name:<34} {r['start_s']:5.2f}-{r['end_s']:5.2f} s {r['emotion']:<10} {r['confidence']:.2f}{below}")
     return status
 

@@ -247,15 +247,18 @@ class Daemon:
         """``ended``: the monotonic time the utterance's speech ended."""
         self.stats.utterances += 1
         self.stats.inference_ms.append(r.inference_ms)
-        if not r.emitted:
+        if not r.emitted:  # no event; the state says so, rather than keep the last confident answer
             self.stats.undecided += 1
+            state = {"emotion": r.state, "confidence": r.confidence, "best": r.emotion, "time": iso_utc(r.end),
+                     "seq": None}  # fmt: skip
+            self.publisher.publish_state(json.dumps(state))
             log.info("utterance %.1f s: %s %.2f is below the threshold; no event", r.seconds, r.emotion, r.confidence)
             return
         b = self.model.bundle
         seq = self.spool.add(lambda n: event_payload(r, n, self.settings.device.id, b.name, b.version))
         self.publisher.event_added(seq, ended)
         self.stats.events += 1
-        state = {"emotion": r.emotion, "confidence": r.confidence, "time": iso_utc(r.end), "seq": seq}
+        state = {"emotion": r.state, "confidence": r.confidence, "time": iso_utc(r.end), "seq": seq}
         self.publisher.publish_state(json.dumps(state))
         self._last_event = f"{r.emotion} {r.confidence:.2f}"
         log.info("event %d: %s %.2f (%.1f s utterance)", seq, r.emotion, r.confidence, r.seconds)

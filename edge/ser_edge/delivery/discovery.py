@@ -2,10 +2,11 @@
 
 One device-based discovery message (``<prefix>/device/<id>/config``) declares:
 an ``event`` entity firing with the model's labels, an enum ``sensor`` with the last
-emotion, its confidence, and diagnostic sensors read from the stats topic. Counters and
-gauges carry a ``state_class`` so Home Assistant keeps statistics of them (graphs,
-thresholds); the device's model is the kind of device, the ML model a diagnostic sensor
-(its version changes with every rollout, the device does not).
+utterance's emotion (a label, or ``uncertain`` below the threshold), its confidence,
+and diagnostic sensors read from the stats topic. Counters and gauges carry a
+``state_class`` so Home Assistant keeps statistics of them (graphs, thresholds); the
+device's model is the kind of device, the ML model a diagnostic sensor (its version
+changes with every rollout, the device does not).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 from ser_edge import __version__
+from ser_edge.recognition.bundle import UNCERTAIN
 from ser_edge.settings import MqttSettings
 
 DEVICE_KIND = "Speech emotion sensor"
@@ -79,7 +81,7 @@ def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: 
         },
         f"{uid}_emotion": {
             "p": "sensor", "name": "Emotion", "unique_id": f"{uid}_emotion", "state_topic": topics.state,
-            "device_class": "enum", "options": list(labels), "value_template": "{{ value_json.emotion }}",
+            "device_class": "enum", "options": [*labels, UNCERTAIN], "value_template": "{{ value_json.emotion }}",
             "json_attributes_topic": topics.state, "icon": "mdi:emoticon-outline",
         },
         f"{uid}_confidence": {

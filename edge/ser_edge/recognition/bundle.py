@@ -25,6 +25,10 @@ from ser_edge.recognition.logmel import WHISPER, LogMelConfig
 
 SUPPORTED_SCHEMAS = (1,)
 
+UNCERTAIN = "uncertain"
+"""The state published for an utterance whose top score is below ``model.threshold``
+(recognition.decision); so never one of a model's labels."""
+
 
 class BundleError(ValueError):
     """A model bundle that must not be used; the message says why."""
@@ -96,6 +100,8 @@ def load_bundle(path: Path, frontend: FrontendConfig | None = DEFAULT_CONFIG) ->
         labels = tuple(m.get("labels", list))
         if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) < len(labels):
             raise BundleError(f"labels must be two or more different names, got {list(labels)!r}")
+        if UNCERTAIN in labels:
+            raise BundleError(f"labels must not include {UNCERTAIN!r}: the state topic says that below the threshold")
         name, version = m.get("name", str), m.get("version", str)
         encoder = _encoder_spec(m, path) if "encoder" in manifest else None
         window, hop = (0, 0) if encoder else (m.get("scoring.window_frames", int), m.get("scoring.hop_frames", int))

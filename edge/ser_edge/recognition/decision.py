@@ -2,9 +2,11 @@
 
 Policy: the utterance's score vector is the mean of its windows' softmax outputs (the
 training rule), so it sums to 1. The winning emotion is reported when its score reaches
-``model.threshold``; otherwise the utterance is counted as undecided and no event is
-sent. With eight classes, chance is 0.125: the default 0.3 drops the utterances on which
-the model is clearly torn.
+``model.threshold``; otherwise the utterance is counted as undecided, no event is sent
+and the state topic says ``uncertain`` (UNCERTAIN), so a dashboard does not keep showing
+the last confident answer. With eight classes, chance is 0.125: the default 0.3 drops the
+utterances on which the model is clearly torn (edge/docs/daemon.md: what a threshold
+buys, measured on held-out speakers).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ser_edge.gate.vad import Utterance
 from ser_edge.recognition.base_model import BaseModel
+from ser_edge.recognition.bundle import UNCERTAIN
 from ser_edge.recognition.model import EmotionModel
 from ser_edge.recognition.scoring import utterance_score
 
@@ -37,6 +40,11 @@ class Recognition:
     @property
     def seconds(self) -> float:
         return self.end - self.start
+
+    @property
+    def state(self) -> str:
+        """What the state topic says: the emotion, or ``uncertain`` below the threshold."""
+        return self.emotion if self.emitted else UNCERTAIN
 
 
 def decide(scores: np.ndarray, labels: tuple[str, ...], threshold: float) -> tuple[str, float, bool]:

@@ -33,7 +33,7 @@ from ser_edge.delivery.discovery import Topics
 from ser_edge.delivery.events import iso_utc
 from ser_edge.frontend import StreamingFrontend
 from ser_edge.gate.vad import Gate
-from ser_edge.recognition.decision import Recognition, recognise
+from ser_edge.recognition.decision import UNCERTAIN, Recognition, recognise
 from ser_edge.recognition.model import load_model
 from ser_edge.settings import Settings
 
@@ -55,7 +55,10 @@ class View:
     in_speech: bool | None = None
     rows: deque = field(default_factory=lambda: deque(maxlen=STRIP_ROWS))
     emotion: str = ""
+    """The state: the last utterance's emotion, or ``uncertain`` below the threshold."""
     confidence: float = 0.0
+    best: str = ""
+    """Under the threshold: the emotion that scored highest."""
     events: deque = field(default_factory=lambda: deque(maxlen=8))
     stats: dict = field(default_factory=dict)
     availability: str = ""
@@ -64,7 +67,7 @@ class View:
 
     def recognised(self, r: Recognition) -> None:
         with self.lock:
-            self.emotion, self.confidence = r.emotion, r.confidence
+            self.emotion, self.confidence, self.best = r.state, r.confidence, "" if r.emitted else r.emotion
             if r.emitted:
                 self.events.appendleft((iso_utc(r.end)[11:19], r.emotion, r.confidence, r.seconds))
 
@@ -101,7 +104,7 @@ def render(view: View, width: int, height: int) -> Group:
     with view.lock:
         rows, events, stats = list(view.rows), list(view.events), dict(view.stats)
         level, voiced, in_speech = view.level_db, view.voiced, view.in_speech
-        emotion, confidence = view.emotion, view.confidence
+        emotion, confidence, best = view.emotion, view.confidence, view.best
     if level is None:
         level = stats.get("input_level_db")
     input_line = Text(f"level {level:6.1f} dBFS " if level is not None else "level  n/a ")
@@ -112,9 +115,12 @@ def render(view: View, width: int, height: int) -> Group:
     else:
         gate = Text("   gate: ").append("SPEECH" if in_speech else ("voiced" if voiced else "silence"),
                                        "bold red" if in_speech else "dim")  # fmt: skip
-    now = Text(f"{emotion.upper():<10}", "bold magenta") if emotion else Text("(nothing recognised yet)", "dim")
+    colour = "yellow" if emotion == UNCERTAIN else "magenta"
+    now = Text(f"{emotion.upper():<10}", f"bold {colour}") if emotion else Text("(nothing recognised yet)", "dim")
     if emotion:
-        now.append(f" {confidence:.2f} ").append(bar(confidence, 30), "magenta")
+        now.append(f" {confidence:.2f} ").append(bar(confidence, 30), colour)
+    if emotion == UNCERTAIN and best:
+        now.append(f"  best guess {best}, under the threshold", "dim")
     table = Table(expand=True, box=None, show_edge=False)
     for name in ("time (UTC)", "emotion", "confidence", "seconds"):
         table.add_column(name)
@@ -250,8 +256,9 @@ class MqttFeed:
             elif m.topic in (self.topics.state, self.topics.event):
                 event = m.topic == self.topics.event
                 e = _fields(text, {"emotion": str, "confidence": (int, float), **(_EVENT_FIELDS if event else {})})
+                best = e.get("best") if isinstance(e.get("best"), str) else ""
                 with self.view.lock:
-                    self.view.emotion, self.view.confidence = e["emotion"], float(e["confidence"])
+                    self.view.emotion, self.view.confidence, self.view.best = e["emotion"], float(e["confidence"]), best
                     if event:
                         self.view.events.appendleft((e["end"][11:19], e["emotion"], e["confidence"], e["duration_s"]))
             self._note("")
