@@ -1,14 +1,18 @@
 # The two commands: `make demo` (the main job on the bundled samples) and `make test`.
+# The demo has its own light venv (ser-edge and its runtime dependencies, deploy/demo/setup.sh);
+# everything else uses the development venv (both packages and the test tools, deploy/dev/setup.sh).
 VENV := .venv
 STAMP := $(VENV)/.setup-done
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.setup-done
 # Where the shared corpora live (RAVDESS, TESS, CREMA-D metadata); override on the command line.
 SER_DATASETS ?= $(abspath ../shared/datasets)
 export SER_DATASETS
 
-.PHONY: demo test bench lint format setup
+.PHONY: demo test bench lint format setup demo-setup
 
-demo: $(STAMP)
-	$(VENV)/bin/python deploy/demo/demo.py
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python deploy/demo/demo.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check edge training tests deploy
@@ -28,6 +32,12 @@ format: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): deploy/dev/setup.sh deploy/dev/requirements-dev.txt edge/pyproject.toml training/pyproject.toml
+demo-setup: $(DEMO_STAMP)
+
+$(DEMO_STAMP): deploy/demo/setup.sh deploy/dev/apt-install-missing edge/pyproject.toml
+	DEMO_VENV=$(DEMO_VENV) deploy/demo/setup.sh
+	touch $@
+
+$(STAMP): deploy/dev/setup.sh deploy/dev/apt-install-missing deploy/dev/requirements-dev.txt edge/pyproject.toml training/pyproject.toml
 	deploy/dev/setup.sh
 	touch $@
