@@ -5,19 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(libsndfile1 mosquitto openssl nodejs libsystemd-dev pkg-config gcc python3-dev python3-apt python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm fluidsynth fluid-soundfont-gm)
-
+deploy/dev/apt-install-missing libsndfile1 mosquitto openssl nodejs libsystemd-dev pkg-config gcc python3-dev \
+  python3-apt python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm fluidsynth fluid-soundfont-gm
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -39,25 +30,15 @@ if ! grep -qs "\"version\": \"$NODE_RED_VERSION\"" "$TOOLS/node-red/node_modules
   mkdir -p "$TOOLS/node-red"
   npm install --prefix "$TOOLS/node-red" --no-audit --no-fund --loglevel=error "node-red@$NODE_RED_VERSION"
 fi
-# Home Assistant's device discovery needs 2024.12 or newer, which needs Python 3.13 (the
-# machine image has one under pyenv); 2025.4 with the MQTT integration's and the
-# frontend's requirements, so it starts without installing anything itself.
+# Home Assistant's device discovery needs 2024.12 or newer, which needs Python 3.13
+# (deploy/dev/python313 finds one or gets one: Debian's packages where the release has them,
+# else a standalone CPython through uv; it stops setup with what is missing if it cannot);
+# 2025.4 with the MQTT integration's and the frontend's requirements, so it starts without
+# installing anything itself.
 HA_VERSION=2025.4.4
 HA_REQUIREMENTS=("homeassistant==$HA_VERSION" paho-mqtt==2.1.0 home-assistant-frontend==20250411.0)
 if ! "$TOOLS/ha-venv/bin/python" -c "import homeassistant.const as c, paho.mqtt, hass_frontend; assert c.__version__ == '$HA_VERSION'" 2>/dev/null; then
-  # A pyenv shim answers `command -v` but fails when 3.13 is not pyenv's active version:
-  # take the first candidate that really runs.
-  PY313=""
-  for candidate in $(command -v python3.13) "$HOME"/.pyenv/versions/3.13*/bin/python3.13; do
-    if "$candidate" -c "import sys; assert sys.version_info[:2] == (3, 13)" 2>/dev/null; then
-      PY313=$candidate
-      break
-    fi
-  done
-  if [ -z "$PY313" ]; then
-    echo "setup: error: Home Assistant $HA_VERSION (for tests/test_subscribers.py) needs Python 3.13; none found" >&2
-    exit 1
-  fi
+  PY313=$(SER_TOOLS="$TOOLS" deploy/dev/python313)
   echo "setup: installing Home Assistant $HA_VERSION into $TOOLS/ha-venv (with $PY313)"
   rm -rf "$TOOLS/ha-venv"
   "$PY313" -m venv "$TOOLS/ha-venv"
