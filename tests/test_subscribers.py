@@ -201,7 +201,7 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         assert ha.wait(lambda: all(ha.states()[e]["state"] == "unavailable" for e in ours)), ha.log()[-2000:]
         attributes = {e: states[e]["attributes"] for e in ours}
         by_name = {a.get("friendly_name", "").removeprefix("Kitchen "): a for a in attributes.values()}
-        assert by_name["Emotion"]["device_class"] == "enum" and by_name["Emotion"]["options"] == labels
+        assert by_name["Emotion"]["device_class"] == "enum" and by_name["Emotion"]["options"] == [*labels, "uncertain"]
         assert by_name["Emotion confidence"]["state_class"] == "measurement"
         assert by_name["Dropped events"]["state_class"] == "total_increasing"
         assert by_name["Undelivered events"]["state_class"] == "measurement"
@@ -215,6 +215,12 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         publish.single("ser/kitchen-pi/availability", "online", qos=1, retain=True, hostname="127.0.0.1",
                        port=broker.port)  # fmt: skip
         assert ha.wait(lambda: ha.state(EVENT_ENTITY)["state"] != "unavailable")
+        # below the threshold the device's state says uncertain (issue 29): one of the sensor's options
+        uncertain = {"emotion": "uncertain", "confidence": 0.21, "best": "sad", "time": iso_utc(time.time())}
+        publish.single("ser/kitchen-pi/state", json.dumps(uncertain | {"seq": None}), qos=1, retain=True,
+                       hostname="127.0.0.1", port=broker.port)  # fmt: skip
+        assert ha.wait(lambda: (ha.state("sensor.kitchen_emotion") or {}).get("state") == "uncertain"), ha.log()[-2000:]
+        assert float(ha.state("sensor.kitchen_emotion_confidence")["state"]) == 21
         fired, angry = count("events"), (count("angry_entity"), count("angry_topic"))
         assert angry[0] == angry[1] == expected.count("angry")  # live angry replayed events (confidence >= 0.6)
         stale = _event("kitchen-pi", "angry", delayed_s=480)
