@@ -16,7 +16,7 @@ from ser_edge.audio.audio_io import read_audio
 from ser_edge.settings import GateSettings
 from ser_training import robustness as rb
 from ser_training.acoustics import active_power, room_bank
-from ser_training.metrics import device_report, expected_calibration_error
+from ser_training.metrics import device_report, expected_calibration_error, format_reliability, reliability
 from ser_training.noise import NoisePool, key_rng, noise_split, synth_noise
 
 from .conftest import REPO, SAMPLES
@@ -147,3 +147,53 @@ def test_expected_calibration_error() -> None:
     correct = np.array([True, True, True, False])
     assert expected_calibration_error(conf, correct) == pytest.approx((2 * 0.05 + 2 * 0.05) / 4)
     assert expected_calibration_error(np.array([0.9] * 10), np.array([True] * 9 + [False])) == pytest.approx(0)
+
+
+def test_reliability_says_what_a_threshold_publishes_and_how_often_it_is_right() -> None:
+    """Issue 29: at threshold t, the share of utterances published and of events right."""
+
+    def rows(label: int, top: float, right: bool) -> np.ndarray:
+        r = np.full((1, 8), (1 - top) / 7)
+        r[0, label if right else (label + 1) % 8] = top
+        return r
+
+    # 10 clips: tops 0.95 x4 (3 right), 0.55 x4 (2 right), 0.25 x1 (wrong), one missed by the gate,
+    # one clip cut in two utterances (0.95 right, 0.25 right)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2])
+    found = [rows(0, 0.95, True), rows(1, 0.95, True), rows(2, 0.95, True), rows(3, 0.95, False),
+             rows(4, 0.55, True), rows(5, 0.55, True), rows(6, 0.55, False), rows(7, 0.55, False),
+             rows(0, 0.25, False), np.zeros((0, 8)), np.vstack([rows(2, 0.95, True), rows(2, 0.25, True)])]  # fmt: skip
+    r = reliability(labels, found, thresholds=(0.0, 0.3, 0.55, 0.9, 0.99), bins=4)
+    assert (r["clips"], r["utterances"], r["missed"]) == (11, 11, 1)
+    by_t = {row["threshold"]: (row["events"], row["published"], row["right"]) for row in r["thresholds"]}
+    assert by_t[0.0] == (11, 1.0, pytest.approx(7 / 11))
+    assert by_t[0.3] == (9, pytest.approx(9 / 11), pytest.approx(6 / 9))  # the two 0.25s are uncertain
+    assert by_t[0.55] == by_t[0.3]  # a top score equal to the threshold is published, as the daemon does
+    assert by_t[0.9] == (5, pytest.approx(5 / 11), pytest.approx(4 / 5))
+    assert by_t[0.99] == (0, 0.0, None)  # nothing published: no share of right events to give
+    bins = [(b["utterances"], b["accuracy"]) for b in r["bins"]]
+    assert bins == [(0, None), (2, 0.5), (4, 0.5), (5, pytest.approx(4 / 5))]
+    assert r["bins"][3]["confidence"] == pytest.approx(0.95)
+    table = format_reliability(r)
+    assert "| 0.3 (default) | 66.7 % | 81.8 % | 9 of 11 |" in table and "| 0.99 | n/a | 0.0 % | 0 of 11 |" in table
+
+
+def test_the_report_shows_what_the_threshold_buys(tmp_path: Path) -> None:
+    from ser_training.report import Page, threshold_section
+
+    eye = np.eye(8) * 0.6 + 0.05
+    r = reliability(np.array([0, 1, 2]), [eye[[0]], eye[[2]], eye[[2]]])
+    bundle, out, empty = tmp_path / "b", tmp_path / "out", tmp_path / "e"
+    for d in (bundle, out, empty):
+        d.mkdir()
+    (bundle / "robustness.json").write_text(json.dumps({"reliability": {"clean": r, "emodb": r}}))
+    body = threshold_section(Page(out), bundle)
+    assert "<td>0.3 (default)</td><td>66.7 %</td><td>100.0 %</td><td>3 of 3</td>" in body
+    assert "emodb, a corpus never trained on" in body and "uncertain" in body
+    assert (out / "reliability.png").stat().st_size > 10_000
+    assert "Not recorded" in threshold_section(Page(out), empty)
+    (empty / "manifest.json").write_text('{"version": "0.3.0"}')  # measured for another version: not shown
+    (empty / "reliability.json").write_text(json.dumps(r | {"version": "0.2.0", "source": "one-off"}))
+    assert "Not recorded" in threshold_section(Page(out), empty)
+    (empty / "manifest.json").write_text('{"version": "0.2.0"}')
+    assert "Source: one-off" in threshold_section(Page(out), empty)

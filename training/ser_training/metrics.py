@@ -165,3 +165,55 @@ def corpus_reports(y: np.ndarray, utterances: Sequence[np.ndarray]) -> dict:
         keep = np.isin(y, four)
         out["4-class"] = device_report(y[keep], [r for r, k in zip(rows, keep, strict=True) if k], four)
     return out
+
+
+RELIABILITY_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The thresholds (``model.threshold``) a reliability table reports; 0.3 is the daemon's default."""
+
+
+def reliability(labels: np.ndarray, utterances: Sequence[np.ndarray],
+                thresholds: Sequence[float] = RELIABILITY_THRESHOLDS, bins: int = 10) -> dict:  # fmt: skip
+    """What the daemon's threshold means on labelled clips (``utterances``: as device_report's).
+
+    Each utterance is one answer: the daemon publishes an event when its top score reaches
+    the threshold ``t`` and the state ``uncertain`` otherwise. Per threshold: the utterances
+    published (``published``: their share of all utterances) and the share of those events
+    that name the clip's emotion (``right``: None when none is published). ``bins``: the
+    reliability diagram, utterances by top score in equal-width bins, with their accuracy
+    and mean top score. A clip the gate missed has no utterance, so it is in neither
+    (``missed`` counts them; device_report scores them as wrong)."""
+    top, right, missed = [], [], 0
+    for label, rows in zip(labels, utterances, strict=True):
+        scores = np.asarray(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
+        missed += len(scores) == 0
+        top += scores.max(axis=1).tolist()
+        right += (scores.argmax(axis=1) == int(label)).tolist()
+    top_a, right_a = np.array(top), np.array(right, dtype=bool)
+    n = len(top_a)
+    table = []
+    for t in thresholds:
+        sent = top_a >= t
+        k = int(sent.sum())
+        table.append({"threshold": float(t), "events": k, "published": k / n if n else None,
+                      "right": float(right_a[sent].mean()) if k else None})  # fmt: skip
+    which = np.minimum((top_a * bins).astype(int), bins - 1)
+    diagram = []
+    for b in range(bins):
+        inside = which == b
+        m = int(inside.sum())
+        diagram.append({"low": b / bins, "high": (b + 1) / bins, "utterances": m,
+                        "accuracy": float(right_a[inside].mean()) if m else None,
+                        "confidence": float(top_a[inside].mean()) if m else None})  # fmt: skip
+    return {"clips": len(labels), "utterances": n, "missed": int(missed), "thresholds": table, "bins": diagram}
+
+
+def format_reliability(r: dict, default: float = 0.3) -> str:
+    """The threshold table as Markdown: at threshold t, the share of published events that
+    are right and the share of utterances published."""
+    lines = ["| threshold | events right | utterances published | events |", "|---|---|---|---|"]
+    for row in r["thresholds"]:
+        mark = " (default)" if abs(row["threshold"] - default) < 1e-9 else ""
+        right = "n/a" if row["right"] is None else f"{100 * row['right']:.1f} %"
+        published = "n/a" if row["published"] is None else f"{100 * row['published']:.1f} %"
+        lines.append(f"| {row['threshold']:g}{mark} | {right} | {published} | {row['events']} of {r['utterances']} |")
+    return "\n".join(lines)

@@ -181,3 +181,39 @@ def shares_png(t: dict, path: Path, title: str) -> Path:
     ax.legend(ncol=8, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.set_title(title, pad=28)
     return _save(fig, path)
+
+
+def reliability_png(r: dict, path: Path, title: str, default: float = 0.3) -> Path:
+    """What ``model.threshold`` means (``r``: metrics.reliability): the reliability diagram
+    (accuracy against mean top score per bin, the diagonal is perfect calibration, bar
+    widths follow the utterances in the bin) and, per threshold, the share of published
+    events that are right and the share of utterances published."""
+    fig, (diagram, sweep) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bins = [b for b in r["bins"] if b["utterances"]]
+    most = max((b["utterances"] for b in bins), default=1)
+    for b in bins:
+        width = (b["high"] - b["low"]) * (0.25 + 0.75 * b["utterances"] / most)
+        diagram.bar((b["low"] + b["high"]) / 2, b["accuracy"], width=width, color="tab:blue", alpha=0.7)
+        diagram.plot(b["confidence"], b["accuracy"], "k.", ms=5)
+    diagram.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    diagram.set_xlim(0, 1)
+    diagram.set_ylim(0, 1)
+    diagram.set_xlabel("top score of the utterance")
+    diagram.set_ylabel("share right")
+    diagram.set_title(f"reliability diagram ({r['utterances']} utterances)")
+    diagram.legend(loc="upper left", fontsize=8)
+    rows = [x for x in r["thresholds"] if x["published"] is not None]
+    ts = [x["threshold"] for x in rows]
+    sweep.plot(ts, [100 * x["published"] for x in rows], "o-", label="utterances published (events)")
+    sweep.plot(ts, [100 * x["right"] if x["right"] is not None else np.nan for x in rows], "s-",
+               label="published events that are right")  # fmt: skip
+    sweep.axvline(default, color="k", ls=":", lw=0.8)
+    sweep.text(default, 50, f" default {default:g}", fontsize=8)
+    sweep.set_xlabel("model.threshold (under it: state uncertain, no event)")
+    sweep.set_ylabel("%")
+    sweep.set_ylim(0, 100)
+    sweep.grid(alpha=0.3)
+    sweep.legend(loc="lower left", fontsize=8)
+    sweep.set_title("what a threshold buys")
+    fig.suptitle(title)
+    return _save(fig, path)

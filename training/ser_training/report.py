@@ -3,7 +3,8 @@ model by eye: the data it learned from, what emotions look like through the fron
 how training went, the speaker-independent results, what the model listens to, and a
 model card.
 
-Results come from the bundle's manifest (the cross-validation recorded at export).
+Results come from the bundle's manifest (the cross-validation recorded at export), the
+robustness tables and the threshold's reliability table beside it.
 Examples and feature importance need the corpora (``SER_DATASETS``); feature importance
 is measured on the shipped model's validation speakers, whose clips it never trained on.
 """
@@ -200,6 +201,7 @@ def write_report(bundle: Path, out: Path, log: Callable[[str], None] = print) ->
 
     log("robustness: simulated rooms, input level, other corpora")
     page.add("Robustness: rooms, input level, other corpora", robustness_section(page, bundle, log))
+    page.add(THRESHOLD_TITLE, threshold_section(page, bundle))
 
     if clips and held_out:
         log("feature importance (occlusion)")
@@ -288,6 +290,7 @@ def write_base_report(bundle: Path, manifest: dict, out: Path, log: Callable[[st
              + ravdess + matrices)  # fmt: skip
     log("robustness")
     page.add("Robustness: rooms, input level, other corpora", robustness_section(page, bundle, log))
+    page.add(THRESHOLD_TITLE, threshold_section(page, bundle))
     return write_html(page, manifest)
 
 
@@ -388,6 +391,55 @@ def robustness_section(page: Page, bundle: Path, log: Callable[[str], None]) -> 
         + "<h3>Corpora never trained on</h3>" + (table(header, corpora) if corpora else "<p>none measured</p>")
         + (f"<ul>{notes}</ul>" if notes else "") + "<h3>Share of answers per class</h3>" + shares
     )  # fmt: skip
+
+
+THRESHOLD_TITLE = "The threshold: what a published event is worth"
+
+
+def reliability_tables(bundle: Path) -> tuple[dict, str] | None:
+    """The bundle's reliability tables (name -> metrics.reliability; "clean" = held-out
+    speakers as recorded) and where they come from: the harness's robustness.json, or a
+    reliability.json measured beside it (a bundle whose harness tables predate them) for
+    the version the manifest names."""
+    stored = bundle / "robustness.json"
+    if stored.is_file() and (found := json.loads(stored.read_text()).get("reliability")):
+        return found, "the robustness harness (the CV's fold models through the daemon's path), recorded at export"
+    extra = bundle / "reliability.json"
+    if extra.is_file():
+        r = json.loads(extra.read_text())
+        version = json.loads((bundle / "manifest.json").read_text()).get("version")
+        if r.get("version", version) == version:
+            return {"clean": r}, r.get("source", str(extra))
+    return None
+
+
+def threshold_section(page: Page, bundle: Path, default: float = 0.3) -> str:
+    """What ``model.threshold`` means on speakers the model never heard: an utterance under
+    it publishes the state uncertain and no event."""
+    found = reliability_tables(bundle)
+    if found is None:
+        return ("<p>Not recorded: `ser-train robustness` on the CV run records it (robustness.json, "
+                "reliability), and export copies it into the bundle.</p>")  # fmt: skip
+    tables, source = found
+    parts = [
+        "<p>The daemon publishes an utterance's answer as an event when its top score reaches "
+        f"<code>model.threshold</code> (default {default:g}); under it, the state topic says "
+        "<code>uncertain</code> and no event is sent. At threshold t: the share of published events that "
+        f"are right, and the share of utterances published. Source: {html.escape(source)}.</p>"
+    ]
+    for name, r in tables.items():
+        where = "held-out speakers, as recorded" if name == "clean" else f"{name}, a corpus never trained on"
+        if "bins" in r and name == "clean":
+            title = f"model.threshold on {where}"
+            parts.append(page.image("reliability.png", lambda p, r=r, t=title: plots.reliability_png(
+                r, p, t, default), "reliability diagram"))  # fmt: skip
+        rows = [(f"{x['threshold']:g}" + (" (default)" if abs(x["threshold"] - default) < 1e-9 else ""),
+                 "n/a" if x["right"] is None else f"{100 * x['right']:.1f} %",
+                 "n/a" if x["published"] is None else f"{100 * x['published']:.1f} %",
+                 f"{x['events']} of {r['utterances']}") for x in r["thresholds"]]  # fmt: skip
+        parts.append(f"<h3>{html.escape(where)}</h3>")
+        parts.append(table(("threshold", "published events right", "utterances published", "events"), rows))
+    return "".join(parts)
 
 
 def importance(page: Page, pi: EmotionModel, fe: FrontendConfig, clips: Sequence[Clip]) -> str:

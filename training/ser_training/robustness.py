@@ -14,6 +14,10 @@ a wrong answer, as on a device. The conditions (training/configs/robustness.yaml
   8-way, on the corpus's own classes, and on angry/happy/neutral/sad (EmoBox's
   cross-corpus protocol) where it has those four.
 
+With the clean condition and each cross corpus, the tables record what the daemon's
+``model.threshold`` means there (metrics.reliability): per threshold, the share of
+utterances published as events and the share of those events that are right.
+
 Every random choice is keyed by the protocol seed and the clip's name, so two runs give
 the same table.
 """
@@ -39,7 +43,7 @@ from ser_edge.settings import GateSettings
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
 from .config import Config, DataConfig, expand, load_config, load_yaml_as
 from .corpora import EMOTIONS, check_audio, load_ravdess
-from .metrics import corpus_reports, device_report
+from .metrics import corpus_reports, device_report, format_reliability, reliability
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
 from .pipeline import EVAL_CORPUS, load_corpus
 
@@ -264,13 +268,16 @@ def tables(jobs: Sequence[Job], results: Sequence[list], protocol: Protocol) -> 
             labels, found = per.setdefault(key, ([], []))
             labels.append(EMOTIONS.index(job.label))
             found.append(scores)
-    out: dict = {"protocol": asdict(protocol), "conditions": {}, "corpora": {}}
+    out: dict = {"protocol": asdict(protocol), "conditions": {}, "corpora": {}, "reliability": {}}
     for (corpus, name), (labels, found) in per.items():
         y = np.array(labels)
         if corpus == EVAL_CORPUS:
             out["conditions"][name] = device_report(y, found)
+            if name == "clean":  # what model.threshold means: held-out speakers, as recorded
+                out["reliability"]["clean"] = reliability(y, found)
             continue
         out["corpora"][corpus] = corpus_reports(y, found)
+        out["reliability"][corpus] = reliability(y, found)
     out["summary"] = summary(out, protocol)
     return out
 
@@ -340,6 +347,7 @@ def compact(t: dict) -> dict:
     keys = ("clips", "missed", "accuracy", "uar", "macro_f1", "ece", "max_share")
     corpora = {c: {kind: {k: r[k] for k in (*keys, "classes")} for kind, r in entry.items()}
                for c, entry in t["corpora"].items()}  # fmt: skip
+    kept = ("clips", "utterances", "missed", "thresholds")
     return {
         "protocol": t["protocol"],
         "gate": t.get("gate"),  # None: tables written before the gate was recorded (either gate)
@@ -347,6 +355,7 @@ def compact(t: dict) -> dict:
         "summary": t["summary"],
         "conditions": {n: {k: r[k] for k in keys} for n, r in t["conditions"].items()},
         "corpora": corpora,
+        "reliability": {n: {k: r[k] for k in kept} for n, r in t.get("reliability", {}).items()},
     }
 
 
@@ -373,6 +382,10 @@ def format_tables(t: dict) -> str:
     lines += ["", "shares of answers per class:"]
     for name, r in [*t["conditions"].items(), *((f"{c} 8-way", e["8-way"]) for c, e in t["corpora"].items())]:
         lines.append(f"  {name}: " + ", ".join(f"{k} {100 * v:.0f}" for k, v in r["shares"].items()))
+    for name, r in t.get("reliability", {}).items():
+        where = f"{EVAL_CORPUS} held-out speakers, as recorded" if name == "clean" else f"{name}, never trained on"
+        lines += ["", f"model.threshold, {where} (an utterance under it publishes the state uncertain):"]
+        lines.append(format_reliability(r))
     s = t["summary"]
     lines += ["", "summary: " + ", ".join(f"{k} {v if isinstance(v, dict) else _fmt(v)}" for k, v in s.items())]
     return "\n".join(lines)
