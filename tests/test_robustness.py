@@ -197,3 +197,22 @@ def test_the_report_shows_what_the_threshold_buys(tmp_path: Path) -> None:
     assert "Not recorded" in threshold_section(Page(out), empty)
     (empty / "manifest.json").write_text('{"version": "0.2.0"}')
     assert "Source: one-off" in threshold_section(Page(out), empty)
+
+
+def test_the_threshold_table_in_the_docs_is_the_shipped_bundles() -> None:
+    """edge/docs/daemon.md and the README print ser-base's reliability.json (issue 29)."""
+    import re
+
+    from ser_training.report import reliability_tables
+
+    tables, source = reliability_tables(REPO / "deploy" / "models" / "ser-base")
+    clean = tables["clean"]
+    assert "never heard" in source and clean["missed"] == 0
+    for doc in (REPO / "edge" / "docs" / "daemon.md", REPO / "README.md"):
+        rows = re.findall(r"^\| ([0-9.]+)[^|]* \| ([0-9.]+) % \| ([0-9.]+) % \|", doc.read_text(), re.M)
+        assert len(rows) >= 4, doc
+        measured = {row["threshold"]: row for row in clean["thresholds"]}
+        for t, right, published in rows:
+            row = measured[float(t)]
+            assert abs(float(right) - 100 * row["right"]) < 0.05, (doc, t, right)
+            assert abs(float(published) - 100 * row["published"]) < 0.05, (doc, t, published)
