@@ -27,6 +27,20 @@ def ravdess(datasets: Path) -> Path:
     return datasets / "ravdess-16k"
 
 
+SMOKE_ACTORS = ("01", "02", "03", "04", "05", "06", "07", "08")
+
+
+def link_ravdess(ravdess: Path, root: Path) -> Path:
+    """A small RAVDESS for end-to-end training runs: eight actors, eight clips each
+    (every seventh file: several emotions), as links to the real files under root/ravdess."""
+    for actor in SMOKE_ACTORS:
+        folder = root / "ravdess" / f"Actor_{actor}"
+        folder.mkdir(parents=True)
+        for clip in sorted((ravdess / f"Actor_{actor}").glob("*.flac"))[::7][:8]:
+            (folder / clip.name).symlink_to(clip)
+    return root / "ravdess"
+
+
 @pytest.fixture(scope="session")
 def half_hour(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 minutes at 48 kHz (172 MB): a minute of room tone around one sentence, 30 times."""

@@ -16,8 +16,7 @@ import pytest
 
 from ser_training.corpora import EMOTIONS, check_audio, load_ravdess
 from ser_training.distil import Answers, agreement, blend, soften
-
-ACTORS = ["01", "02", "03", "04", "05", "06", "07", "08"]
+from tests.conftest import link_ravdess
 
 
 def test_softening_keeps_the_ranking_and_flattens_towards_uniform() -> None:
@@ -48,11 +47,7 @@ def work(ravdess: Path, datasets: Path, tmp_path_factory: pytest.TempPathFactory
     """Eight RAVDESS actors and a few EmoDB clips (links to the real files), a 2-epoch
     student and a teacher recipe without renderings (CI time)."""
     root = tmp_path_factory.mktemp("distil")
-    for actor in ACTORS:
-        folder = root / "ravdess" / f"Actor_{actor}"
-        folder.mkdir(parents=True)
-        for clip in sorted((ravdess / f"Actor_{actor}").glob("*.flac"))[::7][:8]:
-            (folder / clip.name).symlink_to(clip)
+    link_ravdess(ravdess, root)
     (root / "emodb").mkdir()
     for letter in "WFNT":  # angry, happy, neutral, sad: the 4-class set, three clips each
         for clip in sorted((datasets / "emodb").rglob(f"?????{letter}?.flac"))[::25][:3]:

@@ -15,19 +15,14 @@ import numpy as np
 import pytest
 
 from ser_edge.frontend import DEFAULT_CONFIG
-
-ACTORS = ["01", "02", "03", "04", "05", "06", "07", "08"]
+from tests.conftest import link_ravdess
 
 
 @pytest.fixture(scope="module")
 def work(ravdess: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight actors, eight clips each (links to the real files), and a 2-epoch config."""
     root = tmp_path_factory.mktemp("smoke")
-    for actor in ACTORS:
-        folder = root / "ravdess" / f"Actor_{actor}"
-        folder.mkdir(parents=True)
-        for clip in sorted((ravdess / f"Actor_{actor}").glob("*.flac"))[::7][:8]:
-            (folder / clip.name).symlink_to(clip)
+    link_ravdess(ravdess, root)
     (root / "smoke.yaml").write_text(
         f"name: ser-smoke\nversion: 0.0.1\nmodel: {{kind: ds_cnn, filters: 16, blocks: 1}}\n"
         f"data: {{ravdess: {root / 'ravdess'}, tess: null, extra_training: []}}\n"
