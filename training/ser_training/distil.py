@@ -118,25 +118,23 @@ class Lesson:
     @classmethod
     def prepare(cls, cfg: Config, clips: Sequence[Clip], cache: Path | None, log=print) -> Lesson:
         from .corpora import check_audio
-        from .dataset import featurise, training_gate
-        from .pipeline import load_corpus
+        from .dataset import featurise
+        from .pipeline import heard_through, load_corpus
 
-        settings = cfg.distil
-        if settings is None:
-            raise ValueError("distil: this config has no distil section")
+        held_out = cfg.distil.held_out if cfg.distil else ()
         training = sorted({c.corpus for c in clips})
-        overlap = sorted(set(settings.held_out) & set(training))
+        overlap = sorted(set(held_out) & set(training))
         if overlap:
             raise ValueError(f"distil.held_out: {overlap[0]!r} is also a training corpus")
+        teachers = Teachers.load(cfg, [*training, *held_out], log)  # refuses a config without a distil section
         held = []
-        for name in settings.held_out:
+        for name in held_out:
             found = check_audio(load_corpus(cfg.data, name, "distil.held_out")).clips
             if not found:
                 raise ValueError(f"distil.held_out: no usable {name} clips in {getattr(cfg.data, name)}")
             held += found
-        gate = training_gate(cfg.data.gate_kind, cfg.frontend) if cfg.data.gate else None
-        bank = featurise(held, cfg.frontend, None, cache, label="featurising held-out corpora", gate=gate)
-        return cls(Teachers.load(cfg, [*training, *settings.held_out], log), tuple(held), bank)
+        bank = featurise(held, cfg.frontend, None, cache, label="featurising held-out corpora", gate=heard_through(cfg))
+        return cls(teachers, tuple(held), bank)
 
     def report(self, answers: Answers, test: Sequence[Clip], student: np.ndarray,
                held_student: np.ndarray) -> dict:  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_edge.recognition.scoring import silence_row
+from ser_edge.settings import GateSettings
 
 from .augment import surroundings
 from .config import Config, DataConfig, expand
@@ -151,9 +152,13 @@ def prepare(cfg: Config, cache: Path | None, verify_crema: bool = False) -> tupl
     for problem in manifest.problems:
         print(f"skipped: {problem}")
     where = surroundings(cfg.augment, expand(cfg.data.noise), ROOMS_CACHE) if cfg.augment.acoustic else None
-    gate = training_gate(cfg.data.gate_kind, cfg.frontend) if cfg.data.gate else None
-    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where, gate=gate)
+    bank = featurise(manifest.clips, cfg.frontend, cfg.augment, cache, where=where, gate=heard_through(cfg))
     return manifest.clips, bank
+
+
+def heard_through(cfg: Config) -> GateSettings | None:
+    """The gate a config's clips are featurised through (data.gate), or None."""
+    return training_gate(cfg.data.gate_kind, cfg.frontend) if cfg.data.gate else None
 
 
 def make_folds(cfg: Config, clips: Sequence[Clip]) -> list[Fold]:
