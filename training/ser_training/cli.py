@@ -52,6 +52,17 @@ def _base_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _affect(args: argparse.Namespace) -> int:
+    from .affect_eval import evaluate_cv
+    from .base_config import load_base_config
+
+    if not (args.cv / "cv.json").is_file():
+        raise FileNotFoundError(f"{args.cv}: no cv.json (run ser-train base-cv --out {args.cv} first)")
+    evaluate_cv(load_base_config(args.config), args.cv, args.workers)
+    print(f"results in {args.cv / 'affect'}")
+    return 0
+
+
 def _datasets(args: argparse.Namespace) -> int:
     manifest = Manifest()
     for name, load in LOADERS.items():
@@ -307,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=Path, help="a base-cv folder whose results (and robustness) the manifest records")
     p.add_argument("--workers", type=int, default=2, help="processes embedding clips (default 2)")
     p.set_defaults(func=_base_train)
+
+    p = sub.add_parser("affect", help="ser-base: arousal and valence CCC of a base-cv folder's heads")
+    p.add_argument("cv", type=Path, help="a base-cv output folder")
+    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="the recipe base-cv used (default: base.yaml)")
+    p.add_argument("--workers", type=int, default=2, help="processes embedding clips (default 2)")
+    p.set_defaults(func=_affect)
 
     p = sub.add_parser("evaluate", help="score a bundle's int8 model on labelled clips (the daemon's rule)")
     p.add_argument("bundle", type=Path, help="model bundle folder")

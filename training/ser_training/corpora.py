@@ -268,6 +268,22 @@ def baved_speakers(root: Path) -> dict[str, list[Path]]:
     return out
 
 
+BAVED_AROUSAL = {"0": -0.5, "1": 0.0, "2": 0.5}
+"""BAVED's levels (low, neutral, high) on the arousal axis: their order is the corpus's,
+the spacing this project's choice (affect_eval.py reports Pearson's r beside CCC)."""
+
+
+def baved_arousal(root: Path) -> list[tuple[Path, str, float]]:
+    """BAVED's words with their speaker ("baved/<id>") and arousal (BAVED_AROUSAL)."""
+    out = []
+    for speaker, files in sorted(baved_speakers(root).items(), key=lambda kv: int(kv[0])):
+        for path in files:
+            level = path.stem.split("-")[4] if path.stem.count("-") >= 5 else None
+            if level in BAVED_AROUSAL:
+                out.append((path, f"baved/{speaker}", BAVED_AROUSAL[level]))
+    return out
+
+
 def load_folder(root: Path) -> Manifest:
     """A user's own recordings: <label>/<file>, label one of EMOTIONS; one speaker per root."""
     _require_dir(root, "folder")

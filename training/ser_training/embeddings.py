@@ -27,7 +27,7 @@ from ser_edge.audio.audio_io import read_audio
 from ser_edge.settings import GateSettings
 
 from .augment import AugmentConfig, Surroundings, render
-from .corpora import Clip, file_sha256
+from .corpora import file_sha256
 
 SAMPLE_RATE = 16000
 
@@ -73,14 +73,14 @@ def _embed(job: EmbedJob) -> Path:
     return job.out
 
 
-def embed_clips(clips: Sequence[Clip], encoder: bytes, level_dbfs: float, aug: AugmentConfig,
+def embed_clips(paths: Sequence[Path], encoder: bytes, level_dbfs: float, aug: AugmentConfig,
                 where: Surroundings | None, gate: GateSettings, cache: Path, workers: int = 2,
                 desc: str = "embeddings") -> np.ndarray:  # fmt: skip
-    """(clips, 1 + aug.renderings, width) float16 embeddings, from the cache where it has
+    """(files, 1 + aug.renderings, width) float16 embeddings of audio files, from the cache where it has
     them, the rest computed in ``workers`` processes (one thread each)."""
     folder = Path(cache) / hashlib.sha256(encoder).hexdigest()[:16] / f"{aug.key}-{level_dbfs:g}"
-    outs = [folder / f"{file_sha256(c.path)}.npy" for c in clips]
-    todo = [EmbedJob(c.path, o) for c, o in zip(clips, outs, strict=True) if not o.is_file()]
+    outs = [folder / f"{file_sha256(p)}.npy" for p in paths]
+    todo = [EmbedJob(p, o) for p, o in zip(paths, outs, strict=True) if not o.is_file()]
     if todo:
         init = (encoder, level_dbfs, aug, where, gate)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -217,3 +217,24 @@ def reliability_png(r: dict, path: Path, title: str, default: float = 0.3) -> Pa
     sweep.set_title("what a threshold buys")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def affect_png(means: dict[str, Sequence[float]], places: dict[str, Sequence[float]], path: Path, title: str) -> Path:
+    """The arousal-valence plane: each class's place (the truth, hollow) and where a model's
+    answers on that class land on average (filled), joined by an arrow."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    colours = plt.get_cmap("tab10")
+    for i, (label, (arousal, valence)) in enumerate(means.items()):
+        ta, tv = places[label]
+        ax.scatter(tv, ta, s=90, facecolors="none", edgecolors=colours(i))
+        ax.scatter(valence, arousal, s=50, color=colours(i), label=label)
+        ax.annotate("", (valence, arousal), (tv, ta), arrowprops={"arrowstyle": "->", "color": colours(i)})
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    ax.set_xlabel("valence (negative - positive)")
+    ax.set_ylabel("arousal (calm - agitated)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)

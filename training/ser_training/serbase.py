@@ -70,7 +70,7 @@ def embedded_table(cfg: BaseConfig, workers: int = 2, log=print) -> Table:
     for name in cfg.corpora:
         found = corpus_clips(cfg, name)
         log(f"{name}: {len(found)} clips")
-        parts.append(embed_clips(found, encoder, cfg.encoder.level_dbfs, cfg.augment, where, gate, cache, workers,
+        parts.append(embed_clips([c.path for c in found], encoder, cfg.encoder.level_dbfs, cfg.augment, where, gate, cache, workers,
                                  desc=f"embedding {name}"))  # fmt: skip
         clips += found
     return Table(tuple(clips), np.concatenate(parts))
