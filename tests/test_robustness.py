@@ -16,6 +16,7 @@ from ser_edge.audio.audio_io import read_audio
 from ser_edge.settings import GateSettings
 from ser_training import robustness as rb
 from ser_training.acoustics import active_power, room_bank
+from ser_training.corpora import EMOTIONS
 from ser_training.metrics import device_report, expected_calibration_error, format_reliability, reliability
 from ser_training.noise import NoisePool, key_rng, noise_split, synth_noise
 
@@ -216,3 +217,32 @@ def test_the_threshold_table_in_the_docs_is_the_shipped_bundles() -> None:
             row = measured[float(t)]
             assert abs(float(right) - 100 * row["right"]) < 0.05, (doc, t, right)
             assert abs(float(published) - 100 * row["published"]) < 0.05, (doc, t, published)
+
+
+def test_the_tables_say_how_well_published_arousal_and_valence_follow_the_truth() -> None:
+    protocol = rb.load_protocol()
+    conds = rb.conditions(protocol)
+    eye = np.eye(8)
+    labels = ["angry", "sad", "happy", "calm"]
+    jobs = [rb.Job(Path(f"{e}.wav"), e, (0,), grid=True, intensity="strong") for e in labels]
+    jobs.append(rb.Job(Path("x.wav"), "fearful", (0,), grid=True, intensity="normal"))  # never heard
+    jobs += [rb.Job(Path(f"e{e}.wav"), e, (0,), grid=False, corpus="emodb") for e in ("angry", "sad", "happy")]
+
+    def rows(job: rb.Job, ci: int) -> np.ndarray:
+        if job.label == "fearful":
+            return np.zeros((0, 8))
+        if ci == 0:  # clean: certain and right, split in two utterances for angry
+            return eye[[EMOTIONS.index(job.label)] * (2 if job.label == "angry" else 1)]
+        return np.full((1, 8), 1 / 8)  # elsewhere: torn between all classes
+
+    results = [[(ci, 0, rows(j, ci)) for ci in range(len(conds) if j.grid else 1)] for j in jobs]
+    t = rb.tables(jobs, results, protocol)
+    clean = t["affect"]["clean"]
+    assert clean["unheard"] == 1 and clean["arousal"]["n"] == 4
+    assert clean["arousal"]["ccc"] == pytest.approx(1.0) and clean["valence"]["ccc"] == pytest.approx(1.0)
+    # A model torn between every class publishes one point for every clip: no concordance.
+    assert t["affect"][conds[1].name]["arousal"]["ccc"] == pytest.approx(0.0)
+    assert t["summary"]["emodb_arousal_ccc"] == pytest.approx(1.0)
+    assert t["summary"]["clean_valence_ccc"] == pytest.approx(1.0)
+    assert "arousal 1.00 (1.00), valence 1.00 (1.00); 1 clips unheard" in rb.format_tables(t)
+    assert rb.compact(t | {"models": []})["affect"] == t["affect"]

@@ -28,12 +28,25 @@ NORMAL_INTENSITY = 0.75
 AXES = ("arousal", "valence")
 
 
+def target(label: str, corpus: str, intensity: str | None) -> tuple[float, float]:
+    """True (arousal, valence) of a clip labelled ``label``."""
+    arousal, valence = PLACES[label]
+    return (arousal * NORMAL_INTENSITY if corpus == "ravdess" and intensity == "normal" else arousal), valence
+
+
 def targets(clips: Sequence[Clip]) -> np.ndarray:
     """(clips, 2) true arousal and valence of labelled clips."""
-    out = np.array([PLACES[c.label] for c in clips], dtype=np.float64)
-    normal = np.array([c.corpus == "ravdess" and c.intensity == "normal" for c in clips])
-    out[normal, 0] *= NORMAL_INTENSITY
-    return out
+    return np.array([target(c.label, c.corpus, c.intensity) for c in clips], dtype=np.float64).reshape(-1, 2)
+
+
+def heard_affect(truth: Sequence[tuple[float, float]], utterances: Sequence[np.ndarray]) -> dict:
+    """Agreement of what the daemon publishes for clips (each clip's utterances' score rows:
+    the mean of their places) with their truth; a clip with no utterance publishes nothing
+    and is counted in ``unheard``."""
+    heard = [i for i, rows in enumerate(utterances) if len(rows)]
+    pred = np.array([from_scores(utterances[i]).mean(axis=0) for i in heard]).reshape(-1, 2)
+    report = affect_report(pred, np.asarray(truth, np.float64)[heard].reshape(-1, 2))
+    return report | {"unheard": len(utterances) - len(heard)}
 
 
 def from_scores(scores: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ from ser_edge.settings import GateSettings
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
 from .config import Config, DataConfig, expand, load_config, load_yaml_as
 from .corpora import EMOTIONS, check_audio, load_ravdess
+from .affect_eval import heard_affect, target
 from .metrics import corpus_reports, device_report, format_reliability, reliability
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
 from .pipeline import EVAL_CORPUS, load_corpus
@@ -162,6 +163,7 @@ class Job:
     models: tuple[int, ...]
     grid: bool
     corpus: str = EVAL_CORPUS
+    intensity: str | None = None
 
 
 _WORKER: dict = {}
@@ -236,7 +238,7 @@ def plan(target: Path, protocol: Protocol, data: DataConfig, log=print) -> tuple
     for clip in ravdess:
         owners = tuple(i for i, m in enumerate(models) if clip.speaker in m.held_out)
         if owners:
-            jobs.append(Job(clip.path, clip.label, owners[:1], grid=True))
+            jobs.append(Job(clip.path, clip.label, owners[:1], grid=True, intensity=clip.intensity))
     if not jobs:
         notes.append(f"no {EVAL_CORPUS} speaker is held out of {target}: clean, gain and rooms need a CV run's folds")
     for name in protocol.corpora:
@@ -261,16 +263,18 @@ def plan(target: Path, protocol: Protocol, data: DataConfig, log=print) -> tuple
 def tables(jobs: Sequence[Job], results: Sequence[list], protocol: Protocol) -> dict:
     """Device reports for every condition and corpus, and the summary figures."""
     conds = conditions(protocol)
-    per: dict[tuple[str, str], tuple[list[int], list[np.ndarray]]] = {}
+    per: dict[tuple[str, str], tuple[list[int], list[np.ndarray], list]] = {}
     for job, rows in zip(jobs, results, strict=True):
         for ci, _, scores in rows:
             key = (job.corpus, conds[ci].name) if job.grid else (job.corpus, "as recorded")
-            labels, found = per.setdefault(key, ([], []))
+            labels, found, truth = per.setdefault(key, ([], [], []))
             labels.append(EMOTIONS.index(job.label))
             found.append(scores)
-    out: dict = {"protocol": asdict(protocol), "conditions": {}, "corpora": {}, "reliability": {}}
-    for (corpus, name), (labels, found) in per.items():
+            truth.append(target(job.label, job.corpus, job.intensity))
+    out: dict = {"protocol": asdict(protocol), "conditions": {}, "corpora": {}, "reliability": {}, "affect": {}}
+    for (corpus, name), (labels, found, truth) in per.items():
         y = np.array(labels)
+        out["affect"][name if corpus == EVAL_CORPUS else corpus] = heard_affect(truth, found)
         if corpus == EVAL_CORPUS:
             out["conditions"][name] = device_report(y, found)
             if name == "clean":  # what model.threshold means: held-out speakers, as recorded
@@ -304,6 +308,11 @@ def summary(t: dict, p: Protocol) -> dict:
     for corpus, entry in t["corpora"].items():
         s[f"{corpus}_uar_4class"] = entry["4-class"]["uar"] if "4-class" in entry else None
         s[f"{corpus}_max_share"] = entry["8-way"]["max_share"]
+    for name, r in t.get("affect", {}).items():
+        if name == "clean" or name in t["corpora"]:
+            for axis in ("arousal", "valence"):
+                if axis in r:
+                    s[f"{name}_{axis}_ccc"] = r[axis]["ccc"]
     return s
 
 
@@ -356,6 +365,7 @@ def compact(t: dict) -> dict:
         "conditions": {n: {k: r[k] for k in keys} for n, r in t["conditions"].items()},
         "corpora": corpora,
         "reliability": {n: {k: r[k] for k in kept} for n, r in t.get("reliability", {}).items()},
+        "affect": t.get("affect", {}),
     }
 
 
@@ -386,9 +396,17 @@ def format_tables(t: dict) -> str:
         where = f"{EVAL_CORPUS} held-out speakers, as recorded" if name == "clean" else f"{name}, never trained on"
         lines += ["", f"model.threshold, {where} (an utterance under it publishes the state uncertain):"]
         lines.append(format_reliability(r))
+    if t.get("affect"):
+        lines += ["", "arousal and valence as published (CCC, Pearson's r in brackets):"]
+        lines += [f"  {name}: " + _affect_cells(r) for name, r in t["affect"].items()]
     s = t["summary"]
     lines += ["", "summary: " + ", ".join(f"{k} {v if isinstance(v, dict) else _fmt(v)}" for k, v in s.items())]
     return "\n".join(lines)
+
+
+def _affect_cells(r: dict) -> str:
+    cells = [f"{axis} {r[axis]['ccc']:.2f} ({r[axis]['pearson']:.2f})" for axis in ("arousal", "valence") if axis in r]
+    return ", ".join(cells) + (f"; {r['unheard']} clips unheard" if r.get("unheard") else "")
 
 
 def _fmt(v: float | None) -> str:
