@@ -41,9 +41,9 @@ from ser_edge.recognition.model import load_model
 from ser_edge.settings import GateSettings
 
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
+from .affect_eval import heard_affect, target
 from .config import Config, DataConfig, expand, load_config, load_yaml_as
 from .corpora import EMOTIONS, check_audio, load_ravdess
-from .affect_eval import heard_affect, target
 from .metrics import corpus_reports, device_report, format_reliability, reliability
 from .noise import SYNTH_KINDS, NoisePool, key_rng, noise_split
 from .pipeline import EVAL_CORPUS, load_corpus
