@@ -70,7 +70,8 @@ def embedded_table(cfg: BaseConfig, workers: int = 2, log=print) -> Table:
     for name in cfg.corpora:
         found = corpus_clips(cfg, name)
         log(f"{name}: {len(found)} clips")
-        parts.append(embed_clips([c.path for c in found], encoder, cfg.encoder.level_dbfs, cfg.augment, where, gate, cache, workers,
+        paths = [c.path for c in found]
+        parts.append(embed_clips(paths, encoder, cfg.encoder.level_dbfs, cfg.augment, where, gate, cache, workers,
                                  desc=f"embedding {name}"))  # fmt: skip
         clips += found
     return Table(tuple(clips), np.concatenate(parts))
