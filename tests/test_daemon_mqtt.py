@@ -112,7 +112,8 @@ def test_replay_publishes_the_classify_results(tmp_path: Path, broker: LocalBrok
 
 def test_a_low_confidence_utterance_publishes_uncertain_and_no_event(tmp_path: Path, broker: LocalBroker) -> None:
     """Issue 29: below model.threshold the retained state says `uncertain` (no event is
-    spooled or published); above it, the emotion and its event. Two sample clips: ser-tiny
+    spooled or published); above it, the emotion and its event; both states carry arousal
+    and valence. Two sample clips: ser-tiny
     hears RAVDESS's angry clip as angry with a high score and its happy clip as angry with
     a low one; model.threshold 0.5 puts one on each side."""
     files = [next(p for p in SAMPLES if p.name.split("-")[2] == code) for code in ("05", "03")]
@@ -130,6 +131,10 @@ def test_a_low_confidence_utterance_publishes_uncertain_and_no_event(tmp_path: P
     low = states[1]
     assert low["seq"] is None and low["best"] == found[1]["emotion"]
     assert low["confidence"] == found[1]["confidence"] < 0.5
+    # arousal and valence (issue 29, part 2): those `classify` computes, on the event and on both states
+    assert (events[0]["arousal"], events[0]["valence"]) == (found[0]["arousal"], found[0]["valence"])
+    assert [(s["arousal"], s["valence"]) for s in states] == [(x["arousal"], x["valence"]) for x in found]
+    assert low["arousal"] > 0.3  # heard as a weak angry: no event, but an agitated voice
     assert events[0]["end"] <= low["time"] and low["time"].endswith("Z")
     stats = json.loads(sub.on("/stats")[-1])
     assert (stats["utterances"], stats["events"], stats["undecided"], stats["spool_depth"]) == (2, 1, 1, 0)

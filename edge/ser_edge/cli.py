@@ -46,6 +46,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    from ser_edge.delivery.events import affect_fields
     from ser_edge.pipeline import recognise_file
     from ser_edge.preflight import check_bundle, check_speech_gate
 
@@ -65,7 +66,8 @@ def _classify(args: argparse.Namespace) -> int:
         for r in found:
             results.append({
                 "file": str(path), "start_s": round(r.start, 2), "end_s": round(r.end, 2),
-                "emotion": r.emotion, "confidence": r.confidence, "scores": r.scores, "event": r.emitted,
+                "emotion": r.emotion, "confidence": r.confidence, "scores": r.scores, **affect_fields(r),
+                "event": r.emitted,
             })  # fmt: skip
         if not found:
             results.append({"file": str(path), "emotion": None, "note": "no speech found"})

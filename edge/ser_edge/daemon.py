@@ -15,7 +15,6 @@ why.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import queue
 import signal
@@ -26,7 +25,7 @@ from pathlib import Path
 from ser_edge.audio.sources import SAMPLE_RATE, Chunk, FlatInputWatch, MicrophoneSource, ReplaySource
 from ser_edge.configfile import ConfigError
 from ser_edge.delivery.discovery import discovery_payload
-from ser_edge.delivery.events import event_payload, iso_utc
+from ser_edge.delivery.events import event_payload, state_payload
 from ser_edge.delivery.publisher import Publisher
 from ser_edge.delivery.spool import Spool
 from ser_edge.gate.speech_gate import GateBundleError, SpeechGate, make_gate, same_gate
@@ -249,17 +248,14 @@ class Daemon:
         self.stats.inference_ms.append(r.inference_ms)
         if not r.emitted:  # no event; the state says so, rather than keep the last confident answer
             self.stats.undecided += 1
-            state = {"emotion": r.state, "confidence": r.confidence, "best": r.emotion, "time": iso_utc(r.end),
-                     "seq": None}  # fmt: skip
-            self.publisher.publish_state(json.dumps(state))
+            self.publisher.publish_state(state_payload(r, None))
             log.info("utterance %.1f s: %s %.2f is below the threshold; no event", r.seconds, r.emotion, r.confidence)
             return
         b = self.model.bundle
         seq = self.spool.add(lambda n: event_payload(r, n, self.settings.device.id, b.name, b.version))
         self.publisher.event_added(seq, ended)
         self.stats.events += 1
-        state = {"emotion": r.state, "confidence": r.confidence, "time": iso_utc(r.end), "seq": seq}
-        self.publisher.publish_state(json.dumps(state))
+        self.publisher.publish_state(state_payload(r, seq))
         self._last_event = f"{r.emotion} {r.confidence:.2f}"
         log.info("event %d: %s %.2f (%.1f s utterance)", seq, r.emotion, r.confidence, r.seconds)
 

@@ -3,7 +3,8 @@
 One device-based discovery message (``<prefix>/device/<id>/config``) declares:
 an ``event`` entity firing with the model's labels, an enum ``sensor`` with the last
 utterance's emotion (a label, or ``uncertain`` below the threshold), its confidence,
-and diagnostic sensors read from the stats topic. Counters and gauges carry a
+its arousal and valence (when the model's labels have places on that plane), and
+diagnostic sensors read from the stats topic. Counters and gauges carry a
 ``state_class`` so Home Assistant keeps statistics of them (graphs, thresholds); the
 device's model is the kind of device, the ML model a diagnostic sensor (its version
 changes with every rollout, the device does not).
@@ -15,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from ser_edge import __version__
+from ser_edge.recognition.affect import AXES, places
 from ser_edge.recognition.bundle import UNCERTAIN
 from ser_edge.settings import MqttSettings
 
@@ -32,6 +34,9 @@ DIAGNOSTICS = (
     ("dropped_frames", "Dropped audio frames", "frames", "total_increasing", "mdi:waveform"),
     ("input_level_db", "Input level", "dB", "measurement", "mdi:microphone"),
 )
+
+AXIS_ICONS = {"arousal": "mdi:lightning-bolt", "valence": "mdi:emoticon-happy-outline"}
+"""The icon of each axis's sensor (recognition.affect.AXES)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,20 @@ def discovery_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/device/{device_id}/config"
 
 
+def axis_sensor(uid: str, topics: Topics, key: str, low: str, high: str) -> dict:
+    """A numeric sensor of one axis, read from the state topic. Home Assistant's sensors
+    have no minimum or maximum, so the range and what its ends mean are attributes; the
+    ``default`` keeps a state without the key (an older daemon's, retained) from logging a
+    template error: the sensor reads unknown."""
+    attributes = {"min": -1, "max": 1, "low": low, "high": high}
+    return {
+        "p": "sensor", "name": key.capitalize(), "unique_id": f"{uid}_{key}", "state_topic": topics.state,
+        "value_template": f"{{{{ value_json.{key} | default(none) }}}}", "state_class": "measurement",
+        "suggested_display_precision": 2, "icon": AXIS_ICONS[key],
+        "json_attributes_topic": topics.state, "json_attributes_template": json.dumps(attributes),
+    }  # fmt: skip
+
+
 def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: tuple[str, ...],
                       hardware: str = "") -> str:  # fmt: skip
     """The device-based discovery JSON for Home Assistant; ``hardware``: the board, when
@@ -100,6 +119,8 @@ def discovery_payload(device_id: str, device_name: str, topics: Topics, labels: 
             "entity_category": "diagnostic", "icon": "mdi:brain",
         },
     }  # fmt: skip
+    if places(labels) is not None:
+        components.update({f"{uid}_{key}": axis_sensor(uid, topics, key, low, high) for key, low, high in AXES})
     for key, name, unit, state_class, icon in DIAGNOSTICS:
         components[f"{uid}_{key}"] = {
             "p": "sensor", "name": name, "unique_id": f"{uid}_{key}", "state_topic": topics.stats,

@@ -7,6 +7,13 @@ delivery allows. ``event_type`` duplicates ``emotion`` for Home Assistant's even
 long after the utterance's end it was published: after an outage the spooled backlog
 arrives minutes late, and a subscriber that acts on emotions as they happen drops what is
 older than it cares for (deploy/examples/).
+
+``arousal`` and ``valence`` (recognition.affect) ride on the event and on the state, in
+both its forms: under the threshold the emotion is in doubt, but a voice torn between
+angry and fearful is still clearly agitated. A model whose labels have no place on the
+plane leaves both keys out rather than sending null: its messages stay exactly what they
+were. Added keys do not break a reader of schema 1 (it reads the keys it knows), so the
+schema version stays 1.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ def iso_utc(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def affect_fields(r: Recognition) -> dict[str, float]:
+    """``arousal`` and ``valence`` for the JSON, or nothing for a model without them."""
+    return {} if r.arousal is None or r.valence is None else {"arousal": r.arousal, "valence": r.valence}
+
+
 def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, model_version: str) -> str:
     """The JSON text of one event."""
     return json.dumps({
@@ -36,11 +48,21 @@ def event_payload(r: Recognition, seq: int, device_id: str, model_name: str, mod
         "emotion": r.emotion,
         "confidence": r.confidence,
         "scores": r.scores,
+        **affect_fields(r),
         "start": iso_utc(r.start),
         "end": iso_utc(r.end),
         "duration_s": round(r.seconds, 3),
         "model": {"name": model_name, "version": model_version},
     }, separators=(",", ":"))  # fmt: skip
+
+
+def state_payload(r: Recognition, seq: int | None) -> str:
+    """The retained state's JSON: the answer and its event's ``seq``; under the threshold
+    (no event, ``seq`` None) ``uncertain``, with the top emotion as ``best``."""
+    state: dict = {"emotion": r.state, "confidence": r.confidence}
+    if not r.emitted:
+        state["best"] = r.emotion
+    return json.dumps({**state, **affect_fields(r), "time": iso_utc(r.end), "seq": seq})
 
 
 def stamped(payload: str, now: float, since: float | None = None) -> str:

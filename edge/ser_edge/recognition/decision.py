@@ -7,6 +7,10 @@ and the state topic says ``uncertain`` (UNCERTAIN), so a dashboard does not keep
 the last confident answer. With eight classes, chance is 0.125: the default 0.3 drops the
 utterances on which the model is clearly torn (edge/docs/daemon.md: what a threshold
 buys, measured on held-out speakers).
+
+Every utterance also gets its arousal and valence (recognition.affect), read from the same
+scores, whether or not it reaches the threshold; None for a model whose labels have no
+place on the arousal-valence plane.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser_edge.gate.vad import Utterance
+from ser_edge.recognition.affect import affect, places
 from ser_edge.recognition.base_model import BaseModel
 from ser_edge.recognition.bundle import UNCERTAIN
 from ser_edge.recognition.model import EmotionModel
@@ -36,6 +41,10 @@ class Recognition:
     """The confidence reached the threshold: this becomes an event."""
     inference_ms: float
     """Front end plus model time for this utterance."""
+    arousal: float | None
+    """Calm (-1) to agitated (1), from the scores; None when the model's labels have no places."""
+    valence: float | None
+    """Negative (-1) to positive (1), likewise."""
 
     @property
     def seconds(self) -> float:
@@ -54,13 +63,23 @@ def decide(scores: np.ndarray, labels: tuple[str, ...], threshold: float) -> tup
     return labels[best], confidence, confidence >= threshold
 
 
+def arousal_valence(labels: tuple[str, ...], scores: np.ndarray) -> tuple[float | None, float | None]:
+    """The utterance's (arousal, valence) to 3 decimals (finer is noise), or (None, None)."""
+    where = places(labels)
+    if where is None:
+        return None, None
+    arousal, valence = affect(scores, where)
+    return round(arousal, 3), round(valence, 3)
+
+
 def judge(labels: tuple[str, ...], scores: np.ndarray, start: float, end: float, threshold: float,
           began: float) -> Recognition:  # fmt: skip
     """An utterance's scores under the threshold policy; ``began`` is when its processing began (perf_counter)."""
     elapsed = (time.perf_counter() - began) * 1000
     emotion, confidence, emit = decide(scores, labels, threshold)
     named = {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)}
-    return Recognition(start, end, named, emotion, round(confidence, 4), emit, elapsed)
+    return Recognition(start, end, named, emotion, round(confidence, 4), emit, elapsed,
+                       *arousal_valence(labels, scores))  # fmt: skip
 
 
 def recognise(model: EmotionModel | BaseModel, utterance: Utterance, threshold: float) -> Recognition:
