@@ -23,7 +23,7 @@ from ser_edge.delivery.events import iso_utc
 from ser_edge.recognition.bundle import load_bundle
 from ser_edge.settings import MqttSettings
 from ser_edge.tools.localbroker import LocalBroker
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, classify, event_samples, write_config
 from tests.homeassistant.harness import HomeAssistant
 from tests.nodered.harness import FLOW, NodeRed, capture_copy, editor_defaults
@@ -195,7 +195,7 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         (device,) = [d for d in devices if d["name"] == "Kitchen"]
         assert (device["manufacturer"], device["model"]) == ("ser-edge", "Speech emotion sensor")
         ours = {e["entity_id"]: e for e in entities if e["device_id"] == device["id"]}
-        assert EVENT_ENTITY in ours and len(ours) == 11, sorted(ours)
+        assert EVENT_ENTITY in ours and len(ours) == 13, sorted(ours)  # arousal and valence among them
         states = ha.states()
         # offline at the end of the replay: every entity of the device is unavailable
         assert ha.wait(lambda: all(ha.states()[e]["state"] == "unavailable" for e in ours)), ha.log()[-2000:]
@@ -237,5 +237,66 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         assert ha.wait(lambda: count("events") == fired + 5), ha.log()[-2000:]
         assert count("angry_entity") == angry[0] + 1, "a repeated event triggered the entity automation again"
         assert "[homeassistant.components.mqtt" not in "".join(x for x in ha.log().splitlines() if "ERROR" in x)
+    finally:
+        ha.stop()
+
+
+def test_home_assistant_keeps_the_history_of_arousal_and_valence(tmp_path: Path, broker: LocalBroker) -> None:
+    """Issue 29, part 2: the Arousal and Valence sensors exist, take the daemon's state
+    (confident or uncertain), have long-term statistics (graphs) and record every value in
+    the recorder; a retained state without the numbers (an older daemon's) reads unknown
+    without a template error."""
+    clip = next(p for p in SAMPLES if p.name.split("-")[2] == "05")  # angry
+    (heard,) = classify([clip])
+    ha = HomeAssistant(tmp_path / "ha", [], [], history=True)
+    ha.start(broker.port)
+    since = iso_utc(time.time() - 1)
+    axes = {"arousal": "sensor.kitchen_arousal", "valence": "sensor.kitchen_valence"}
+    try:
+        config = write_config(tmp_path / "c.yaml", broker.port, files=[clip], device="kitchen-pi", realtime=True)
+        config.write_text(config.read_text().replace("{id: kitchen-pi}", "{id: kitchen-pi, name: Kitchen}"))
+        daemon = Daemon(config)
+        assert daemon.wait(60) == 0, daemon.log
+        assert ha.wait(lambda: all(ha.state(e) for e in axes.values()), 60), ha.log()[-3000:]
+        (entries,) = ha.ws({"type": "config/entity_registry/get_entries", "entity_ids": list(axes.values())})
+        assert all(e["options"]["sensor"]["suggested_display_precision"] == 2 for e in entries.values()), entries
+        (statistics,) = ha.ws({"type": "recorder/list_statistic_ids", "statistic_type": "mean"})
+        assert set(axes.values()) <= {s["statistic_id"] for s in statistics}  # long-term statistics: graphs
+
+        def put(state: dict) -> None:
+            publish.single("ser/kitchen-pi/state", json.dumps(state), qos=1, retain=True, hostname="127.0.0.1",
+                           port=broker.port)  # fmt: skip
+
+        def shows(values: dict) -> bool:
+            return all((ha.state(axes[k]) or {}).get("state") == str(v) for k, v in values.items())
+
+        publish.single("ser/kitchen-pi/availability", "online", qos=1, retain=True, hostname="127.0.0.1",
+                       port=broker.port)  # fmt: skip
+        daemons = {"arousal": heard["arousal"], "valence": heard["valence"]}
+        assert ha.wait(lambda: shows(daemons)), (daemons, ha.states())
+        for key, low, high in (("arousal", "calm", "agitated"), ("valence", "negative", "positive")):
+            a = ha.state(axes[key])["attributes"]  # an unavailable entity shows no attributes of its own
+            assert a["friendly_name"] == f"Kitchen {key.capitalize()}" and a["state_class"] == "measurement"
+            assert (a["min"], a["max"], a["low"], a["high"]) == (-1, 1, low, high)
+            assert a["icon"].startswith("mdi:") and "unit_of_measurement" not in a
+        now = iso_utc(time.time())
+        calm = {"arousal": -0.42, "valence": 0.61}
+        put({"emotion": "calm", "confidence": 0.93, **calm, "time": now, "seq": 2})
+        assert ha.wait(lambda: shows(calm)), ha.log()[-2000:]
+        torn = {"arousal": 0.55, "valence": -0.47}  # between angry and fearful: uncertain, yet agitated
+        put({"emotion": "uncertain", "confidence": 0.38, "best": "fearful", **torn, "time": now, "seq": None})
+        assert ha.wait(lambda: shows(torn)), ha.log()[-2000:]
+
+        def recorded(key: str) -> list[float]:
+            return [float(s) for s in ha.history(axes[key], since) if s not in ("unavailable", "unknown")]
+
+        for key in axes:
+            expected = [daemons[key], calm[key], torn[key]]
+            assert ha.wait(lambda key=key, expected=expected: recorded(key)[-3:] == expected), recorded(key)
+
+        put({"emotion": "calm", "confidence": 0.93, "time": now, "seq": 3})  # an older daemon's state
+        assert ha.wait(lambda: all(ha.state(e)["state"] == "unknown" for e in axes.values())), ha.log()[-2000:]
+        errors = [x for x in ha.log().splitlines() if "ERROR" in x or "Template variable" in x]
+        assert not [x for x in errors if "mqtt" in x or "arousal" in x or "valence" in x], errors
     finally:
         ha.stop()

@@ -43,16 +43,22 @@ automation: !include automations.yaml
 logger:
   default: warning
 """
+HISTORY = """recorder:
+  commit_interval: 0
+history:
+"""
+"""The recorder (SQLite in the config folder, every state written at once) and its history API."""
 
 
 class HomeAssistant:
-    def __init__(self, config_dir: Path, automations: list[dict], counters: list[str]) -> None:
+    def __init__(self, config_dir: Path, automations: list[dict], counters: list[str], history: bool = False) -> None:
         if not HASS.is_file():
             raise RuntimeError(f"Home Assistant is not installed in {HASS.parent.parent}: run deploy/dev/setup.sh")
         self.dir, self.port = config_dir, free_port()
         config_dir.mkdir(parents=True, exist_ok=True)
         counters_yaml = json.dumps({c: {"initial": 0} for c in counters})
-        (config_dir / "configuration.yaml").write_text(CONFIG.format(port=self.port, counters=counters_yaml))
+        config = CONFIG.format(port=self.port, counters=counters_yaml) + (HISTORY if history else "")
+        (config_dir / "configuration.yaml").write_text(config)
         (config_dir / "automations.yaml").write_text("[]\n")  # until MQTT is there (start)
         self.automations = automations
         self.url = f"http://127.0.0.1:{self.port}"
@@ -118,6 +124,12 @@ class HomeAssistant:
 
     def state(self, entity_id: str) -> dict | None:
         return self.states().get(entity_id)
+
+    def history(self, entity_id: str, since: str) -> list[str]:
+        """The states the recorder holds for ``entity_id`` since ``since`` (ISO time), oldest first."""
+        query = urllib.parse.urlencode({"filter_entity_id": entity_id, "minimal_response": "", "no_attributes": ""})
+        found = self._call("GET", f"/api/history/period/{urllib.parse.quote(since)}?{query}")
+        return [s["state"] for s in found[0]] if found else []
 
     def ws(self, *commands: dict) -> list:
         """Results of websocket API commands, in one authenticated connection."""
