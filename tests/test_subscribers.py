@@ -59,10 +59,11 @@ def test_the_flow_file_has_every_field_the_editor_writes() -> None:
     assert {n["topic"] for n in _nodes("mqtt in")} == {"${SER_EVENT_TOPIC}", "${SER_AVAILABILITY_TOPIC}"}
 
 
-def _event(device: str, emotion: str, delayed_s: float = 0.0) -> dict:
+def _event(device: str, emotion: str, delayed_s: float = 0.0, **affect: float) -> dict:
+    """A made-up event; ``affect``: its arousal and valence, when it has them."""
     now = time.time()
     return {"schema": 1, "id": str(uuid.uuid4()), "seq": 1, "device": device, "event_type": emotion,
-            "emotion": emotion, "confidence": 0.9, "scores": {emotion: 0.9}, "start": iso_utc(now - 3),
+            "emotion": emotion, "confidence": 0.9, "scores": {emotion: 0.9}, **affect, "start": iso_utc(now - 3),
             "end": iso_utc(now - delayed_s), "duration_s": 3.0, "model": {"name": "m", "version": "1"},
             "delayed_s": delayed_s}  # fmt: skip
 
@@ -76,8 +77,10 @@ def broker(tmp_path: Path):
 def test_node_red_runs_the_shipped_flow_and_delivers_across_its_restart(tmp_path: Path, broker: LocalBroker) -> None:
     red = NodeRed(tmp_path / "node-red", capture_copy(SHIPPED_FLOW, broker.port, TOPICS), client_id="nr-test")
     files = list(event_samples())
-    expected = [x["emotion"] for x in classify(files)]
-    while_down = [x["emotion"] for x in classify(files[:2])]
+    heard, heard_while_down = classify(files), classify(files[:2])
+    expected, while_down = [x["emotion"] for x in heard], [x["emotion"] for x in heard_while_down]
+    heated = sorted(x["emotion"] for x in heard if x["arousal"] >= 0.5)
+    assert 0 < len(heated) < len(expected)  # the premise: some voices heated, not all
     extra = f"  base_topic: {BASE}\n"
     red.start()
     try:
@@ -92,6 +95,9 @@ def test_node_red_runs_the_shipped_flow_and_delivers_across_its_restart(tmp_path
         assert sorted(got) == sorted(expected)
         assert all(": angry (" in line for line in red.debug("angry voice"))
         assert not any(": angry (" in line for line in red.debug("other emotions"))
+        # arousal >= 0.5 (issue 29, part 2): those voices also leave by the heated output, whatever the emotion
+        assert red.wait(lambda: len(red.debug("heated voice")) == len(heated), 5), red.log()[-2000:]
+        assert sorted(line.split(": ", 1)[1].split(" (")[0] for line in red.debug("heated voice")) == heated
         # headless, the node status is what people glance at: the last emotion, and the device's state
         last = "drop repeats, split late, format: test: " + expected[-1]
         assert red.wait(lambda: last in " ".join(red.debug("status")))
@@ -115,6 +121,19 @@ def test_node_red_runs_the_shipped_flow_and_delivers_across_its_restart(tmp_path
         assert red.wait(lambda: red.debug("backlog (delivered late)"), 20), red.log(since_start=True)[-3000:]
         assert red.debug("backlog (delivered late)") == [f"test: sad (90 %) at {late['end']} (delivered late)"]
         assert len(red.debug("angry voice")) == (expected + while_down).count("angry") + 1
+
+        # the heated route's edge: 0.5 goes, 0.499 does not, nor an angry event without arousal
+        # (a model without it); the last, 0.9, marks the end (one flow: messages keep their order)
+        edge = [_event("test", "surprised", arousal=0.5, valence=0.4),
+                _event("test", "happy", arousal=0.499, valence=0.7),
+                _event("test", "angry"),
+                _event("test", "fearful", arousal=0.9, valence=-0.6)]  # fmt: skip
+        for e in edge:
+            publish.single(f"{BASE}/test/event", json.dumps(e), qos=1, hostname="127.0.0.1", port=broker.port)
+        before = len(heated) + sum(x["arousal"] >= 0.5 for x in heard_while_down)
+        assert red.wait(lambda: len(red.debug("heated voice")) == before + 2, 20), red.log(since_start=True)[-3000:]
+        assert red.debug("heated voice")[before:] == [f"test: {e['emotion']} (90 %) at {e['end']}" for e in edge[::3]]
+        assert "TypeError" not in red.log()
     finally:
         red.stop()
 
