@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import struct
 import sys
 import termios
@@ -21,6 +22,7 @@ from ser_edge.recognition.bundle import load_bundle
 from ser_edge.recognition.model import EmotionModel
 from ser_edge.settings import GateSettings
 from ser_edge.tools.localbroker import LocalBroker
+from ser_edge.tools.monitor import signed_bar
 from tests.conftest import SAMPLES
 from tests.daemon_harness import SHIPPED, Daemon, write_config
 
@@ -91,6 +93,14 @@ def test_monitor_on_a_replayed_file_shows_the_emotion_and_updates() -> None:
         # while the frame is being drawn, so the panel may be there a moment before the list).
         term.wait_for(lambda s: expected.upper() in s and f"  {expected}  " in " ".join(s.split("│")))
         assert "events 1" in term.wait_for(lambda s: "events 1" in s)
+        # issue 29, part 2: its arousal and valence, each a bar from -1 to 1 between what the ends mean;
+        # an angry voice (the monitor's energy gate cuts it a little differently): agitated and negative
+        screen = term.wait_for(lambda s: "arousal  " in s and "valence  " in s)
+        arousal, valence = (re.search(rf"{key}  ([+-]\d\.\d\d) +{low} ([░█]+)│([░█]+) {high}", screen)
+                            for key, low, high in (("arousal", "calm", "agitated"),
+                                                   ("valence", "negative", "positive")))  # fmt: skip
+        assert float(arousal[1]) > 0.3 and "█" in arousal[3] and "█" not in arousal[2], screen
+        assert float(valence[1]) < -0.3 and "█" in valence[2] and "█" not in valence[3], screen
     finally:
         code = term.interrupt()
     assert code == 0 and b"Traceback" not in term.raw
@@ -178,3 +188,39 @@ def test_monitor_names_a_refused_port_and_a_wrong_password(tmp_path: Path) -> No
                           or "refused the connection: Not authorized" in s)  # fmt: skip
         finally:
             term.interrupt()
+
+
+def test_a_signed_bar_grows_from_the_middle() -> None:
+    assert signed_bar(0.6, 10) == "░░░░░│███░░"
+    assert signed_bar(-1.0, 10) == "█████│░░░░░"
+    assert signed_bar(0.0, 10) == signed_bar(0.04, 10) == "░░░░░│░░░░░"
+    assert signed_bar(-0.2, 10) == "░░░░█│░░░░░"
+    assert signed_bar(1.7, 10) == signed_bar(1.0, 10) == "░░░░░│█████"  # out of range: held at the end
+
+
+def test_monitor_shows_arousal_and_valence_from_the_state_topic(tmp_path: Path) -> None:
+    """Issue 29, part 2: both numbers of the state, also under the threshold; a number that
+    is not one is named; a model without them shows neither line."""
+    from paho.mqtt import publish
+
+    with LocalBroker(tmp_path / "broker") as broker:
+
+        def put(payload: str) -> None:
+            publish.single("ser/test/state", payload, qos=1, retain=True, hostname="127.0.0.1", port=broker.port)
+
+        term = Terminal("--mqtt", "--host", "127.0.0.1", "--port", str(broker.port), "--device", "test")
+        try:
+            term.wait_for(lambda s: "device test on 127.0.0.1" in s)
+            put('{"emotion": "uncertain", "confidence": 0.38, "best": "fearful", "arousal": 0.6, "valence": -0.5}')
+            screen = term.wait_for(lambda s: "arousal  +0.60" in s and "valence  -0.50" in s)
+            assert "UNCERTAIN" in screen and "best guess fearful" in screen
+            assert f"calm {signed_bar(0.6, 30)} agitated" in screen
+            assert f"negative {signed_bar(-0.5, 30)} positive" in screen
+            put('{"emotion": "calm", "confidence": 0.9, "arousal": "low", "valence": 0.6}')
+            term.wait_for(lambda s: "unreadable message on ser/test/state: arousal is not a number" in s)
+            put('{"emotion": "calm", "confidence": 0.9}')  # a model without places
+            screen = term.wait_for(lambda s: "CALM" in s and "unreadable" not in s)
+            assert "arousal" not in screen and "valence" not in screen and "agitated" not in screen
+        finally:
+            code = term.interrupt()
+    assert code == 0 and b"Traceback" not in term.raw

@@ -3,7 +3,8 @@
 Two feeds fill one ``View``, which ``render`` draws four times a second:
 
 - local: the daemon's own stages run here, on the microphone or on replayed files: input
-  level, gate state, the front end's MFCC rows, every recognition;
+  level, gate state, the front end's MFCC rows, every recognition (with its arousal and
+  valence, each a bar from -1 to 1 around the middle);
 - mqtt: a running daemon's topics (event, state, stats, availability). The level comes
   from the stats topic; the gate state and the MFCC strip are not published, so they
   show as such.
@@ -30,9 +31,10 @@ from rich.text import Text
 
 from ser_edge.audio.sources import MicrophoneSource, ReplaySource
 from ser_edge.delivery.discovery import Topics
-from ser_edge.delivery.events import iso_utc
+from ser_edge.delivery.events import affect_fields, iso_utc
 from ser_edge.frontend import StreamingFrontend
 from ser_edge.gate.vad import Gate
+from ser_edge.recognition.affect import AXES
 from ser_edge.recognition.decision import UNCERTAIN, Recognition, recognise
 from ser_edge.recognition.model import load_model
 from ser_edge.settings import Settings
@@ -59,6 +61,8 @@ class View:
     confidence: float = 0.0
     best: str = ""
     """Under the threshold: the emotion that scored highest."""
+    affect: dict[str, float] = field(default_factory=dict)
+    """The last utterance's arousal and valence; empty for a model without them."""
     events: deque = field(default_factory=lambda: deque(maxlen=8))
     stats: dict = field(default_factory=dict)
     availability: str = ""
@@ -68,6 +72,7 @@ class View:
     def recognised(self, r: Recognition) -> None:
         with self.lock:
             self.emotion, self.confidence, self.best = r.state, r.confidence, "" if r.emitted else r.emotion
+            self.affect = affect_fields(r)
             if r.emitted:
                 self.events.appendleft((iso_utc(r.end)[11:19], r.emotion, r.confidence, r.seconds))
 
@@ -78,6 +83,26 @@ class View:
 def bar(fraction: float, width: int) -> str:
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled)
+
+
+def signed_bar(value: float, width: int) -> str:
+    """A bar of ``value`` in [-1, 1] growing from the middle (│): left for negative, right
+    for positive, ``width // 2`` cells each side."""
+    half = width // 2
+    cells = round(min(1.0, abs(value)) * half)
+    left = "░" * (half - cells) + "█" * cells if value < 0 else "░" * half
+    right = "█" * cells + "░" * (half - cells) if value > 0 else "░" * half
+    return f"{left}│{right}"
+
+
+def axes_lines(affect: dict[str, float], width: int) -> Text:
+    """One line per axis the utterance has: its value, and a bar between the meanings of -1 and 1."""
+    text = Text()
+    for key, low, high in AXES:
+        if key in affect:
+            text.append(f"\n{key:<8} {affect[key]:+.2f} {low:>8} ").append(signed_bar(affect[key], width), "cyan")
+            text.append(f" {high}")
+    return text
 
 
 def _colour(v: int) -> str:
@@ -104,7 +129,7 @@ def render(view: View, width: int, height: int) -> Group:
     with view.lock:
         rows, events, stats = list(view.rows), list(view.events), dict(view.stats)
         level, voiced, in_speech = view.level_db, view.voiced, view.in_speech
-        emotion, confidence, best = view.emotion, view.confidence, view.best
+        emotion, confidence, best, affect = view.emotion, view.confidence, view.best, dict(view.affect)
     if level is None:
         level = stats.get("input_level_db")
     input_line = Text(f"level {level:6.1f} dBFS " if level is not None else "level  n/a ")
@@ -121,10 +146,12 @@ def render(view: View, width: int, height: int) -> Group:
         now.append(f" {confidence:.2f} ").append(bar(confidence, 30), colour)
     if emotion == UNCERTAIN and best:
         now.append(f"  best guess {best}, under the threshold", "dim")
+    if emotion:
+        now.append(axes_lines(affect, 30))
     table = Table(expand=True, box=None, show_edge=False)
     for name in ("time (UTC)", "emotion", "confidence", "seconds"):
         table.add_column(name)
-    for t, e, c, s in events[: max(1, height - 24)]:  # the rest of the screen; the panels above take 22 lines
+    for t, e, c, s in events[: max(1, height - 26)]:  # the rest of the screen; the panels above take 24 lines
         table.add_row(t, e, f"{c:.2f}", f"{s:.1f}")
     figures = "  ".join(f"{k} {stats[k]}" for k in SHOWN_STATS if stats.get(k) is not None) or "(no stats yet)"
     mfcc = strip(rows, max(15, width - 13)) if rows or in_speech is not None else Text("not published over MQTT", "dim")
@@ -186,6 +213,20 @@ class LocalFeed:
 
 
 _EVENT_FIELDS = {"end": str, "duration_s": (int, float)}
+
+
+def _affect(message: dict) -> dict[str, float]:
+    """The arousal and valence a state or event carries (none from a model without them);
+    ValueError when one is there but not a number."""
+    out = {}
+    for key, *_ in AXES:
+        value = message.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} is not a number")
+        out[key] = float(value)
+    return out
 
 
 def _fields(text: str, wanted: dict) -> dict:
@@ -257,8 +298,10 @@ class MqttFeed:
                 event = m.topic == self.topics.event
                 e = _fields(text, {"emotion": str, "confidence": (int, float), **(_EVENT_FIELDS if event else {})})
                 best = e.get("best") if isinstance(e.get("best"), str) else ""
+                affect = _affect(e)
                 with self.view.lock:
                     self.view.emotion, self.view.confidence, self.view.best = e["emotion"], float(e["confidence"]), best
+                    self.view.affect = affect
                     if event:
                         self.view.events.appendleft((e["end"][11:19], e["emotion"], e["confidence"], e["duration_s"]))
             self._note("")
