@@ -156,3 +156,15 @@ def test_home_assistant_gets_no_such_sensors_for_a_model_without_places() -> Non
     cmps = json.loads(discovery_payload("k", "Kitchen", Topics("ser/k"), ("speech", "music")))["cmps"]
     assert "ser_edge_k_emotion" in cmps
     assert not {"ser_edge_k_arousal", "ser_edge_k_valence"} & set(cmps)
+
+
+def test_the_docs_example_event_is_its_scores_weighting_the_places() -> None:
+    """edge/docs/daemon.md's example event: its arousal and valence are what the daemon computes from its scores."""
+    from tests.conftest import REPO
+
+    text = (REPO / "edge" / "docs" / "daemon.md").read_text()
+    (block,) = [b.removeprefix("json\n") for b in text.split("```")[1::2] if '"arousal"' in b]
+    event = json.loads(block)
+    r = judge(tuple(event["scores"]), np.array(list(event["scores"].values())), 0, 1, 0.3, 0)
+    assert (event["arousal"], event["valence"]) == (r.arousal, r.valence)
+    assert event["emotion"] == r.emotion and event["confidence"] == r.confidence

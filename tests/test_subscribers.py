@@ -260,14 +260,23 @@ def test_home_assistant_takes_the_device_and_the_example_automations_act_on_live
         ha.stop()
 
 
+def _heated_trigger() -> list[dict]:
+    """The triggers of the README's "the kitchen got heated" example."""
+    text = (EXAMPLES / "README.md").read_text()
+    (block,) = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if "sensor.kitchen_arousal" in b]
+    return yaml.safe_load(block)["triggers"]
+
+
 def test_home_assistant_keeps_the_history_of_arousal_and_valence(tmp_path: Path, broker: LocalBroker) -> None:
     """Issue 29, part 2: the Arousal and Valence sensors exist, take the daemon's state
     (confident or uncertain), have long-term statistics (graphs) and record every value in
-    the recorder; a retained state without the numbers (an older daemon's) reads unknown
-    without a template error."""
+    the recorder; the README's numeric trigger fires when the voice gets heated; a retained
+    state without the numbers (an older daemon's) reads unknown without a template error."""
     clip = next(p for p in SAMPLES if p.name.split("-")[2] == "05")  # angry
     (heard,) = classify([clip])
-    ha = HomeAssistant(tmp_path / "ha", [], [], history=True)
+    heated = {"id": "heated", "alias": "heated", "mode": "queued", "triggers": _heated_trigger(),
+              "actions": [{"action": "counter.increment", "target": {"entity_id": "counter.heated"}}]}  # fmt: skip
+    ha = HomeAssistant(tmp_path / "ha", [heated], ["heated"], history=True)
     ha.start(broker.port)
     since = iso_utc(time.time() - 1)
     axes = {"arousal": "sensor.kitchen_arousal", "valence": "sensor.kitchen_valence"}
@@ -302,9 +311,12 @@ def test_home_assistant_keeps_the_history_of_arousal_and_valence(tmp_path: Path,
         calm = {"arousal": -0.42, "valence": 0.61}
         put({"emotion": "calm", "confidence": 0.93, **calm, "time": now, "seq": 2})
         assert ha.wait(lambda: shows(calm)), ha.log()[-2000:]
+        time.sleep(1)  # an automation run is queued by now
+        fired = int(ha.state("counter.heated")["state"])
         torn = {"arousal": 0.55, "valence": -0.47}  # between angry and fearful: uncertain, yet agitated
         put({"emotion": "uncertain", "confidence": 0.38, "best": "fearful", **torn, "time": now, "seq": None})
         assert ha.wait(lambda: shows(torn)), ha.log()[-2000:]
+        assert ha.wait(lambda: int(ha.state("counter.heated")["state"]) == fired + 1), ha.log()[-2000:]
 
         def recorded(key: str) -> list[float]:
             return [float(s) for s in ha.history(axes[key], since) if s not in ("unavailable", "unknown")]
