@@ -79,3 +79,12 @@ def test_baved_levels_come_from_the_file_name_and_speaker_53_is_46(tmp_path):
         ("53-f-30-2-1-12.wav", "baved/46", 0.0),
         ("46-f-30-3-2-13.wav", "baved/46", 0.5),
     }
+
+
+def test_affect_without_a_base_cv_folder_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ser_training", "affect", str(tmp_path)], capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and "no cv.json" in r.stderr and "Traceback" not in r.stderr
