@@ -19,6 +19,7 @@ from ser_training.acoustics import active_power, room_bank
 from ser_training.corpora import EMOTIONS
 from ser_training.metrics import device_report, expected_calibration_error, format_reliability, reliability
 from ser_training.noise import NoisePool, key_rng, noise_split, synth_noise
+from ser_training.report import affect_table
 
 from .conftest import REPO, SAMPLES
 
@@ -246,3 +247,6 @@ def test_the_tables_say_how_well_published_arousal_and_valence_follow_the_truth(
     assert t["summary"]["clean_valence_ccc"] == pytest.approx(1.0)
     assert "arousal 1.00 (1.00), valence 1.00 (1.00); 1 clips unheard" in rb.format_tables(t)
     assert rb.compact(t | {"models": []})["affect"] == t["affect"]
+    page = affect_table(t["affect"])
+    assert "<td>clean</td><td>4</td><td>1</td><td>1.00 (1.00)</td><td>1.00 (1.00)</td>" in page
+    assert affect_table({}) == ""  # tables measured before arousal and valence were

@@ -390,7 +390,27 @@ def robustness_section(page: Page, bundle: Path, log: Callable[[str], None]) -> 
         + rooms + table(header, conditions)
         + "<h3>Corpora never trained on</h3>" + (table(header, corpora) if corpora else "<p>none measured</p>")
         + (f"<ul>{notes}</ul>" if notes else "") + "<h3>Share of answers per class</h3>" + shares
+        + affect_table(t.get("affect", {}))
     )  # fmt: skip
+
+
+def affect_table(found: dict) -> str:
+    """Arousal and valence as the daemon publishes them, per condition and corpus (empty for
+    tables measured before they were)."""
+    if not found:
+        return ""
+
+    def cell(r: dict, axis: str) -> str:
+        return f"{r[axis]['ccc']:.2f} ({r[axis]['pearson']:.2f})" if axis in r else "not rated"
+
+    rows = [(name, r[next(a for a in ("arousal", "valence") if a in r)]["n"], r.get("unheard", 0),
+             cell(r, "arousal"), cell(r, "valence")) for name, r in found.items() if r]  # fmt: skip
+    return (
+        "<h3>Arousal and valence</h3><p>What the events' <code>arousal</code> and <code>valence</code> "
+        "(the class probabilities weighting each class's place on the plane) agree with: the clip's class "
+        "place. Lin's concordance correlation, Pearson's r in brackets; unheard clips publish nothing.</p>"
+        + table(("condition or corpus", "clips", "unheard", "arousal CCC (r)", "valence CCC (r)"), rows)
+    )
 
 
 THRESHOLD_TITLE = "The threshold: what a published event is worth"
