@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import re
 import shlex
 from pathlib import Path
@@ -76,7 +77,8 @@ def test_every_sample_clip_has_its_true_label_in_its_name() -> None:
 def _event(emotion: str, confidence: float, t0: float, start: float, end: float) -> dict:
     from ser_edge.delivery.events import iso_utc
 
-    return {"emotion": emotion, "confidence": confidence, "start": iso_utc(t0 + start), "end": iso_utc(t0 + end)}
+    return {"emotion": emotion, "confidence": confidence, "start": iso_utc(t0 + start), "end": iso_utc(t0 + end),
+            "arousal": 0.5, "valence": -0.25}  # fmt: skip
 
 
 def test_events_are_put_beside_their_clips_true_labels() -> None:
@@ -97,10 +99,16 @@ def test_events_are_put_beside_their_clips_true_labels() -> None:
     assert demo.verdict(answers[spans[2][0]][0], spans[2][0]).endswith("WRONG")
     lines, right, labelled = demo.scoreboard(SAMPLES, answers)
     assert (right, labelled) == (6, 8)
-    assert lines[0].split()[:3] == ["clip", "true", "label"]
-    assert lines[3].split() == [SAMPLES[2].name, "happy", "angry", "0.80", "WRONG"]
+    assert lines[0].split() == ["clip", "true", "label", "answer", "confidence", "arousal", "valence"]
+    assert lines[3].split() == [SAMPLES[2].name, "happy", "angry", "0.80", "+0.50", "-0.25", "WRONG"]
     assert lines[6].split() == [SAMPLES[5].name, "fearful", "(no", "event)", "WRONG"]
-    assert lines[8].split() == [SAMPLES[7].name, "surprised", "surprised", "0.80", "right"]
+    assert lines[8].split() == [SAMPLES[7].name, "surprised", "surprised", "0.80", "+0.50", "-0.25", "right"]
+    # An event from a model without arousal and valence leaves the two columns blank.
+    del answers[SAMPLES[7]][0]["arousal"], answers[SAMPLES[7]][0]["valence"]
+    blank = demo.scoreboard(SAMPLES, answers)[0][8].split()
+    assert blank == [SAMPLES[7].name, "surprised", "surprised", "0.80", "right"]
+    event = json.dumps(answers[SAMPLES[0]][0] | {"seq": 1, "duration_s": 1.0})
+    assert "arousal +0.50 valence -0.25" in demo._show("ser/demo/event", event)
 
 
 def test_the_demo_config_keeps_the_replay_timing_the_scoreboard_assumes() -> None:

@@ -73,27 +73,30 @@ def verdict(event: dict, clip: Path | None) -> str:
 
 def scoreboard(clips: list[Path], answers: dict[Path, list[dict]]) -> tuple[list[str], int, int]:
     """One line per clip (its true label beside the daemon's answer), and right of labelled."""
-    lines = [f"   {'clip':<27} {'true label':<10} {'answer':<10} confidence"]
+    lines = [f"   {'clip':<27} {'true label':<10} {'answer':<10} {'confidence':<10} {'arousal':<7} {'valence':<7}"]
     right = labelled = 0
     for clip in clips:
         truth, events = true_label(clip), answers.get(clip, [])
         best = max(events, key=lambda e: e["confidence"], default=None)
         answer = best["emotion"] if best else "(no event)"
         confidence = f"{best['confidence']:.2f}" if best else ""
+        arousal, valence = (f"{best[k]:+.2f}" if best and k in best else "" for k in ("arousal", "valence"))
         mark = ""
         if truth is not None:
             labelled += 1
             right += answer == truth
             mark = "right" if answer == truth else "WRONG"
         more = f"  (+{len(events) - 1} more events)" if len(events) > 1 else ""
-        lines.append(f"   {clip.name:<27} {truth or '?':<10} {answer:<10} {confidence:<10} {mark}{more}")
+        lines.append(f"   {clip.name:<27} {truth or '?':<10} {answer:<10} {confidence:<10} {arousal:<7} {valence:<7} "
+                     f"{mark}{more}")  # fmt: skip
     return lines, right, labelled
 
 
 def _show(topic: str, payload: str, note: str = "") -> str:
     if topic.endswith("/event"):
         e = json.loads(payload)
-        return (f"event #{e['seq']}: {e['emotion']:<9} {e['confidence']:.2f}  "
+        affect = f"arousal {e['arousal']:+.2f} valence {e['valence']:+.2f}  " if "arousal" in e else ""
+        return (f"event #{e['seq']}: {e['emotion']:<9} {e['confidence']:.2f}  {affect}"
                 f"{e['start'][11:23]}-{e['end'][11:23]} UTC ({e['duration_s']:.1f} s)  {note}")  # fmt: skip
     if topic.endswith("/config"):
         return f"Home Assistant discovery ({len(payload)} bytes, retained)"
