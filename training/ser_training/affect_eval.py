@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_edge.recognition.affect import AXES as PUBLISHED_AXES
 from ser_edge.recognition.affect import PLACES, places
 
 from .corpora import EMOTIONS, Clip
@@ -25,7 +26,8 @@ from .corpora import EMOTIONS, Clip
 NORMAL_INTENSITY = 0.75
 """Arousal of RAVDESS's normal-intensity clips, as a share of the class's (strong) place."""
 
-AXES = ("arousal", "valence")
+AXES = tuple(key for key, *_ in PUBLISHED_AXES)
+"""The axes' keys, in the order the daemon publishes them (recognition.affect.AXES)."""
 
 
 def target(label: str, corpus: str, intensity: str | None) -> tuple[float, float]:

@@ -397,14 +397,16 @@ def robustness_section(page: Page, bundle: Path, log: Callable[[str], None]) -> 
 def affect_table(found: dict) -> str:
     """Arousal and valence as the daemon publishes them, per condition and corpus (empty for
     tables measured before they were)."""
+    from .affect_eval import AXES
+
     if not found:
         return ""
 
     def cell(r: dict, axis: str) -> str:
         return f"{r[axis]['ccc']:.2f} ({r[axis]['pearson']:.2f})" if axis in r else "not rated"
 
-    rows = [(name, r[next(a for a in ("arousal", "valence") if a in r)]["n"], r.get("unheard", 0),
-             cell(r, "arousal"), cell(r, "valence")) for name, r in found.items() if r]  # fmt: skip
+    rows = [(name, r[next(a for a in AXES if a in r)]["n"], r.get("unheard", 0),
+             *(cell(r, axis) for axis in AXES)) for name, r in found.items() if r]  # fmt: skip
     return (
         "<h3>Arousal and valence</h3><p>What the events' <code>arousal</code> and <code>valence</code> "
         "(the class probabilities weighting each class's place on the plane) agree with: the clip's class "

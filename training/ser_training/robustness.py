@@ -41,7 +41,7 @@ from ser_edge.recognition.model import load_model
 from ser_edge.settings import GateSettings
 
 from .acoustics import Room, active_power, noise_at_snr, reverberate, room_bank, scale_to, with_gain
-from .affect_eval import heard_affect, target
+from .affect_eval import AXES, heard_affect, target
 from .config import Config, DataConfig, expand, load_config, load_yaml_as
 from .corpora import EMOTIONS, check_audio, load_ravdess
 from .metrics import corpus_reports, device_report, format_reliability, reliability
@@ -310,7 +310,7 @@ def summary(t: dict, p: Protocol) -> dict:
         s[f"{corpus}_max_share"] = entry["8-way"]["max_share"]
     for name, r in t.get("affect", {}).items():
         if name == "clean" or name in t["corpora"]:
-            for axis in ("arousal", "valence"):
+            for axis in AXES:
                 if axis in r:
                     s[f"{name}_{axis}_ccc"] = r[axis]["ccc"]
     return s
@@ -405,7 +405,7 @@ def format_tables(t: dict) -> str:
 
 
 def _affect_cells(r: dict) -> str:
-    cells = [f"{axis} {r[axis]['ccc']:.2f} ({r[axis]['pearson']:.2f})" for axis in ("arousal", "valence") if axis in r]
+    cells = [f"{axis} {r[axis]['ccc']:.2f} ({r[axis]['pearson']:.2f})" for axis in AXES if axis in r]
     return ", ".join(cells) + (f"; {r['unheard']} clips unheard" if r.get("unheard") else "")
 
 
